@@ -1,0 +1,150 @@
+// The store: one OCI image layout per image name (`<store>/<image>/{oci-layout,index.json,blobs/sha256/…}`).
+// The builder writes it, the registry serves it and the site reads it, all through this module.
+// Writes are atomic: content goes to a hidden temp file, its digest is checked, then it is renamed
+// into place, and a tag is added to index.json only after everything it points to is there.
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { ANNOTATION, isDigest, MEDIA_TYPE, sha256Digest, type Descriptor } from './oci.ts';
+
+export const DEFAULT_STORE = '.depot/store';
+const LAYOUT_VERSION = JSON.stringify({ imageLayoutVersion: '1.0.0' });
+
+interface LayoutIndex {
+  schemaVersion: 2;
+  mediaType?: string;
+  manifests: Descriptor[];
+}
+
+export class ImageLayout {
+  /** `image` is the lower-cased image name; it may contain slashes. */
+  constructor(
+    readonly store: string,
+    readonly image: string,
+  ) {}
+
+  get dir(): string {
+    return path.join(this.store, ...this.image.split('/'));
+  }
+
+  blobPath(digest: string): string {
+    if (!isDigest(digest)) throw new Error(`not a sha256 digest: ${digest}`);
+    return path.join(this.dir, 'blobs', 'sha256', digest.slice('sha256:'.length));
+  }
+
+  // ---- reading ----
+
+  /** The descriptors in index.json (one per tag), or [] when the image has never been built. */
+  async tagged(): Promise<Descriptor[]> {
+    try {
+      const index = JSON.parse(await readFile(path.join(this.dir, 'index.json'), 'utf8')) as LayoutIndex;
+      return index.manifests ?? [];
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+  }
+
+  async tags(): Promise<string[]> {
+    return (await this.tagged()).map((d) => d.annotations?.[ANNOTATION.refName]).filter((t): t is string => !!t);
+  }
+
+  async resolveTag(tag: string): Promise<Descriptor | undefined> {
+    return (await this.tagged()).find((d) => d.annotations?.[ANNOTATION.refName] === tag);
+  }
+
+  /** Size of a blob, or undefined when the layout does not hold it. */
+  async blobSize(digest: string): Promise<number | undefined> {
+    try {
+      return (await stat(this.blobPath(digest))).size;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+
+  async readBlob(digest: string): Promise<Buffer> {
+    return readFile(this.blobPath(digest));
+  }
+
+  async readJson<T>(digest: string): Promise<T> {
+    return JSON.parse((await this.readBlob(digest)).toString('utf8')) as T;
+  }
+
+  // ---- writing ----
+
+  private async prepare(): Promise<string> {
+    const blobs = path.join(this.dir, 'blobs', 'sha256');
+    await mkdir(blobs, { recursive: true });
+    await writeAtomic(path.join(this.dir, 'oci-layout'), LAYOUT_VERSION);
+    return blobs;
+  }
+
+  /** A hidden temp path inside the blob folder (same file system, so the final rename is atomic). */
+  async tempBlobPath(): Promise<string> {
+    const blobs = await this.prepare();
+    return path.join(blobs, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+  }
+
+  /** Move a finished temp file into place after checking that its content has `digest`. */
+  async commitBlob(tempPath: string, digest: string): Promise<void> {
+    const actual = await fileDigest(tempPath);
+    if (actual !== digest) {
+      await rm(tempPath, { force: true });
+      throw new Error(`blob written as ${digest} has digest ${actual}`);
+    }
+    await rename(tempPath, this.blobPath(digest));
+  }
+
+  async writeBlob(bytes: Buffer): Promise<string> {
+    const digest = sha256Digest(bytes);
+    if ((await this.blobSize(digest)) === bytes.length) return digest;
+    const temp = await this.tempBlobPath();
+    await writeFile(temp, bytes);
+    await this.commitBlob(temp, digest);
+    return digest;
+  }
+
+  /** Point `tag` at `descriptor`, keeping every other tag. Call only once its blobs are all written. */
+  async setTag(tag: string, descriptor: Descriptor): Promise<void> {
+    await this.prepare();
+    const others = (await this.tagged()).filter((d) => d.annotations?.[ANNOTATION.refName] !== tag);
+    const tagged = { ...descriptor, annotations: { ...descriptor.annotations, [ANNOTATION.refName]: tag } };
+    const index: LayoutIndex = { schemaVersion: 2, mediaType: MEDIA_TYPE.index, manifests: [...others, tagged] };
+    await writeAtomic(path.join(this.dir, 'index.json'), JSON.stringify(index, null, 2) + '\n');
+  }
+}
+
+async function writeAtomic(file: string, content: string): Promise<void> {
+  const temp = `${file}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+  await writeFile(temp, content);
+  await rename(temp, file);
+}
+
+export async function fileDigest(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(file), hash);
+  return `sha256:${hash.digest('hex')}`;
+}
+
+/** Every image name in the store (folders holding an index.json), sorted. */
+export async function listImages(store: string): Promise<string[]> {
+  const images: string[] = [];
+  async function walk(dir: string, prefix: string[]): Promise<void> {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw error;
+    }
+    if (entries.some((e) => e.isFile() && e.name === 'index.json')) images.push(prefix.join('/'));
+    for (const entry of entries) {
+      if (entry.isDirectory() && entry.name !== 'blobs') await walk(path.join(dir, entry.name), [...prefix, entry.name]);
+    }
+  }
+  await walk(store, []);
+  return images.sort();
+}
