@@ -4,12 +4,14 @@
 // into place, and a tag is added to index.json only after everything it points to is there.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ANNOTATION, isDigest, MEDIA_TYPE, sha256Digest, type Descriptor } from './oci.ts';
 
 export const DEFAULT_STORE = '.depot/store';
+/** Temp files live here, under the store; names starting with '.' are never images. */
+const TEMP_DIR = '.tmp';
 const LAYOUT_VERSION = JSON.stringify({ imageLayoutVersion: '1.0.0' });
 
 interface LayoutIndex {
@@ -82,19 +84,22 @@ export class ImageLayout {
     return blobs;
   }
 
-  /** A hidden temp path inside the blob folder (same file system, so the final rename is atomic). */
+  /**
+   * A fresh path in the store's hidden temp folder: on the store's file system, so the final
+   * rename is atomic, and outside every layout, so a failed write leaves no trace in an image.
+   */
   async tempBlobPath(): Promise<string> {
-    const blobs = await this.prepare();
-    return path.join(blobs, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+    const temp = path.join(this.store, TEMP_DIR);
+    await mkdir(temp, { recursive: true });
+    return path.join(temp, `${process.pid}-${randomBytes(6).toString('hex')}`);
   }
 
-  /** Move a finished temp file into place after checking that its content has `digest`. */
+  /**
+   * Move a finished temp file into place. `digest` must have been computed over exactly the
+   * bytes written to it (the writer hashes as it writes, so the blob is not read twice).
+   */
   async commitBlob(tempPath: string, digest: string): Promise<void> {
-    const actual = await fileDigest(tempPath);
-    if (actual !== digest) {
-      await rm(tempPath, { force: true });
-      throw new Error(`blob written as ${digest} has digest ${actual}`);
-    }
+    await this.prepare();
     await rename(tempPath, this.blobPath(digest));
   }
 
@@ -102,7 +107,7 @@ export class ImageLayout {
     const digest = sha256Digest(bytes);
     if ((await this.blobSize(digest)) === bytes.length) return digest;
     const temp = await this.tempBlobPath();
-    await writeFile(temp, bytes);
+    await writeFile(temp, bytes, { flush: true });
     await this.commitBlob(temp, digest);
     return digest;
   }
@@ -119,7 +124,7 @@ export class ImageLayout {
 
 async function writeAtomic(file: string, content: string): Promise<void> {
   const temp = `${file}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
-  await writeFile(temp, content);
+  await writeFile(temp, content, { flush: true });
   await rename(temp, file);
 }
 
@@ -142,7 +147,7 @@ export async function listImages(store: string): Promise<string[]> {
     }
     if (entries.some((e) => e.isFile() && e.name === 'index.json')) images.push(prefix.join('/'));
     for (const entry of entries) {
-      if (entry.isDirectory() && entry.name !== 'blobs') await walk(path.join(dir, entry.name), [...prefix, entry.name]);
+      if (entry.isDirectory() && entry.name !== 'blobs' && !entry.name.startsWith('.')) await walk(path.join(dir, entry.name), [...prefix, entry.name]);
     }
   }
   await walk(store, []);

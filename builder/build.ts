@@ -1,0 +1,122 @@
+// Build one image into the store: source -> eStargz layer -> configs, manifests, index -> tag.
+// Nothing becomes visible until it is complete: the layer streams into a temp file and is renamed
+// into the layout once written, and the tag is the very last write.
+import { open, rm } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { imageName, nameProblem, shaProblem, tagProblem } from '../models/catalog.ts';
+import { NO_PREFETCH_LANDMARK, TOC_TAR_NAME } from './estargz.ts';
+import { assembleImage } from './image.ts';
+import { writeLayer } from './layer.ts';
+import { ImageLayout } from './layout.ts';
+import { SourceError, type ModelSource, type SourceFile } from './source.ts';
+
+export class BuildError extends Error {}
+
+export interface BuildOptions {
+  /** The Hugging Face repository id. */
+  name: string;
+  source: ModelSource;
+  store: string;
+  tag: string;
+  sha?: string;
+  /** SOURCE_DATE_EPOCH, in seconds. */
+  epoch?: number;
+  chunkSize?: number;
+  level?: number;
+  /** Called with the bytes of input read so far and the total. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface BuildResult {
+  image: string;
+  tag: string;
+  indexDigest: string;
+  layerDigest: string;
+  compressedSize: number;
+  uncompressedSize: number;
+  files: number;
+  inputBytes: number;
+  seconds: number;
+}
+
+const RESERVED = new Set([NO_PREFETCH_LANDMARK, TOC_TAR_NAME]);
+
+export function validateBuildInput(name: string, tag: string, sha?: string): void {
+  const problem = nameProblem(name) ?? tagProblem(tag) ?? (sha === undefined ? undefined : shaProblem(sha));
+  if (problem) throw new BuildError(problem);
+}
+
+export async function buildImage(options: BuildOptions): Promise<BuildResult> {
+  const started = performance.now();
+  validateBuildInput(options.name, options.tag, options.sha);
+  const epoch = options.epoch ?? 0;
+  const layout = new ImageLayout(options.store, imageName(options.name));
+  const source = withProgress(options.source, options.onProgress);
+
+  const temp = await layout.tempBlobPath();
+  const handle = await open(temp, 'wx');
+  let layer;
+  try {
+    layer = await writeLayer(source, { write: (bytes) => writeAll(handle, bytes) }, {
+      mtime: epoch,
+      chunkSize: options.chunkSize,
+      level: options.level,
+      concurrency: availableParallelism() + 1,
+    });
+    await handle.sync();
+  } catch (error) {
+    await handle.close();
+    await rm(temp, { force: true });
+    if (error instanceof SourceError) throw new BuildError(error.message);
+    throw error;
+  }
+  await handle.close();
+  await layout.commitBlob(temp, layer.digest);
+
+  const image = assembleImage(layer, { name: options.name, sha: options.sha, created: epoch });
+  for (const blob of image.blobs) await layout.writeBlob(blob);
+  await layout.setTag(options.tag, image.index);
+
+  return {
+    image: layout.image,
+    tag: options.tag,
+    indexDigest: image.index.digest,
+    layerDigest: layer.digest,
+    compressedSize: layer.size,
+    uncompressedSize: layer.uncompressedSize,
+    files: layer.files,
+    inputBytes: source.total,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+async function writeAll(handle: import('node:fs/promises').FileHandle, bytes: Buffer): Promise<void> {
+  for (let offset = 0; offset < bytes.length; ) {
+    const { bytesWritten } = await handle.write(bytes, offset, bytes.length - offset);
+    offset += bytesWritten;
+  }
+}
+
+/** Wraps a source to check reserved names and to count bytes as the layer writer reads them. */
+function withProgress(source: ModelSource, onProgress?: (done: number, total: number) => void): ModelSource & { total: number } {
+  let done = 0;
+  const wrapped = {
+    total: 0,
+    async list(): Promise<SourceFile[]> {
+      const files = await source.list();
+      const reserved = files.find((f) => RESERVED.has(f.path));
+      if (reserved) throw new SourceError(`${reserved.path} is reserved by the eStargz format and cannot be part of a model`);
+      wrapped.total = files.reduce((sum, f) => sum + f.size, 0);
+      onProgress?.(0, wrapped.total);
+      return files;
+    },
+    async *chunks(file: SourceFile, chunkSize: number): AsyncIterable<Buffer> {
+      for await (const chunk of source.chunks(file, chunkSize)) {
+        done += chunk.length;
+        onProgress?.(done, wrapped.total);
+        yield chunk;
+      }
+    },
+  };
+  return wrapped;
+}

@@ -1,0 +1,228 @@
+// A streaming eStargz writer, laid out exactly as github.com/containerd/stargz-snapshotter/estargz
+// writes and reads it: the tar stream cut into gzip members so that every chunk of every regular
+// file starts a member of its own (headers and tar padding ride in the member before or after),
+// then one member holding the TOC `stargz.index.json` (plus the tar trailer), then the 51-byte footer.
+// Members are compressed in parallel on the zlib thread pool and written strictly in order.
+import { createHash, type Hash } from 'node:crypto';
+import { promisify } from 'node:util';
+import { gzip as gzipCallback } from 'node:zlib';
+import { padding, tarHeader, tarTrailer, type TarEntry } from './tar.ts';
+
+const gzip = promisify(gzipCallback);
+
+export const TOC_TAR_NAME = 'stargz.index.json';
+export const NO_PREFETCH_LANDMARK = '.no.prefetch.landmark';
+export const DEFAULT_CHUNK_SIZE = 4 << 20;
+export const FOOTER_SIZE = 51;
+
+export interface TocEntry {
+  name: string;
+  type: 'dir' | 'reg' | 'chunk';
+  size?: number;
+  modtime?: string;
+  mode?: number;
+  offset?: number;
+  chunkOffset?: number;
+  chunkSize?: number;
+  digest?: string;
+  chunkDigest?: string;
+}
+
+export interface Toc {
+  version: 1;
+  entries: TocEntry[];
+}
+
+/** Where compressed bytes go, in order. The writer waits for each write before the next. */
+export interface ByteSink {
+  write(bytes: Buffer): Promise<void>;
+}
+
+export interface LayerResult {
+  /** Digest and size of the compressed blob. */
+  digest: string;
+  size: number;
+  /** Digest and size of the uncompressed tar stream (the config's diff_id). */
+  diffId: string;
+  uncompressedSize: number;
+  /** Digest of the TOC JSON (the `containerd.io/snapshot/stargz/toc.digest` annotation). */
+  tocDigest: string;
+  toc: Toc;
+}
+
+export interface EStargzOptions {
+  chunkSize?: number;
+  level?: number;
+  /** Members being compressed at once; enough to keep every core busy while one is written. */
+  concurrency?: number;
+}
+
+interface PendingMember {
+  compressed: Promise<Buffer>;
+  /** TOC entries whose `offset` is where this member starts. */
+  startsAt: TocEntry[];
+}
+
+export class EStargzWriter {
+  readonly chunkSize: number;
+  private readonly level: number;
+  private readonly concurrency: number;
+  private readonly entries: TocEntry[] = [];
+  private readonly diffHash = createHash('sha256');
+  private readonly blobHash = createHash('sha256');
+  private uncompressedSize = 0;
+  private compressedSize = 0;
+  private readonly inFlight: PendingMember[] = [];
+  /** The member being filled: uncompressed parts and the entries that start it. */
+  private open: { parts: Buffer[]; startsAt: TocEntry[] } = { parts: [], startsAt: [] };
+
+  constructor(
+    private readonly sink: ByteSink,
+    options: EStargzOptions = {},
+  ) {
+    this.chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
+    this.level = options.level ?? 6;
+    this.concurrency = Math.max(1, options.concurrency ?? 3);
+  }
+
+  async addDirectory(entry: TarEntry): Promise<void> {
+    this.append(tarHeader(entry));
+    this.entries.push({ name: entry.name, type: 'dir', modtime: modtime(entry.mtime), mode: entry.mode });
+  }
+
+  /**
+   * Add a regular file. `chunks` must yield the content as buffers of exactly `chunkSize` bytes
+   * (the last one shorter) adding up to `entry.size`; each starts a gzip member.
+   */
+  async addFile(entry: TarEntry, chunks: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<void> {
+    this.append(tarHeader(entry));
+    const fileEntry: TocEntry = { name: entry.name, type: 'reg', size: entry.size, modtime: modtime(entry.mtime), mode: entry.mode };
+    this.entries.push(fileEntry);
+    const fileHash = createHash('sha256');
+    let written = 0;
+    let tocEntry = fileEntry;
+    for await (const chunk of chunks) {
+      const expected = Math.min(this.chunkSize, entry.size - written);
+      if (chunk.length !== expected) throw new Error(`${entry.name}: got a chunk of ${chunk.length} bytes at offset ${written}, expected ${expected}`);
+      if (tocEntry !== fileEntry) this.entries.push(tocEntry);
+      if (chunk.length === this.chunkSize) tocEntry.chunkSize = chunk.length;
+      tocEntry.chunkOffset = written || undefined;
+      tocEntry.chunkDigest = digestOf(createHash('sha256').update(chunk));
+      fileHash.update(chunk);
+      await this.startMember(tocEntry);
+      this.append(chunk);
+      written += chunk.length;
+      tocEntry = { name: entry.name, type: 'chunk' };
+    }
+    if (written !== entry.size) throw new Error(`${entry.name}: read ${written} bytes, expected ${entry.size} (did it change during the build?)`);
+    fileEntry.digest = digestOf(fileHash);
+    this.append(Buffer.alloc(padding(entry.size)));
+  }
+
+  /** Write the TOC and the footer; resolves once every byte is handed to the sink. */
+  async finish(): Promise<LayerResult> {
+    await this.closeMember();
+    while (this.inFlight.length > 0) await this.writeOldest();
+
+    const toc: Toc = { version: 1, entries: this.entries };
+    const tocJson = Buffer.from(JSON.stringify(toc));
+    const tocOffset = this.compressedSize;
+    const tocTar = Buffer.concat([
+      tarHeader({ name: TOC_TAR_NAME, type: 'file', size: tocJson.length, mode: 0o644, mtime: 0 }),
+      tocJson,
+      Buffer.alloc(padding(tocJson.length)),
+      tarTrailer(),
+    ]);
+    this.hashUncompressed(tocTar);
+    await this.emit(await gzip(tocTar, { level: this.level }));
+    await this.emit(footer(tocOffset));
+    return {
+      digest: digestOf(this.blobHash),
+      size: this.compressedSize,
+      diffId: digestOf(this.diffHash),
+      uncompressedSize: this.uncompressedSize,
+      tocDigest: digestOf(createHash('sha256').update(tocJson)),
+      toc,
+    };
+  }
+
+  private append(bytes: Buffer): void {
+    if (bytes.length > 0) this.open.parts.push(bytes);
+  }
+
+  /** Close the open member and start a new one that begins at `entry`'s data. */
+  private async startMember(entry: TocEntry): Promise<void> {
+    await this.closeMember();
+    this.open.startsAt.push(entry);
+  }
+
+  private async closeMember(): Promise<void> {
+    const { parts, startsAt } = this.open;
+    this.open = { parts: [], startsAt: [] };
+    if (parts.length === 0) return;
+    const bytes = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    this.hashUncompressed(bytes);
+    this.inFlight.push({ compressed: gzip(bytes, { level: this.level }), startsAt });
+    if (this.inFlight.length >= this.concurrency) await this.writeOldest();
+  }
+
+  private async writeOldest(): Promise<void> {
+    const member = this.inFlight.shift()!;
+    const compressed = await member.compressed;
+    for (const entry of member.startsAt) entry.offset = this.compressedSize;
+    await this.emit(compressed);
+  }
+
+  private hashUncompressed(bytes: Buffer): void {
+    this.diffHash.update(bytes);
+    this.uncompressedSize += bytes.length;
+  }
+
+  private async emit(bytes: Buffer): Promise<void> {
+    this.blobHash.update(bytes);
+    this.compressedSize += bytes.length;
+    await this.sink.write(bytes);
+  }
+}
+
+function digestOf(hash: Hash): string {
+  return `sha256:${hash.digest('hex')}`;
+}
+
+// As the reference writer: RFC 3339 in UTC, and nothing for the epoch itself.
+function modtime(seconds: number): string | undefined {
+  return seconds === 0 ? undefined : new Date(seconds * 1000).toISOString().replace('.000Z', 'Z');
+}
+
+/**
+ * The eStargz footer: an empty gzip member whose extra field says where the TOC member starts
+ * ("SG" subfield, "%016xSTARGZ"). Stored (not deflated), so it is always 51 bytes.
+ */
+export function footer(tocOffset: number): Buffer {
+  const subfield = Buffer.from(`${tocOffset.toString(16).padStart(16, '0')}STARGZ`, 'ascii');
+  const extra = Buffer.concat([Buffer.from('SG', 'ascii'), u16(subfield.length), subfield]);
+  const bytes = Buffer.concat([
+    Buffer.from([0x1f, 0x8b, 0x08, 0x04, 0, 0, 0, 0, 0, 0xff]), // magic, deflate, FEXTRA, mtime 0, xfl 0, OS unknown
+    u16(extra.length),
+    extra,
+    Buffer.from([0x01, 0x00, 0x00, 0xff, 0xff]), // one final stored block of length 0
+    Buffer.alloc(8), // CRC-32 and size of nothing
+  ]);
+  if (bytes.length !== FOOTER_SIZE) throw new Error(`footer is ${bytes.length} bytes`);
+  return bytes;
+}
+
+function u16(value: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeUInt16LE(value);
+  return b;
+}
+
+/** The TOC offset a footer points at, or undefined when the bytes are not an eStargz footer. */
+export function parseFooter(bytes: Buffer): number | undefined {
+  if (bytes.length !== FOOTER_SIZE || bytes[0] !== 0x1f || bytes[1] !== 0x8b || !(bytes[3] & 0x04)) return undefined;
+  const text = bytes.subarray(16, 16 + 22).toString('ascii');
+  if (bytes.toString('ascii', 12, 14) !== 'SG' || !text.endsWith('STARGZ')) return undefined;
+  const offset = Number.parseInt(text.slice(0, 16), 16);
+  return Number.isSafeInteger(offset) ? offset : undefined;
+}

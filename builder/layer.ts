@@ -1,0 +1,47 @@
+// One model's files as one reproducible eStargz layer: the landmark first (as estargz.Build
+// does when nothing is prioritised), then every folder and file sorted by path, owned by 0:0,
+// mode 0755/0644 and mtime SOURCE_DATE_EPOCH, whatever they were on disk.
+import { EStargzWriter, NO_PREFETCH_LANDMARK, type ByteSink, type EStargzOptions, type LayerResult } from './estargz.ts';
+import type { ModelSource, SourceFile } from './source.ts';
+
+const LANDMARK_CONTENT = Buffer.from([0x0f]);
+const DIR_MODE = 0o755;
+const FILE_MODE = 0o644;
+
+export interface LayerOptions extends EStargzOptions {
+  /** SOURCE_DATE_EPOCH, in seconds. */
+  mtime?: number;
+}
+
+type Item = { name: string; file?: SourceFile };
+
+/** Folders (with a trailing '/') and files in archive order: sorted by the bytes of their names. */
+export function archiveOrder(files: SourceFile[]): Item[] {
+  const items = new Map<string, Item>();
+  for (const file of files) {
+    const parts = file.path.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      const dir = `${parts.slice(0, i).join('/')}/`;
+      if (!items.has(dir)) items.set(dir, { name: dir });
+    }
+    items.set(file.path, { name: file.path, file });
+  }
+  return [...items.values()].sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
+}
+
+export async function writeLayer(source: ModelSource, sink: ByteSink, options: LayerOptions = {}): Promise<LayerResult & { files: number }> {
+  const mtime = options.mtime ?? 0;
+  const writer = new EStargzWriter(sink, options);
+  const chunkSize = writer.chunkSize;
+  const files = await source.list();
+  await writer.addFile({ name: NO_PREFETCH_LANDMARK, type: 'file', size: 1, mode: FILE_MODE, mtime }, [LANDMARK_CONTENT]);
+  for (const item of archiveOrder(files)) {
+    if (item.file) {
+      const entry = { name: item.name, type: 'file' as const, size: item.file.size, mode: FILE_MODE, mtime };
+      await writer.addFile(entry, source.chunks(item.file, chunkSize));
+    } else {
+      await writer.addDirectory({ name: item.name, type: 'dir', size: 0, mode: DIR_MODE, mtime });
+    }
+  }
+  return { ...(await writer.finish()), files: files.length };
+}

@@ -1,0 +1,80 @@
+// Sources of a model's files. A source lists files (sorted, with sizes) and reads each one
+// once, in chunks of exactly the layer's chunk size, so the layer writer never re-buffers.
+import { open, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+
+export interface SourceFile {
+  /** '/'-separated path relative to the model root. */
+  path: string;
+  size: number;
+}
+
+export interface ModelSource {
+  /** Every regular file, in any order. */
+  list(): Promise<SourceFile[]>;
+  /** The file's content in buffers of exactly `chunkSize` bytes (the last one shorter). */
+  chunks(file: SourceFile, chunkSize: number): AsyncIterable<Buffer>;
+}
+
+/** Files that are repository plumbing, not part of the model. */
+export function isExcluded(relativePath: string): boolean {
+  const parts = relativePath.split('/');
+  return parts.includes('.git') || parts[parts.length - 1] === '.gitattributes';
+}
+
+export class SourceError extends Error {}
+
+/** A local folder. Symbolic links are followed (a Hugging Face cache snapshot is made of them). */
+export class FolderSource implements ModelSource {
+  constructor(readonly root: string) {}
+
+  async list(): Promise<SourceFile[]> {
+    const rootStat = await stat(this.root).catch(() => undefined);
+    if (!rootStat?.isDirectory()) throw new SourceError(`${this.root} is not a folder`);
+    const files: SourceFile[] = [];
+    const walk = async (dir: string, prefix: string): Promise<void> => {
+      let names: string[];
+      try {
+        names = await readdir(dir);
+      } catch (error) {
+        throw new SourceError(`cannot read folder ${dir}: ${(error as NodeJS.ErrnoException).code}`);
+      }
+      for (const name of names) {
+        const relative = prefix ? `${prefix}/${name}` : name;
+        if (isExcluded(relative)) continue;
+        const full = path.join(dir, name);
+        const info = await stat(full).catch((error: NodeJS.ErrnoException) => {
+          throw new SourceError(`cannot read ${full}: ${error.code === 'ENOENT' ? 'broken symbolic link' : error.code}`);
+        });
+        if (info.isDirectory()) await walk(full, relative);
+        else if (info.isFile()) files.push({ path: relative, size: info.size });
+        else throw new SourceError(`${full} is neither a file nor a folder`);
+      }
+    };
+    await walk(this.root, '');
+    return files;
+  }
+
+  async *chunks(file: SourceFile, chunkSize: number): AsyncIterable<Buffer> {
+    const full = path.join(this.root, ...file.path.split('/'));
+    const handle = await open(full, 'r').catch((error: NodeJS.ErrnoException) => {
+      throw new SourceError(`cannot read ${full}: ${error.code}`);
+    });
+    try {
+      for (let position = 0; position < file.size; ) {
+        const length = Math.min(chunkSize, file.size - position);
+        const buffer = Buffer.allocUnsafe(length);
+        let filled = 0;
+        while (filled < length) {
+          const { bytesRead } = await handle.read(buffer, filled, length - filled, position + filled);
+          if (bytesRead === 0) throw new SourceError(`${full} became shorter while it was read`);
+          filled += bytesRead;
+        }
+        position += length;
+        yield buffer;
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+}

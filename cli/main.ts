@@ -1,0 +1,43 @@
+// depot-ai: one entry point, one small module per command. Bad input ends in one clear line
+// and a non-zero exit, never a stack trace (set DEPOT_DEBUG=1 to see one).
+import { CatalogError } from '../models/catalog.ts';
+import { BuildError } from '../builder/build.ts';
+import { UsageError } from './args.ts';
+
+const USAGE = `Usage: depot-ai <command>
+
+  models check [FILE]          validate the catalog (default models/models.yaml)
+  build NAME --from DIR        build image NAME from a local folder into the store
+        [--store DIR] [--tag TAG] [--sha SHA]
+`;
+
+type Command = (args: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  models: async () => (await import('./models.ts')).modelsCommand,
+  build: async () => (await import('./build.ts')).buildCommand,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(USAGE);
+    return name ? 0 : 2;
+  }
+  const load = COMMANDS[name];
+  if (!load) return fail(`unknown command "${name}"\n${USAGE}`, 2);
+  try {
+    return await (await load())(rest);
+  } catch (error) {
+    if (process.env.DEPOT_DEBUG) console.error(error);
+    if (error instanceof UsageError) return fail(error.message, 2);
+    if (error instanceof CatalogError || error instanceof BuildError) return fail(error.message, 1);
+    const code = (error as NodeJS.ErrnoException).code;
+    return fail(code === 'ENOSPC' ? 'the disk is full' : String((error as Error).message ?? error), 1);
+  }
+}
+
+function fail(message: string, code: number): number {
+  process.stderr.write(`depot-ai: ${message}\n`);
+  return code;
+}
