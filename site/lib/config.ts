@@ -1,0 +1,25 @@
+// Build-time settings for the website, all from the environment so a self-hosted copy shows its own host.
+import { DEFAULT_CATALOG } from '../../models/catalog.ts';
+
+export interface SiteConfig {
+  /** Registry host used in every snippet (`depot.ai`). */
+  registryHost: string;
+  /** Public URL of the site, for canonical URLs and the sitemap. */
+  siteUrl: string;
+  /** The catalog file. */
+  catalog: string;
+  /** The image store (one OCI image layout per image) read for digests, sizes and file lists. */
+  store: string;
+  /** Where the built site is written. */
+  outDir: string;
+}
+
+export function siteConfig(env: NodeJS.ProcessEnv = process.env): SiteConfig {
+  return {
+    registryHost: env.DEPOT_REGISTRY_HOST || 'depot.ai',
+    siteUrl: env.DEPOT_SITE_URL || 'https://depot.ai',
+    catalog: env.DEPOT_CATALOG || DEFAULT_CATALOG,
+    store: env.DEPOT_STORE || '.depot/store',
+    outDir: env.DEPOT_SITE_OUT_DIR || 'dist',
+  };
+}

@@ -1,0 +1,41 @@
+// The catalog as the site sees it: loaded once per build, grouped into one page per image name.
+import { loadCatalog, type ModelEntry } from '../../models/catalog.ts';
+import { siteConfig } from './config.ts';
+import { readImageInfo, type ImageInfo } from './image-info.ts';
+
+export interface ModelPage {
+  /** The Hugging Face name as first written in the catalog; the page lives at `/<name>`. */
+  name: string;
+  image: string;
+  /** One entry per tag of this image, in catalog order. */
+  entries: ModelEntry[];
+}
+
+export interface BuiltEntry {
+  entry: ModelEntry;
+  info: ImageInfo | undefined;
+}
+
+let catalog: Promise<ModelEntry[]> | undefined;
+
+/** Every catalog entry, in catalog order (throws CatalogError for a broken catalog). */
+export function catalogEntries(): Promise<ModelEntry[]> {
+  catalog ??= loadCatalog(siteConfig().catalog);
+  return catalog;
+}
+
+export async function modelPages(): Promise<ModelPage[]> {
+  const pages = new Map<string, ModelPage>();
+  for (const entry of await catalogEntries()) {
+    const page = pages.get(entry.image);
+    if (page) page.entries.push(entry);
+    else pages.set(entry.image, { name: entry.name, image: entry.image, entries: [entry] });
+  }
+  return [...pages.values()];
+}
+
+/** The store's data for each entry of a page (undefined where the image is not built). */
+export async function builtEntries(page: ModelPage): Promise<BuiltEntry[]> {
+  const { store } = siteConfig();
+  return Promise.all(page.entries.map(async (entry) => ({ entry, info: await readImageInfo(store, entry.image, entry.tag) })));
+}

@@ -1,0 +1,48 @@
+// The Dockerfile lines and references the site shows and copies. One place, so the homepage,
+// the model pages and the tests agree byte for byte.
+
+/** `depot.ai/<image>:<tag>` */
+export function imageRef(host: string, image: string, tag: string): string {
+  return `${host}/${image}:${tag}`;
+}
+
+/** `depot.ai/<image>@sha256:…` */
+export function pinnedRef(host: string, image: string, digest: string): string {
+  return `${host}/${image}@${digest}`;
+}
+
+/** `COPY --link --from=<ref> / .` — the whole repository. */
+export function copyAll(ref: string): string {
+  return `COPY --link --from=${ref} / .`;
+}
+
+/** `COPY --link --from=<ref> /<path> .` — one file; the JSON form when the path needs quoting. */
+export function copyFile(ref: string, path: string): string {
+  const source = '/' + path.replace(/^\/+/, '');
+  if (/[\s"'\\$]/.test(source)) return `COPY --link --from=${ref} ${JSON.stringify([source, '.'])}`;
+  return `COPY --link --from=${ref} ${source} .`;
+}
+
+/** The Hugging Face tree of a model at its pinned revision. */
+export function sourceUrl(name: string, sha: string): string {
+  return `https://huggingface.co/${name}/tree/${sha}`;
+}
+
+/** The site path of a model's page: its Hugging Face name as written. */
+export function modelPath(name: string): string {
+  return `/${name}`;
+}
+
+const UNITS = ['B', 'KB', 'MB', 'GB', 'TB'];
+
+/** Human-readable size in powers of 1000 (`1.2 GB`). */
+export function formatBytes(bytes: number): string {
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < UNITS.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  const digits = unit === 0 || value >= 100 ? 0 : value >= 10 ? 1 : 2;
+  return `${value.toFixed(digits)} ${UNITS[unit]}`;
+}
