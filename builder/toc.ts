@@ -1,0 +1,52 @@
+// Reading an eStargz TOC from the end of a layer: the footer says where the TOC member starts,
+// and that member is a one-entry tar holding stargz.index.json. Works over any random-access
+// reader, so the same code reads a layer on disk and one behind HTTP Range requests.
+import { createHash } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
+import { FOOTER_SIZE, parseFooter, TOC_TAR_NAME, type Toc } from './estargz.ts';
+
+export type ReadAt = (offset: number, length: number) => Promise<Buffer>;
+
+export interface LayerToc {
+  toc: Toc;
+  tocDigest: string;
+  tocOffset: number;
+}
+
+/** The TOC of an eStargz layer of `size` bytes, or undefined when the layer is not eStargz. */
+export async function readToc(readAt: ReadAt, size: number): Promise<LayerToc | undefined> {
+  if (size < FOOTER_SIZE) return undefined;
+  const tocOffset = parseFooter(await readAt(size - FOOTER_SIZE, FOOTER_SIZE));
+  if (tocOffset === undefined || tocOffset >= size - FOOTER_SIZE) return undefined;
+  const tar = gunzipSync(await readAt(tocOffset, size - FOOTER_SIZE - tocOffset));
+  const name = tar.subarray(0, 100).toString('utf8').replace(/\0.*$/s, '');
+  if (name !== TOC_TAR_NAME) return undefined;
+  const length = Number.parseInt(tar.subarray(124, 136).toString('ascii').replace(/\0.*$/s, '').trim(), 8);
+  const json = tar.subarray(512, 512 + length);
+  return {
+    toc: JSON.parse(json.toString('utf8')) as Toc,
+    tocDigest: `sha256:${createHash('sha256').update(json).digest('hex')}`,
+    tocOffset,
+  };
+}
+
+/** A ReadAt over a local file. */
+export async function fileReadAt(file: string): Promise<{ readAt: ReadAt; size: number; close(): Promise<void> }> {
+  const { open } = await import('node:fs/promises');
+  const handle = await open(file, 'r');
+  const { size } = await handle.stat();
+  return {
+    size,
+    readAt: async (offset, length) => {
+      const buffer = Buffer.alloc(length);
+      let filled = 0;
+      while (filled < length) {
+        const { bytesRead } = await handle.read(buffer, filled, length - filled, offset + filled);
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+      }
+      return buffer.subarray(0, filled);
+    },
+    close: () => handle.close(),
+  };
+}
