@@ -1,0 +1,282 @@
+// The read-only OCI Distribution API (pull side) as a Hono app over a RegistryStore.
+// Nothing here is Node-specific: the same app can run on an edge runtime with another store.
+import { Hono, type Context } from 'hono';
+import {
+  blobUnknown,
+  digestInvalid,
+  errorBody,
+  manifestUnknown,
+  nameInvalid,
+  nameUnknown,
+  notFound,
+  paginationInvalid,
+  rangeInvalid,
+  RegistryError,
+  unsupported,
+} from './errors.ts';
+import { isSha256Digest, normalizeName, parseReference, type Reference } from './names.ts';
+import { parseRange } from './range.ts';
+import type { BlobBody, BlobStat, ManifestRecord, RegistryStore } from './store.ts';
+
+export const API_VERSION_HEADER = 'Docker-Distribution-API-Version';
+export const API_VERSION = 'registry/2.0';
+const IMMUTABLE = 'public, max-age=31536000, immutable';
+const MUTABLE = 'no-cache';
+const INDEX_TYPES = new Set([
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+]);
+const MAX_PAGE = 10_000;
+
+/** The pull-through side (registry/upstream.ts): consulted only when the store misses. */
+export interface PullThrough {
+  /** Fetch a manifest by tag or digest from upstream and cache it; undefined when upstream does not know it. */
+  manifest(name: string, reference: Reference): Promise<ManifestRecord | undefined>;
+  /** Serve a blob the store does not hold (streamed, verified, then cached); undefined when upstream does not know it. */
+  blob(name: string, digest: string, request: BlobRequest): Promise<Response | undefined>;
+  tags(name: string): Promise<string[] | undefined>;
+}
+
+export interface BlobRequest {
+  head: boolean;
+  range: string | undefined;
+}
+
+export interface AppOptions {
+  store: RegistryStore;
+  upstream?: PullThrough;
+}
+
+type Headers = Record<string, string>;
+
+function baseHeaders(extra: Headers): Headers {
+  return { [API_VERSION_HEADER]: API_VERSION, ...extra };
+}
+
+export function errorResponse(error: RegistryError, head = false): Response {
+  const body = errorBody(error.code, error.message, error.detail);
+  return new Response(head ? null : body, {
+    status: error.status,
+    headers: baseHeaders({
+      'Content-Type': 'application/json; charset=utf-8',
+      'Content-Length': String(Buffer.byteLength(body)),
+      ...error.headers,
+    }),
+  });
+}
+
+function json(value: unknown, head: boolean, extra: Headers = {}): Response {
+  const body = JSON.stringify(value);
+  return new Response(head ? null : body, {
+    status: 200,
+    headers: baseHeaders({
+      'Content-Type': 'application/json; charset=utf-8',
+      'Content-Length': String(Buffer.byteLength(body)),
+      ...extra,
+    }),
+  });
+}
+
+/** The raw path (not percent-decoded, so an encoded slash can never become a separator). */
+function rawPath(url: string): string {
+  const start = url.indexOf('/', url.indexOf('://') + 3);
+  if (start < 0) return '/';
+  const q = url.indexOf('?', start);
+  const h = url.indexOf('#', start);
+  const end = q >= 0 ? q : h >= 0 ? h : url.length;
+  return url.slice(start, end);
+}
+
+function etagMatches(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  if (header.trim() === '*') return true;
+  return header.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
+}
+
+/** Whether a client that sent `accept` takes `mediaType` (no Accept header takes anything). */
+function accepts(accept: string | undefined, mediaType: string): boolean {
+  if (!accept) return true;
+  for (const part of accept.split(',')) {
+    const type = part.split(';')[0].trim().toLowerCase();
+    if (type === mediaType || type === '*/*' || type === 'application/*') return true;
+  }
+  return false;
+}
+
+/** Headers every content-addressed blob response carries. */
+export function blobHeaders(digest: string, extra: Headers = {}): Headers {
+  return baseHeaders({
+    'Content-Type': 'application/octet-stream',
+    'Docker-Content-Digest': digest,
+    ETag: `"${digest}"`,
+    'Cache-Control': IMMUTABLE,
+    'Accept-Ranges': 'bytes',
+    ...extra,
+  });
+}
+
+function parsePageSize(c: Context): number | undefined {
+  const n = c.req.query('n');
+  if (n === undefined) return undefined;
+  if (!/^\d{1,9}$/.test(n)) throw paginationInvalid(n);
+  return Math.min(Number(n), MAX_PAGE);
+}
+
+/** One page of a sorted list: entries after `last`, at most `n`, and the Link to the next page. */
+function page(c: Context, all: string[], route: string): { items: string[]; link?: string } {
+  const n = parsePageSize(c);
+  const last = c.req.query('last');
+  let items = last === undefined ? all : all.filter((t) => t > last);
+  if (n === undefined || items.length <= n) return { items };
+  items = items.slice(0, n);
+  const next = `${route}?n=${n}&last=${encodeURIComponent(items[items.length - 1] ?? '')}`;
+  return { items, link: `<${next}>; rel="next"` };
+}
+
+export function createApp({ store, upstream }: AppOptions): Hono {
+  const app = new Hono();
+
+  async function unknownRepoOr(name: string, error: RegistryError): Promise<RegistryError> {
+    return (await store.hasRepository(name)) ? error : nameUnknown(name);
+  }
+
+  async function loadManifest(name: string, reference: Reference): Promise<ManifestRecord | undefined> {
+    const digest = reference.kind === 'tag' ? await store.resolveTag(name, reference.tag) : reference.digest;
+    const local = digest ? await store.manifest(name, digest) : undefined;
+    if (local || !upstream) return local;
+    return upstream.manifest(name, reference);
+  }
+
+  async function manifests(c: Context, name: string, ref: string, head: boolean): Promise<Response> {
+    const reference = parseReference(ref);
+    if (!reference) throw manifestUnknown(name, ref);
+    let record = await loadManifest(name, reference);
+    if (!record) throw upstream ? manifestUnknown(name, ref) : await unknownRepoOr(name, manifestUnknown(name, ref));
+    const accept = c.req.header('accept');
+    if (reference.kind === 'tag' && INDEX_TYPES.has(record.mediaType) && !accepts(accept, record.mediaType)) {
+      // A client that does not take an index gets the linux/amd64 image (or the first it accepts).
+      const index = JSON.parse(Buffer.from(record.bytes).toString('utf8')) as {
+        manifests?: { digest: string; mediaType: string; platform?: { os?: string; architecture?: string } }[];
+      };
+      const candidates = (index.manifests ?? []).filter((d) => accepts(accept, d.mediaType));
+      const chosen =
+        candidates.find((d) => d.platform?.os === 'linux' && d.platform?.architecture === 'amd64') ?? candidates[0];
+      const child = chosen && isSha256Digest(chosen.digest) ? await loadManifest(name, { kind: 'digest', digest: chosen.digest }) : undefined;
+      if (!child) throw manifestUnknown(name, ref);
+      record = child;
+    }
+    const etag = `"${record.digest}"`;
+    const headers = baseHeaders({
+      'Content-Type': record.mediaType,
+      'Docker-Content-Digest': record.digest,
+      ETag: etag,
+      'Cache-Control': reference.kind === 'digest' ? IMMUTABLE : MUTABLE,
+      Vary: 'Accept',
+    });
+    if (etagMatches(c.req.header('if-none-match'), etag)) return new Response(null, { status: 304, headers });
+    headers['Content-Length'] = String(record.bytes.length);
+    return new Response(head ? null : (record.bytes as BodyInit), { status: 200, headers });
+  }
+
+  async function blobs(c: Context, name: string, digest: string, head: boolean): Promise<Response> {
+    if (!isSha256Digest(digest)) throw digestInvalid(digest);
+    const stat = await store.statBlob(name, digest);
+    if (!stat) {
+      if (upstream) {
+        const response = await upstream.blob(name, digest, { head, range: c.req.header('range') });
+        if (response) return response;
+        throw blobUnknown(name, digest);
+      }
+      throw await unknownRepoOr(name, blobUnknown(name, digest));
+    }
+    return serveBlob(c, name, digest, stat, head);
+  }
+
+  async function serveBlob(c: Context, name: string, digest: string, stat: BlobStat, head: boolean): Promise<Response> {
+    const etag = `"${digest}"`;
+    const modified = new Date(Math.floor(stat.modified.getTime() / 1000) * 1000);
+    const headers = blobHeaders(digest, { 'Last-Modified': modified.toUTCString() });
+    const ifNoneMatch = c.req.header('if-none-match');
+    if (ifNoneMatch !== undefined) {
+      if (etagMatches(ifNoneMatch, etag)) return new Response(null, { status: 304, headers });
+    } else {
+      const since = Date.parse(c.req.header('if-modified-since') ?? '');
+      if (!Number.isNaN(since) && modified.getTime() <= since) return new Response(null, { status: 304, headers });
+    }
+    let rangeHeader = c.req.header('range');
+    const ifRange = c.req.header('if-range');
+    if (rangeHeader && ifRange !== undefined) {
+      const matches = ifRange.startsWith('"') || ifRange.startsWith('W/')
+        ? ifRange.trim() === etag
+        : Date.parse(ifRange) >= modified.getTime();
+      if (!matches) rangeHeader = undefined;
+    }
+    const range = parseRange(rangeHeader, stat.size);
+    if (range.kind === 'unsatisfiable') throw rangeInvalid(rangeHeader ?? '', stat.size);
+    let status = 200;
+    let body: BlobBody | null = null;
+    if (range.kind === 'range') {
+      const { start, end } = range.range;
+      status = 206;
+      headers['Content-Range'] = `bytes ${start}-${end}/${stat.size}`;
+      headers['Content-Length'] = String(end - start + 1);
+      if (!head) body = (await store.openBlob(name, digest, range.range)) ?? null;
+    } else {
+      headers['Content-Length'] = String(stat.size);
+      if (!head) body = (await store.openBlob(name, digest)) ?? null;
+    }
+    if (!head && body === null) throw blobUnknown(name, digest); // removed since the stat
+    return new Response(body as BodyInit | null, { status, headers });
+  }
+
+  async function tagsList(c: Context, name: string, head: boolean): Promise<Response> {
+    let tags: string[] | undefined;
+    if (await store.hasRepository(name)) tags = await store.tags(name);
+    else if (upstream) tags = await upstream.tags(name);
+    if (!tags) throw nameUnknown(name);
+    const { items, link } = page(c, tags, `/v2/${name}/tags/list`);
+    return json({ name, tags: items }, head, link ? { Link: link } : {});
+  }
+
+  async function catalog(c: Context, head: boolean): Promise<Response> {
+    const { items, link } = page(c, await store.repositories(), '/v2/_catalog');
+    return json({ repositories: items }, head, link ? { Link: link } : {});
+  }
+
+  const ROUTE = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/;
+  const TAGS = /^\/v2\/(.+)\/tags\/list$/;
+
+  app.all('*', async (c) => {
+    const method = c.req.method;
+    const path = rawPath(c.req.url);
+    if (path === '/v2/' || path === '/v2') {
+      if (method !== 'GET' && method !== 'HEAD') throw unsupported(method);
+      return json({}, method === 'HEAD');
+    }
+    if (!path.startsWith('/v2/')) throw notFound(path);
+    if (method !== 'GET' && method !== 'HEAD') throw unsupported(method);
+    const head = method === 'HEAD';
+    if (path === '/v2/_catalog') return catalog(c, head);
+    let m = ROUTE.exec(path);
+    if (m) {
+      const name = normalizeName(m[1]);
+      if (!name) throw nameInvalid(m[1]);
+      return m[2] === 'manifests' ? manifests(c, name, m[3], head) : blobs(c, name, m[3], head);
+    }
+    m = TAGS.exec(path);
+    if (m) {
+      const name = normalizeName(m[1]);
+      if (!name) throw nameInvalid(m[1]);
+      return tagsList(c, name, head);
+    }
+    throw notFound(path);
+  });
+
+  app.onError((error, c) => {
+    if (error instanceof RegistryError) return errorResponse(error, c.req.method === 'HEAD');
+    console.error(`registry: ${c.req.method} ${rawPath(c.req.url)}: ${(error as Error)?.stack ?? error}`);
+    return errorResponse(new RegistryError(500, 'UNKNOWN', 'internal error'), c.req.method === 'HEAD');
+  });
+
+  return app;
+}

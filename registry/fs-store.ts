@@ -1,0 +1,321 @@
+// The store as a folder of OCI image layouts (builder/layout.ts), read for the registry.
+// Everything a request needs is one stat away: index.json is re-read only when it changes
+// (new builds and tags show up without a restart), and content-addressed facts are cached.
+import { createHash } from 'node:crypto';
+import { open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { ImageLayout, listImages } from '../builder/layout.ts';
+import { ANNOTATION, type Descriptor } from '../builder/oci.ts';
+import type { ByteRange } from './range.ts';
+import {
+  manifestMediaType,
+  type BlobBody,
+  type BlobSink,
+  type BlobStat,
+  type ManifestRecord,
+  type RegistryStore,
+  type StoreWriter,
+} from './store.ts';
+
+/** Ranges up to this size are read into memory in one go; larger bodies are streamed. */
+const SMALL_READ = 256 * 1024;
+const STREAM_CHUNK = 512 * 1024;
+/** Blobs larger than this are never treated as manifests. */
+const MAX_MANIFEST = 4 * 1024 * 1024;
+const MANIFEST_CACHE_BYTES = 32 * 1024 * 1024;
+const STAT_CACHE_ENTRIES = 50_000;
+
+interface IndexEntry {
+  key: string;
+  tags: Map<string, string>;
+  sorted: string[];
+}
+
+function isMissing(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+export class LayoutStore implements RegistryStore {
+  readonly root: string;
+  readonly writer: StoreWriter;
+  private layouts = new Map<string, ImageLayout>();
+  private indexes = new Map<string, IndexEntry>();
+  private stats = new Map<string, BlobStat>();
+  private manifests = new Map<string, ManifestRecord | null>();
+  private manifestBytes = 0;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+    this.writer = new LayoutWriter(this);
+  }
+
+  layout(name: string): ImageLayout {
+    let layout = this.layouts.get(name);
+    if (!layout) {
+      layout = new ImageLayout(this.root, name);
+      // Names are validated by the routes; this is the belt to those braces.
+      if (!layout.dir.startsWith(this.root + path.sep)) throw new Error(`image name leaves the store: ${name}`);
+      if (this.layouts.size > 10_000) this.layouts.clear();
+      this.layouts.set(name, layout);
+    }
+    return layout;
+  }
+
+  private async index(name: string): Promise<IndexEntry | undefined> {
+    const file = path.join(this.layout(name).dir, 'index.json');
+    let key: string;
+    try {
+      const s = await stat(file);
+      key = `${s.ino}:${s.size}:${s.mtimeMs}`;
+    } catch (error) {
+      if (isMissing(error)) {
+        this.indexes.delete(name);
+        return undefined;
+      }
+      throw error;
+    }
+    const cached = this.indexes.get(name);
+    if (cached && cached.key === key) return cached;
+    let manifests: Descriptor[];
+    try {
+      manifests = (JSON.parse(await readFile(file, 'utf8')) as { manifests?: Descriptor[] }).manifests ?? [];
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+    const tags = new Map<string, string>();
+    for (const d of manifests) {
+      const tag = d.annotations?.[ANNOTATION.refName];
+      if (tag && typeof d.digest === 'string') tags.set(tag, d.digest);
+    }
+    const entry = { key, tags, sorted: [...tags.keys()].sort() };
+    this.indexes.set(name, entry);
+    return entry;
+  }
+
+  async repositories(): Promise<string[]> {
+    return listImages(this.root);
+  }
+
+  async hasRepository(name: string): Promise<boolean> {
+    return (await this.index(name)) !== undefined;
+  }
+
+  async tags(name: string): Promise<string[]> {
+    return (await this.index(name))?.sorted ?? [];
+  }
+
+  async resolveTag(name: string, tag: string): Promise<string | undefined> {
+    return (await this.index(name))?.tags.get(tag);
+  }
+
+  async statBlob(name: string, digest: string): Promise<BlobStat | undefined> {
+    const key = `${name}@${digest}`;
+    const cached = this.stats.get(key);
+    if (cached) return cached;
+    try {
+      const s = await stat(this.layout(name).blobPath(digest));
+      if (!s.isFile()) return undefined;
+      const result = { size: s.size, modified: s.mtime };
+      if (this.stats.size >= STAT_CACHE_ENTRIES) this.stats.clear();
+      this.stats.set(key, result);
+      return result;
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async manifest(name: string, digest: string): Promise<ManifestRecord | undefined> {
+    const key = `${name}@${digest}`;
+    const cached = this.manifests.get(key);
+    if (cached !== undefined) {
+      if (cached === null) return undefined;
+      // Still there? (a cheap check; the stat is cached as well)
+      if (await this.statBlob(name, digest)) return cached;
+      this.forget(name, digest);
+      return undefined;
+    }
+    const s = await this.statBlob(name, digest);
+    if (!s) return undefined;
+    let record: ManifestRecord | null = null;
+    if (s.size <= MAX_MANIFEST) {
+      let bytes: Buffer;
+      try {
+        bytes = await readFile(this.layout(name).blobPath(digest));
+      } catch (error) {
+        if (isMissing(error)) return this.forget(name, digest);
+        throw error;
+      }
+      let mediaType: string | undefined;
+      try {
+        mediaType = manifestMediaType(JSON.parse(bytes.toString('utf8')));
+      } catch {
+        mediaType = undefined;
+      }
+      if (mediaType) record = { digest, mediaType, bytes };
+    }
+    this.remember(key, record);
+    return record ?? undefined;
+  }
+
+  private remember(key: string, record: ManifestRecord | null): void {
+    const size = record ? record.bytes.length : 0;
+    if (this.manifestBytes + size > MANIFEST_CACHE_BYTES || this.manifests.size > 100_000) {
+      this.manifests.clear();
+      this.manifestBytes = 0;
+    }
+    this.manifests.set(key, record);
+    this.manifestBytes += size;
+  }
+
+  forget(name: string, digest: string): undefined {
+    const key = `${name}@${digest}`;
+    this.stats.delete(key);
+    const m = this.manifests.get(key);
+    if (m) this.manifestBytes -= m.bytes.length;
+    this.manifests.delete(key);
+    return undefined;
+  }
+
+  async openBlob(name: string, digest: string, range?: ByteRange): Promise<BlobBody | undefined> {
+    let handle: FileHandle;
+    try {
+      handle = await open(this.layout(name).blobPath(digest), 'r');
+    } catch (error) {
+      if (isMissing(error)) return this.forget(name, digest);
+      throw error;
+    }
+    let start = range?.start ?? 0;
+    let end = range?.end;
+    if (end === undefined) {
+      try {
+        end = (await handle.stat()).size - 1;
+      } catch (error) {
+        await handle.close();
+        throw error;
+      }
+    }
+    const length = end - start + 1;
+    if (length <= SMALL_READ) {
+      try {
+        const buffer = Buffer.allocUnsafe(Math.max(0, length));
+        let filled = 0;
+        while (filled < length) {
+          const { bytesRead } = await handle.read(buffer, filled, length - filled, start + filled);
+          if (bytesRead === 0) throw new Error(`blob ${digest} is shorter than expected`);
+          filled += bytesRead;
+        }
+        return buffer;
+      } finally {
+        await handle.close();
+      }
+    }
+    return fileStream(handle, start, end, digest);
+  }
+
+  async close(): Promise<void> {
+    this.indexes.clear();
+    this.stats.clear();
+    this.manifests.clear();
+  }
+}
+
+/** Bytes start..end (inclusive) of an open file as a web stream that closes the file when done. */
+function fileStream(handle: FileHandle, start: number, end: number, digest: string): ReadableStream<Uint8Array> {
+  let position = start;
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await handle.close().catch(() => {});
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const want = Math.min(STREAM_CHUNK, end - position + 1);
+        const buffer = Buffer.allocUnsafe(want);
+        const { bytesRead } = await handle.read(buffer, 0, want, position);
+        if (bytesRead === 0) throw new Error(`blob ${digest} is shorter than expected`);
+        position += bytesRead;
+        controller.enqueue(bytesRead === want ? buffer : buffer.subarray(0, bytesRead));
+        if (position > end) {
+          await close();
+          controller.close();
+        }
+      } catch (error) {
+        await close();
+        controller.error(error);
+      }
+    },
+    async cancel() {
+      await close();
+    },
+  });
+}
+
+/** Writes for the pull-through cache: temp file, digest checked while writing, then rename. */
+class LayoutWriter implements StoreWriter {
+  private tagLocks = new Map<string, Promise<void>>();
+
+  constructor(private store: LayoutStore) {}
+
+  async createBlob(name: string, digest: string): Promise<BlobSink> {
+    const layout = this.store.layout(name);
+    const temp = await layout.tempBlobPath();
+    const handle = await open(temp, 'wx');
+    const hash = createHash('sha256');
+    let done = false;
+    const abort = async () => {
+      if (done) return;
+      done = true;
+      await handle.close().catch(() => {});
+      await rm(temp, { force: true });
+    };
+    return {
+      async write(chunk) {
+        hash.update(chunk);
+        let offset = 0;
+        while (offset < chunk.length) {
+          const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
+          offset += bytesWritten;
+        }
+      },
+      commit: async () => {
+        const actual = `sha256:${hash.digest('hex')}`;
+        if (actual !== digest) {
+          await abort();
+          throw new Error(`upstream blob ${digest} has digest ${actual}`);
+        }
+        done = true;
+        await handle.sync();
+        await handle.close();
+        await rename(temp, layout.blobPath(digest));
+        this.store.forget(name, digest);
+      },
+      abort,
+    };
+  }
+
+  async putManifest(name: string, manifest: ManifestRecord, tag?: string): Promise<void> {
+    const layout = this.store.layout(name);
+    const actual = `sha256:${createHash('sha256').update(manifest.bytes).digest('hex')}`;
+    if (actual !== manifest.digest) throw new Error(`upstream manifest ${manifest.digest} has digest ${actual}`);
+    await layout.writeBlob(Buffer.from(manifest.bytes));
+    this.store.forget(name, manifest.digest);
+    if (tag === undefined) return;
+    // Tags of one image are written one at a time (index.json is read-modify-write).
+    const previous = this.tagLocks.get(name) ?? Promise.resolve();
+    const next = previous.then(() =>
+      layout.setTag(tag, { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length }),
+    );
+    const settled = next.catch(() => {});
+    this.tagLocks.set(name, settled);
+    try {
+      await next;
+    } finally {
+      if (this.tagLocks.get(name) === settled) this.tagLocks.delete(name);
+    }
+  }
+}

@@ -1,0 +1,135 @@
+// `depot-ai serve`: the registry app on Node's HTTP server, with a request log and graceful shutdown.
+import { getRequestListener } from '@hono/node-server';
+import { createServer, ServerResponse, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { DEFAULT_STORE } from '../builder/layout.ts';
+import { API_VERSION, API_VERSION_HEADER, createApp } from './app.ts';
+import { errorBody } from './errors.ts';
+import { LayoutStore } from './fs-store.ts';
+import { createRequestLog, formatRequest, type LogSink } from './log.ts';
+import type { RegistryStore } from './store.ts';
+import { createPullThrough } from './upstream.ts';
+
+export interface RegistryOptions {
+  /** A store folder (default `.depot/store`) or any RegistryStore. */
+  store?: string | RegistryStore;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 5000; 0 picks a free port. */
+  port?: number;
+  /** Base URL of a registry to pull through from on a miss (`http://host:port`). */
+  upstream?: string;
+  /** Where request lines go: a function, false for none, or (default) stdout in batches. */
+  log?: LogSink | false;
+  /** Stop gracefully on SIGINT/SIGTERM (default false; the CLI turns it on). */
+  handleSignals?: boolean;
+  /** How long close() waits for requests in flight before cutting them off (default 10 s). */
+  shutdownTimeoutMs?: number;
+}
+
+export interface RunningRegistry {
+  /** `http://host:port` */
+  url: string;
+  host: string;
+  port: number;
+  store: RegistryStore;
+  /** Stop accepting, finish requests in flight, then resolve. */
+  close(): Promise<void>;
+  /** Resolves once the server has stopped (by close() or a signal). */
+  closed: Promise<void>;
+}
+
+/** A response that remembers the Content-Length it was sent with (for the request log). */
+class LoggedResponse<R extends IncomingMessage = IncomingMessage> extends ServerResponse<R> {
+  contentLength: number | undefined;
+
+  override writeHead(status: number, ...rest: unknown[]): this {
+    const headers = rest[rest.length - 1];
+    if (headers && typeof headers === 'object' && !Array.isArray(headers)) {
+      const h = headers as OutgoingHttpHeaders;
+      const length = h['content-length'] ?? h['Content-Length'];
+      if (length !== undefined) this.contentLength = Number(length);
+    }
+    return (super.writeHead as (...args: unknown[]) => this)(status, ...rest);
+  }
+}
+
+/** Dot segments (`/../`, `/./`, also percent-encoded) in the raw request path: a traversal attempt. */
+const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)/i;
+
+function rejectTraversal(res: ServerResponse, path: string, head: boolean): void {
+  const body = errorBody('NAME_INVALID', 'path contains dot segments', { path });
+  res.writeHead(400, {
+    [API_VERSION_HEADER]: API_VERSION,
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+  });
+  res.end(head ? undefined : body);
+}
+
+export async function startRegistry(options: RegistryOptions = {}): Promise<RunningRegistry> {
+  const store =
+    typeof options.store === 'object' ? options.store : new LayoutStore(options.store ?? DEFAULT_STORE);
+  const upstream = options.upstream ? createPullThrough(store, options.upstream) : undefined;
+  const app = createApp({ store, upstream });
+  const listener = getRequestListener(app.fetch);
+  const log = createRequestLog(options.log);
+
+  const server = createServer({ ServerResponse: LoggedResponse }, (req, res) => {
+    const start = performance.now();
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    const path = q >= 0 ? url.slice(0, q) : url;
+    res.once('close', () => {
+      let bytes: number | undefined;
+      if (req.method === 'HEAD' || res.statusCode === 304) bytes = 0;
+      else if (res.writableFinished) bytes = (res as LoggedResponse).contentLength;
+      log.line(formatRequest(req.method ?? '-', path, res.statusCode, bytes, performance.now() - start));
+    });
+    if (DOT_SEGMENT.test(path)) return rejectTraversal(res, path, req.method === 'HEAD');
+    listener(req, res);
+  });
+  server.keepAliveTimeout = 65_000;
+
+  const host = options.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 5000, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+
+  let resolveClosed!: () => void;
+  const closed = new Promise<void>((resolve) => (resolveClosed = resolve));
+  let closing: Promise<void> | undefined;
+  const onSignal = () => void close();
+
+  function close(): Promise<void> {
+    closing ??= (async () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timer = setTimeout(() => server.closeAllConnections(), options.shutdownTimeoutMs ?? 10_000);
+      // Keep-alive connections that go idle after their last response are closed as they do.
+      const sweep = setInterval(() => server.closeIdleConnections(), 50);
+      await stopped;
+      clearTimeout(timer);
+      clearInterval(sweep);
+      log.flush();
+      await store.close?.();
+      resolveClosed();
+    })();
+    return closing;
+  }
+
+  if (options.handleSignals) {
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  }
+  return { url, host, port, store, close, closed };
+}

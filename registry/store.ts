@@ -1,0 +1,61 @@
+// What the routes need from wherever images live. The routes only see this interface, so an
+// object store (S3, R2) can stand behind the same API as the local folder of OCI image layouts.
+import type { ByteRange } from './range.ts';
+
+/** A manifest or index as stored: its exact bytes (what the digest covers) and media type. */
+export interface ManifestRecord {
+  digest: string;
+  mediaType: string;
+  bytes: Uint8Array;
+}
+
+export interface BlobStat {
+  size: number;
+  modified: Date;
+}
+
+/** A response body: bytes already in memory, or a stream (which the store closes on cancel). */
+export type BlobBody = Uint8Array | ReadableStream<Uint8Array>;
+
+export interface RegistryStore {
+  /** Every repository name, sorted. */
+  repositories(): Promise<string[]>;
+  hasRepository(name: string): Promise<boolean>;
+  /** The repository's tags, sorted; [] when it has none or does not exist. */
+  tags(name: string): Promise<string[]>;
+  /** The digest a tag points at. */
+  resolveTag(name: string, tag: string): Promise<string | undefined>;
+  /** A manifest or index by digest; undefined when absent or when the blob is not a manifest. */
+  manifest(name: string, digest: string): Promise<ManifestRecord | undefined>;
+  statBlob(name: string, digest: string): Promise<BlobStat | undefined>;
+  /** The blob's bytes, or just `range` of them (inclusive); undefined when it has gone. */
+  openBlob(name: string, digest: string, range?: ByteRange): Promise<BlobBody | undefined>;
+  /** Present when the store can be written to (used by the pull-through cache). */
+  readonly writer?: StoreWriter;
+  close?(): Promise<void>;
+}
+
+/** Where bytes go before they become visible: nothing is readable until commit(). */
+export interface BlobSink {
+  write(chunk: Uint8Array): Promise<void>;
+  /** Checks the digest and size, then makes the blob visible; throws (and discards) on mismatch. */
+  commit(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+export interface StoreWriter {
+  createBlob(name: string, digest: string): Promise<BlobSink>;
+  /** Store manifest bytes (verified against `digest`), optionally pointing `tag` at them. */
+  putManifest(name: string, manifest: ManifestRecord, tag?: string): Promise<void>;
+}
+
+/** The media type a manifest declares, or the one its shape implies. */
+export function manifestMediaType(value: unknown): string | undefined {
+  if (!value || typeof value !== 'object') return undefined;
+  const v = value as { mediaType?: unknown; manifests?: unknown; config?: unknown; schemaVersion?: unknown };
+  if (typeof v.mediaType === 'string' && v.mediaType.length > 0) return v.mediaType;
+  if (v.schemaVersion !== 2) return undefined;
+  if (Array.isArray(v.manifests)) return 'application/vnd.oci.image.index.v1+json';
+  if (v.config && typeof v.config === 'object') return 'application/vnd.oci.image.manifest.v1+json';
+  return undefined;
+}
