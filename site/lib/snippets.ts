@@ -19,7 +19,7 @@ export function copyAll(ref: string): string {
 /** `COPY --link --from=<ref> /<path> .` — one file; the JSON form when the path needs quoting. */
 export function copyFile(ref: string, path: string): string {
   const source = '/' + path.replace(/^\/+/, '');
-  if (/[\s"'\\$]/.test(source)) return `COPY --link --from=${ref} ${JSON.stringify([source, '.'])}`;
+  if (/[\s"'\\$]/.test(source)) return `COPY --link --from=${ref} [${JSON.stringify(source)}, "."]`;
   return `COPY --link --from=${ref} ${source} .`;
 }
 
@@ -33,16 +33,15 @@ export function modelPath(name: string): string {
   return `/${name}`;
 }
 
-const UNITS = ['B', 'KB', 'MB', 'GB', 'TB'];
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
-/** Human-readable size in powers of 1000 (`1.2 GB`). */
+/** Human-readable size in powers of 1024, like the CLI (`1.2 GiB`). */
 export function formatBytes(bytes: number): string {
   let value = bytes;
   let unit = 0;
-  while (value >= 1000 && unit < UNITS.length - 1) {
-    value /= 1000;
+  while (value >= 1024 && unit < UNITS.length - 1) {
+    value /= 1024;
     unit++;
   }
-  const digits = unit === 0 || value >= 100 ? 0 : value >= 10 ? 1 : 2;
-  return `${value.toFixed(digits)} ${UNITS[unit]}`;
+  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${UNITS[unit]}`;
 }

@@ -1,0 +1,232 @@
+// The website build: one page per catalog entry, the homepage's list and snippets, no broken
+// internal links, the store's data on built models, and a broken catalog stopping the build.
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { before, describe, test } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { CatalogError, loadCatalog, type ModelEntry } from '../models/catalog.ts';
+import { readImageInfo } from '../builder/image-info.ts';
+import { buildSite, cachedSiteBuild, listFiles, makeTempDir, resolveStatic, ROOT } from './helpers/site.ts';
+import { builtFixture, EMPTY_STORE, FIXTURE_FILES, FIXTURE_HOST } from './helpers/site-fixtures.ts';
+
+const REAL_CATALOG = path.join(ROOT, 'models/models.yaml');
+
+function decode(text: string): string {
+  return text
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&#x27;/g, "'")
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&#(\d+);/g, (_, n) => String.fromCodePoint(Number(n)))
+    .replace(/&amp;/g, '&');
+}
+
+/** Attribute values of `attr` in `html`, decoded. */
+function attrs(html: string, attr: string): string[] {
+  return [...html.matchAll(new RegExp(`\\s${attr}="([^"]*)"`, 'g'))].map((m) => decode(m[1]));
+}
+
+function pageFile(dist: string, name: string): string {
+  return path.join(dist, `${name}.html`);
+}
+
+describe('site build for the real catalog', () => {
+  let dist: string;
+  let entries: ModelEntry[];
+
+  before(async () => {
+    entries = await loadCatalog(REAL_CATALOG);
+    dist = await cachedSiteBuild({ catalog: REAL_CATALOG, store: EMPTY_STORE });
+  });
+
+  test('every catalog entry gets a page with its snippet, revision and source link', async () => {
+    assert.ok(entries.length >= 100);
+    for (const entry of entries) {
+      const html = await readFile(pageFile(dist, entry.name), 'utf8');
+      const snippet = `COPY --link --from=depot.ai/${entry.image}:${entry.tag} / .`;
+      assert.ok(attrs(html, 'data-copy').includes(snippet), `${entry.name}: copy button for ${snippet}`);
+      assert.ok(attrs(html, 'href').includes(`https://huggingface.co/${entry.name}/tree/${entry.sha}`), `${entry.name}: source link`);
+      assert.ok(html.includes(entry.sha), `${entry.name}: revision`);
+      assert.ok(html.includes('/path/to/file'), `${entry.name}: placeholder file path while not built`);
+      assert.ok(!html.includes('@sha256:'), `${entry.name}: no digest while not built`);
+      assert.match(html, new RegExp(`<title>${entry.name.replace(/\./g, '\\.')} — depot\\.ai</title>`));
+      assert.ok(attrs(html, 'href').includes(`https://depot.ai/${entry.name}`), `${entry.name}: canonical URL`);
+    }
+  });
+
+  test('the homepage lists every model, in catalog order, with the exact snippet', async () => {
+    const html = await readFile(path.join(dist, 'index.html'), 'utf8');
+    const rows = [...html.matchAll(/<li data-name="([^"]*)"[^>]*>(.*?)<\/li>/gs)];
+    assert.equal(rows.length, entries.length);
+    rows.forEach((row, i) => {
+      const entry = entries[i];
+      assert.equal(decode(row[1]), entry.name.toLowerCase());
+      assert.deepEqual(attrs(row[2], 'data-copy'), [`COPY --link --from=depot.ai/${entry.image}:${entry.tag} / .`]);
+      const hrefs = attrs(row[2], 'href');
+      assert.ok(hrefs.includes(`/${entry.name}`), `${entry.name}: link to its page`);
+      assert.ok(hrefs.includes(`https://huggingface.co/${entry.name}/tree/${entry.sha}`), `${entry.name}: source link`);
+      assert.ok(row[2].includes(`depot.ai/${entry.image}:${entry.tag}`), `${entry.name}: image reference`);
+    });
+    assert.match(html, /<label for="model-filter"/);
+    assert.ok(html.includes(`${entries.length} models`));
+  });
+
+  test('the homepage explains both COPY forms, how it works and how to add a model', async () => {
+    const html = await readFile(path.join(dist, 'index.html'), 'utf8');
+    const text = decode(html.replace(/<[^>]+>/g, ''));
+    assert.ok(text.includes('COPY --link --from=depot.ai/runwayml/stable-diffusion-v1-5 / .'));
+    assert.ok(text.includes('COPY --link --from=depot.ai/runwayml/stable-diffusion-v1-5 /v1-5-pruned.ckpt .'));
+    assert.match(html, /class="shiki/, 'the Dockerfile is highlighted by shiki');
+    for (const words of ['One layer', 'FROM scratch', 'SOURCE_DATE_EPOCH=0', 'eStargz', 'models/models.yaml', 'pull request']) {
+      assert.ok(text.includes(words), words);
+    }
+    for (const id of ['models', 'how-it-works', 'add-a-model']) assert.ok(html.includes(`id="${id}"`), id);
+  });
+
+  test('no broken internal links or assets', async () => {
+    const files = await listFiles(dist);
+    const pages = files.filter((f) => f.endsWith('.html'));
+    assert.ok(pages.length >= entries.length + 2);
+    const ids = new Map<string, Set<string>>();
+    const idsOf = async (file: string) => {
+      let set = ids.get(file);
+      if (!set) {
+        set = new Set(attrs(await readFile(file, 'utf8'), 'id'));
+        ids.set(file, set);
+      }
+      return set;
+    };
+    let checked = 0;
+    for (const page of pages) {
+      const html = await readFile(path.join(dist, page), 'utf8');
+      for (const link of [...attrs(html, 'href'), ...attrs(html, 'src')]) {
+        if (/^[a-z]+:/i.test(link) || link.startsWith('//')) continue;
+        const url = new URL(link, `http://site/${page.replace(/\.html$/, '')}`);
+        const target = await resolveStatic(dist, url.pathname);
+        assert.ok(target, `${page}: broken link ${link}`);
+        if (url.hash && target.endsWith('.html')) {
+          assert.ok((await idsOf(target)).has(decodeURIComponent(url.hash.slice(1))), `${page}: missing anchor ${link}`);
+        }
+        checked++;
+      }
+    }
+    assert.ok(checked > entries.length * 2);
+  });
+
+  test('404 page, favicon and a sitemap listing every model page', async () => {
+    const notFound = await readFile(path.join(dist, '404.html'), 'utf8');
+    assert.match(notFound, /Page not found/);
+    assert.ok((await readFile(path.join(dist, 'favicon.svg'), 'utf8')).startsWith('<svg'));
+    const sitemaps = (await listFiles(dist)).filter((f) => /^sitemap-\d+\.xml$/.test(f));
+    assert.ok(sitemaps.length >= 1);
+    const locs = new Set<string>();
+    for (const f of sitemaps) for (const m of (await readFile(path.join(dist, f), 'utf8')).matchAll(/<loc>([^<]*)<\/loc>/g)) locs.add(decode(m[1]));
+    assert.ok(locs.has('https://depot.ai/'));
+    for (const entry of entries) assert.ok(locs.has(`https://depot.ai/${entry.name}`), `sitemap lists ${entry.name}`);
+    assert.ok(![...locs].some((l) => l.includes('404')));
+  });
+
+  test('the homepage ships under 5 KB of JavaScript and 60 KB in all (gzip)', async () => {
+    const html = await readFile(path.join(dist, 'index.html'), 'utf8');
+    const assets = [...attrs(html, 'src'), ...attrs(html, 'href')].filter((u) => /\.(js|css)$/.test(u) && u.startsWith('/'));
+    const gz = (b: Buffer | string) => gzipSync(b, { level: 9 }).length;
+    let js = [...html.matchAll(/<script\b[^>]*>(.*?)<\/script>/gs)].map((m) => m[1]).join('');
+    let total = gz(html);
+    for (const asset of assets) {
+      const bytes = await readFile(path.join(dist, asset));
+      total += gz(bytes);
+      if (asset.endsWith('.js')) js += bytes.toString();
+    }
+    assert.ok(gz(js) < 5 * 1024, `JS is ${gz(js)} bytes gzip`);
+    assert.ok(total < 60 * 1024, `homepage is ${total} bytes gzip`);
+  });
+});
+
+describe('site build with a built model and a custom registry host', () => {
+  let dist: string;
+  let fixture: { catalog: string; store: string };
+
+  before(async () => {
+    fixture = await builtFixture();
+    dist = await cachedSiteBuild({ ...fixture, registryHost: FIXTURE_HOST, siteUrl: 'https://models.example.test' });
+  });
+
+  test('a built model shows its index digest, sizes, files and a line per file', async () => {
+    const info = await readImageInfo(fixture.store, 'gpt2', 'latest');
+    assert.ok(info, 'the fixture image is in the store');
+    const html = await readFile(pageFile(dist, 'gpt2'), 'utf8');
+    const ref = `${FIXTURE_HOST}/gpt2:latest`;
+    assert.match(html, new RegExp(`data-digest[^>]*>${info.indexDigest}<`));
+    assert.ok(html.includes(`data-compressed-size="${info.compressedSize}"`));
+    assert.ok(html.includes(`data-uncompressed-size="${info.uncompressedSize}"`));
+    const copies = attrs(html, 'data-copy');
+    assert.ok(copies.includes(`COPY --link --from=${FIXTURE_HOST}/gpt2@${info.indexDigest} / .`), 'pinned by digest');
+    assert.deepEqual(info.files.map((f) => f.path).sort(), Object.keys(FIXTURE_FILES).sort());
+    for (const file of info.files) {
+      assert.ok(html.includes(`data-size="${file.size}"`), `${file.path}: size`);
+      const line = /\s/.test(file.path)
+        ? `COPY --link --from=${ref} ["/${file.path}", "."]`
+        : `COPY --link --from=${ref} /${file.path} .`;
+      assert.ok(copies.includes(line), `${file.path}: ${line}`);
+    }
+    const latest = html.slice(html.indexOf('id="tag-latest"'), html.indexOf('id="tag-v2"'));
+    assert.ok(latest.includes(info.indexDigest) && !latest.includes('/path/to/file'), 'no placeholder once the file list is known');
+    assert.ok(attrs(html, 'href').includes('https://models.example.test/gpt2'), 'canonical URL uses DEPOT_SITE_URL');
+  });
+
+  test('a tag that is not built still renders, on the same page', async () => {
+    const html = await readFile(pageFile(dist, 'gpt2'), 'utf8');
+    assert.ok(attrs(html, 'data-copy').includes(`COPY --link --from=${FIXTURE_HOST}/gpt2:v2 / .`));
+    assert.ok(html.includes('id="tag-v2"'));
+    const other = await readFile(pageFile(dist, 'runwayml/stable-diffusion-v1-5'), 'utf8');
+    assert.ok(attrs(other, 'data-copy').includes(`COPY --link --from=${FIXTURE_HOST}/runwayml/stable-diffusion-v1-5:latest /path/to/file .`));
+  });
+
+  test('every snippet uses the configured registry host', async () => {
+    for (const page of ['index.html', 'gpt2.html', 'runwayml/stable-diffusion-v1-5.html']) {
+      const html = await readFile(path.join(dist, page), 'utf8');
+      const copies = attrs(html, 'data-copy');
+      assert.ok(copies.length > 0);
+      for (const copy of copies) assert.ok(copy.includes(FIXTURE_HOST), `${page}: ${copy}`);
+      assert.ok(!/--from=depot\.ai\//.test(decode(html.replace(/<[^>]+>/g, ''))), `${page}: no depot.ai snippet left`);
+    }
+  });
+});
+
+describe('site build with a broken catalog', () => {
+  test('fails with the same FILE:LINE:COL lines as the CLI and writes nothing', async () => {
+    const dir = await makeTempDir('depot-site-broken');
+    const catalog = path.join(dir, 'models.yaml');
+    await writeFile(
+      catalog,
+      `models:
+  - name: gpt2
+    sha: 11c5a3d5811f50298f278a704980280950aedb10
+    tagAs: latest
+  - name: bad--name
+    sha: NOTASHA
+`,
+    );
+    const expected = await loadCatalog(catalog).then(
+      () => assert.fail('the catalog should be invalid'),
+      (error: unknown) => (error as CatalogError).message,
+    );
+    assert.match(expected, /models\.yaml:4:5: unknown key "tagAs": did you mean "tag"\?/);
+    const outDir = path.join(dir, 'dist');
+    const result = await buildSite({ catalog, store: EMPTY_STORE, outDir });
+    assert.notEqual(result.code, 0);
+    const lines = expected.split('\n');
+    assert.ok(lines.length >= 3);
+    for (const line of lines) assert.ok(result.stderr.includes(line + '\n'), `stderr has: ${line}\n--- stderr:\n${result.stderr}`);
+    assert.doesNotMatch(result.stderr, /^\s+at /m, 'no stack trace');
+    assert.deepEqual(await listFiles(outDir), [], 'nothing is written');
+
+    // The CLI prints the same lines.
+    const { spawnSync } = await import('node:child_process');
+    const cli = spawnSync(process.execPath, [path.join(ROOT, 'bin/depot-ai.js'), 'models', 'check', catalog], { encoding: 'utf8' });
+    assert.notEqual(cli.status, 0);
+    for (const line of lines) assert.ok((cli.stdout + cli.stderr).includes(line), `CLI prints: ${line}`);
+  });
+});
