@@ -1,0 +1,91 @@
+// Real clients against our registry: skopeo (inspect, copy to an OCI layout) and buildah
+// (a Dockerfile with COPY --from=127.0.0.1:PORT/<image>) must see exactly what the store holds.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { makeTestImage, runTool, startTestRegistry, tempDir, tool, type TestImage, type TestRegistry } from './helpers/registry.ts';
+
+const skopeo = tool('/usr/bin/skopeo');
+const buildah = tool('/usr/bin/buildah');
+const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+let image: TestImage;
+let registry: TestRegistry;
+
+before(async () => {
+  image = await makeTestImage({ name: 'Clients/Tiny-Model', tag: 'v1', weights: 9 * 1024 * 1024 });
+  registry = await startTestRegistry({ store: image.store });
+});
+after(async () => {
+  await registry?.close();
+});
+
+describe('skopeo', { skip: !skopeo && 'skopeo is not installed' }, () => {
+  test('inspect --raw gives the index and the manifest byte for byte', async () => {
+    const ref = `docker://${registry.hostPort}/${image.name}:${image.tag}`;
+    const { stdout: index } = await runTool('/usr/bin/skopeo', ['inspect', '--raw', '--tls-verify=false', ref]);
+    assert.equal(sha(Buffer.from(index)), image.index);
+    const { stdout: manifest } = await runTool('/usr/bin/skopeo', [
+      'inspect', '--raw', '--tls-verify=false', `docker://${registry.hostPort}/${image.name}@${image.manifest}`,
+    ]);
+    assert.equal(sha(Buffer.from(manifest)), image.manifest);
+    const { stdout: info } = await runTool('/usr/bin/skopeo', ['inspect', '--tls-verify=false', ref]);
+    assert.equal(JSON.parse(info).Digest, image.index);
+  });
+
+  test('copy --all to an OCI layout: identical digests and blobs', async () => {
+    const out = await tempDir('skopeo-oci');
+    try {
+      await runTool('/usr/bin/skopeo', [
+        'copy', '--all', '--src-tls-verify=false',
+        `docker://${registry.hostPort}/${image.name}:${image.tag}`, `oci:${out}:${image.tag}`,
+      ]);
+      const index = JSON.parse(await readFile(path.join(out, 'index.json'), 'utf8'));
+      assert.equal(index.manifests[0].digest, image.index);
+      const copied = (await readdir(path.join(out, 'blobs/sha256'))).sort();
+      const stored = (await readdir(path.join(image.store, ...image.name.split('/'), 'blobs/sha256'))).filter((f) => !f.startsWith('.')).sort();
+      assert.deepEqual(copied, stored);
+      for (const file of copied) {
+        assert.equal(sha(await readFile(path.join(out, 'blobs/sha256', file))), `sha256:${file}`);
+      }
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('buildah', { skip: !buildah && 'buildah is not installed' }, () => {
+  test('FROM scratch + COPY --from=<our image> / . and one file: byte-identical files', { timeout: 300_000 }, async () => {
+    const dir = await tempDir('buildah');
+    const storage = ['--root', path.join(dir, 'root'), '--runroot', path.join(dir, 'run'), '--storage-driver', 'vfs'];
+    const env = { CONTAINERS_REGISTRIES_CONF: path.join(dir, 'registries.conf'), BUILDAH_ISOLATION: 'chroot' };
+    await writeFile(env.CONTAINERS_REGISTRIES_CONF, `[[registry]]\nlocation = "${registry.hostPort}"\ninsecure = true\n`);
+    const context = path.join(dir, 'context');
+    await mkdir(context);
+    const from = `${registry.hostPort}/${image.name}:${image.tag}`;
+    await writeFile(
+      path.join(context, 'Dockerfile'),
+      ['FROM scratch', `COPY --from=${from} / /all/`, `COPY --from=${from} /model.safetensors /one/`, ''].join('\n'),
+    );
+    try {
+      await runTool('/usr/bin/buildah', [...storage, 'build', '--isolation', 'chroot', '--tls-verify=false', '-t', 'depot-test', context], env);
+      const { stdout: container } = await runTool('/usr/bin/buildah', [...storage, 'from', 'depot-test'], env);
+      const { stdout: mount } = await runTool('/usr/bin/buildah', [...storage, 'mount', container.trim()], env);
+      const root = mount.trim();
+      for (const [name, bytes] of Object.entries(image.files)) {
+        const copied = await readFile(path.join(root, 'all', name));
+        assert.ok(copied.equals(bytes), `${name} differs`);
+      }
+      const one = await readdir(path.join(root, 'one'));
+      assert.deepEqual(one, ['model.safetensors']);
+      assert.ok((await readFile(path.join(root, 'one/model.safetensors'))).equals(image.files['model.safetensors']));
+      await runTool('/usr/bin/buildah', [...storage, 'umount', container.trim()], env);
+      await runTool('/usr/bin/buildah', [...storage, 'rm', container.trim()], env);
+    } finally {
+      await runTool('/usr/bin/buildah', [...storage, 'rmi', '--all', '--force'], env).catch(() => {});
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
