@@ -107,7 +107,18 @@ export async function cachedSiteBuild(options: Omit<SiteBuildOptions, 'outDir'> 
   const result = await buildSite({ ...options, outDir });
   if (result.code !== 0) throw new Error(`astro build failed (${result.code}):\n${result.stderr}\n${result.stdout}`);
   await writeFile(marker, new Date().toISOString());
+  await pruneCache(path.dirname(outDir), key);
   return outDir;
+}
+
+/** Remove cached builds older than a day (inputs change with every edit of the site). */
+async function pruneCache(cache: string, keep: string): Promise<void> {
+  const dayAgo = Date.now() - 24 * 3600 * 1000;
+  for (const entry of await readdir(cache)) {
+    if (entry === keep) continue;
+    const info = await stat(path.join(cache, entry)).catch(() => undefined);
+    if (info && info.mtimeMs < dayAgo) await rm(path.join(cache, entry), { recursive: true, force: true });
+  }
 }
 
 const TYPES: Record<string, string> = {
