@@ -3,6 +3,7 @@
 // (new builds and tags show up without a restart), and content-addressed facts are cached.
 import { createHash } from 'node:crypto';
 import { open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { ImageLayout, listImages } from '../builder/layout.ts';
 import { ANNOTATION, type Descriptor } from '../builder/oci.ts';
@@ -13,13 +14,15 @@ import {
   type BlobSink,
   type BlobStat,
   type ManifestRecord,
+  NODE_STREAM,
   type RegistryStore,
+  type StreamBody,
   type StoreWriter,
 } from './store.ts';
 
 /** Ranges up to this size are read into memory in one go; larger bodies are streamed. */
 const SMALL_READ = 256 * 1024;
-const STREAM_CHUNK = 512 * 1024;
+const STREAM_CHUNK = 1024 * 1024;
 /** Blobs larger than this are never treated as manifests. */
 const MAX_MANIFEST = 4 * 1024 * 1024;
 const MANIFEST_CACHE_BYTES = 32 * 1024 * 1024;
@@ -223,7 +226,7 @@ export class LayoutStore implements RegistryStore {
 }
 
 /** Bytes start..end (inclusive) of an open file as a web stream that closes the file when done. */
-function fileStream(handle: FileHandle, start: number, end: number, digest: string): ReadableStream<Uint8Array> {
+function fileStream(handle: FileHandle, start: number, end: number, digest: string): StreamBody {
   let position = start;
   let closed = false;
   const close = async () => {
@@ -231,7 +234,7 @@ function fileStream(handle: FileHandle, start: number, end: number, digest: stri
     closed = true;
     await handle.close().catch(() => {});
   };
-  return new ReadableStream<Uint8Array>({
+  const stream: StreamBody = new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
         const want = Math.min(STREAM_CHUNK, end - position + 1);
@@ -253,6 +256,11 @@ function fileStream(handle: FileHandle, start: number, end: number, digest: stri
       await close();
     },
   });
+  stream[NODE_STREAM] = () => {
+    closed = true; // the Node stream owns (and closes) the handle from here on
+    return createReadStream('', { fd: handle, start, end, highWaterMark: STREAM_CHUNK, autoClose: true });
+  };
+  return stream;
 }
 
 /** Writes for the pull-through cache: temp file, digest checked while writing, then rename. */

@@ -1,14 +1,16 @@
 // `depot-ai serve`: the registry app on Node's HTTP server, with a request log and graceful shutdown.
 import { getRequestListener } from '@hono/node-server';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import { pipeline } from 'node:stream';
 import { createServer, ServerResponse, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { DEFAULT_STORE } from '../builder/layout.ts';
-import { API_VERSION, API_VERSION_HEADER, createApp } from './app.ts';
+import { API_VERSION, API_VERSION_HEADER, createApp, type StreamSender } from './app.ts';
 import { errorBody } from './errors.ts';
 import { LayoutStore } from './fs-store.ts';
 import { createRequestLog, formatRequest, type LogSink } from './log.ts';
-import type { RegistryStore } from './store.ts';
+import { NODE_STREAM, type RegistryStore } from './store.ts';
 import { createPullThrough } from './upstream.ts';
 
 export interface RegistryOptions {
@@ -68,11 +70,22 @@ function rejectTraversal(res: ServerResponse, path: string, head: boolean): void
   res.end(head ? undefined : body);
 }
 
+/** On Node, a file body is piped straight into the socket instead of through a web stream. */
+const sendNodeStream: StreamSender = (c, status, headers, body) => {
+  const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
+  const open = body[NODE_STREAM];
+  if (!outgoing || !open) return undefined;
+  const readable = open();
+  outgoing.writeHead(status, headers);
+  pipeline(readable, outgoing, () => {}); // an error or an early close destroys both sides
+  return RESPONSE_ALREADY_SENT;
+};
+
 export async function startRegistry(options: RegistryOptions = {}): Promise<RunningRegistry> {
   const store =
     typeof options.store === 'object' ? options.store : new LayoutStore(options.store ?? DEFAULT_STORE);
   const upstream = options.upstream ? createPullThrough(store, options.upstream) : undefined;
-  const app = createApp({ store, upstream });
+  const app = createApp({ store, upstream, sendStream: sendNodeStream });
   const listener = getRequestListener(app.fetch);
   const log = createRequestLog(options.log);
 
