@@ -32,9 +32,19 @@ const MAX_PAGE = 10_000;
 export interface PullThrough {
   /** Fetch a manifest by tag or digest from upstream and cache it; undefined when upstream does not know it. */
   manifest(name: string, reference: Reference): Promise<ManifestRecord | undefined>;
-  /** Serve a blob the store does not hold (streamed, verified, then cached); undefined when upstream does not know it. */
-  blob(name: string, digest: string, request: BlobRequest): Promise<Response | undefined>;
+  /**
+   * Serve a blob the store does not hold (streamed, verified, then cached): a Response, 'cached'
+   * when another request has just put it in the store, or undefined when upstream does not know it.
+   */
+  blob(name: string, digest: string, request: BlobRequest): Promise<BlobReply | 'cached' | undefined>;
   tags(name: string): Promise<string[] | undefined>;
+}
+
+/** A blob answer before it becomes a Response (so the runtime's stream sender can take it). */
+export interface BlobReply {
+  status: number;
+  headers: Record<string, string>;
+  body: BlobBody | null;
 }
 
 export interface BlobRequest {
@@ -184,14 +194,13 @@ export function createApp({ store, upstream, sendStream }: AppOptions): Hono {
 
   async function blobs(c: Context, name: string, digest: string, head: boolean): Promise<Response> {
     if (!isSha256Digest(digest)) throw digestInvalid(digest);
-    const stat = await store.statBlob(name, digest);
+    let stat = await store.statBlob(name, digest);
     if (!stat) {
-      if (upstream) {
-        const response = await upstream.blob(name, digest, { head, range: c.req.header('range') });
-        if (response) return response;
-        throw blobUnknown(name, digest);
-      }
-      throw await unknownRepoOr(name, blobUnknown(name, digest));
+      if (!upstream) throw await unknownRepoOr(name, blobUnknown(name, digest));
+      const reply = await upstream.blob(name, digest, { head, range: c.req.header('range') });
+      if (reply && reply !== 'cached') return send(c, reply.status, reply.headers, head ? null : reply.body);
+      if (reply === 'cached') stat = await store.statBlob(name, digest);
+      if (!stat) throw blobUnknown(name, digest);
     }
     return serveBlob(c, name, digest, stat, head);
   }
@@ -230,6 +239,10 @@ export function createApp({ store, upstream, sendStream }: AppOptions): Hono {
       if (!head) body = (await store.openBlob(name, digest)) ?? null;
     }
     if (!head && body === null) throw blobUnknown(name, digest); // removed since the stat
+    return send(c, status, headers, body);
+  }
+
+  function send(c: Context, status: number, headers: Record<string, string>, body: BlobBody | null): Response {
     if (body && !(body instanceof Uint8Array) && sendStream) {
       const sent = sendStream(c, status, headers, body);
       if (sent) return sent;

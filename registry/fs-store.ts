@@ -2,7 +2,7 @@
 // Everything a request needs is one stat away: index.json is re-read only when it changes
 // (new builds and tags show up without a restart), and content-addressed facts are cached.
 import { createHash } from 'node:crypto';
-import { open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { open, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { ImageLayout, listImages } from '../builder/layout.ts';
@@ -299,7 +299,7 @@ class LayoutWriter implements StoreWriter {
         done = true;
         await handle.sync();
         await handle.close();
-        await rename(temp, layout.blobPath(digest));
+        await layout.commitBlob(temp, digest);
         this.store.forget(name, digest);
       },
       abort,

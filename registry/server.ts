@@ -1,7 +1,7 @@
 // `depot-ai serve`: the registry app on Node's HTTP server, with a request log and graceful shutdown.
 import { getRequestListener } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
-import { pipeline } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { createServer, ServerResponse, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -70,12 +70,15 @@ function rejectTraversal(res: ServerResponse, path: string, head: boolean): void
   res.end(head ? undefined : body);
 }
 
-/** On Node, a file body is piped straight into the socket instead of through a web stream. */
+/**
+ * On Node, a stream body is piped straight into the socket (a file without any web stream at all);
+ * a failure mid-body just cuts the connection, which is how HTTP reports it.
+ */
 const sendNodeStream: StreamSender = (c, status, headers, body) => {
   const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
+  if (!outgoing) return undefined;
   const open = body[NODE_STREAM];
-  if (!outgoing || !open) return undefined;
-  const readable = open();
+  const readable = open ? open() : Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>);
   outgoing.writeHead(status, headers);
   pipeline(readable, outgoing, () => {}); // an error or an early close destroys both sides
   return RESPONSE_ALREADY_SENT;
@@ -84,7 +87,11 @@ const sendNodeStream: StreamSender = (c, status, headers, body) => {
 export async function startRegistry(options: RegistryOptions = {}): Promise<RunningRegistry> {
   const store =
     typeof options.store === 'object' ? options.store : new LayoutStore(options.store ?? DEFAULT_STORE);
-  const upstream = options.upstream ? createPullThrough(store, options.upstream) : undefined;
+  const upstream = options.upstream
+    ? createPullThrough(store, options.upstream, {
+        onError: (message) => process.stderr.write(`registry: upstream: ${message}\n`),
+      })
+    : undefined;
   const app = createApp({ store, upstream, sendStream: sendNodeStream });
   const listener = getRequestListener(app.fetch);
   const log = createRequestLog(options.log);

@@ -1,0 +1,232 @@
+// Pull-through: the CNCF registry (Debian docker-registry) as upstream, behind a small proxy that
+// counts requests and can cut or corrupt a transfer. Cold and warm pulls give the store's digests;
+// concurrent misses fetch once; a failed or bad transfer caches nothing.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { createServer, request, type Server } from 'node:http';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  errorCode,
+  makeTestImage,
+  pushLayout,
+  raw,
+  runTool,
+  startCncfRegistry,
+  startTestRegistry,
+  tempDir,
+  tool,
+  type CncfRegistry,
+  type TestImage,
+  type TestRegistry,
+} from './helpers/registry.ts';
+
+const available = tool('/usr/bin/docker-registry') && tool('/usr/bin/skopeo');
+const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+interface Proxy {
+  url: string;
+  /** GET requests seen per path. */
+  gets: Map<string, number>;
+  /** For paths containing this text: send `cutAfter` bytes then kill the transfer (and call onCut). */
+  fault?: { match: string; cutAfter?: number; corrupt?: boolean; onCut?: () => void };
+  close(): Promise<void>;
+}
+
+async function startProxy(target: () => string): Promise<Proxy> {
+  const proxy: Proxy = { url: '', gets: new Map(), close: async () => {} };
+  const server: Server = createServer((req, res) => {
+    if (req.method === 'GET') proxy.gets.set(req.url!, (proxy.gets.get(req.url!) ?? 0) + 1);
+    const upstream = new URL(target());
+    const out = request(
+      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host } },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        const fault = proxy.fault && req.url!.includes(proxy.fault.match) && req.method === 'GET' && up.statusCode === 200 ? proxy.fault : undefined;
+        let sent = 0;
+        up.on('data', (chunk: Buffer) => {
+          if (fault?.corrupt && sent === 0) {
+            chunk = Buffer.from(chunk);
+            chunk[0] ^= 0xff;
+          }
+          if (fault?.cutAfter !== undefined && sent + chunk.length > fault.cutAfter) {
+            res.write(chunk.subarray(0, fault.cutAfter - sent));
+            fault.onCut?.();
+            up.destroy();
+            res.destroy();
+            return;
+          }
+          sent += chunk.length;
+          res.write(chunk);
+        });
+        up.on('end', () => res.end());
+        up.on('error', () => res.destroy());
+      },
+    );
+    out.on('error', () => {
+      if (!res.headersSent) res.writeHead(502);
+      res.destroy();
+    });
+    req.pipe(out);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  proxy.url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  proxy.close = () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); });
+  return proxy;
+}
+
+async function storeFiles(store: string): Promise<string[]> {
+  const out: string[] = [];
+  async function walk(dir: string) {
+    if (!existsSync(dir)) return;
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) await walk(p);
+      else out.push(path.relative(store, p));
+    }
+  }
+  await walk(store);
+  return out.sort();
+}
+
+describe('pull-through cache', { skip: !available && 'docker-registry or skopeo is not installed' }, () => {
+  let image: TestImage;
+  let second: TestImage;
+  let third: TestImage;
+  let cncf: CncfRegistry;
+  let proxy: Proxy;
+  let cache: string;
+  let registry: TestRegistry;
+
+  before(async () => {
+    image = await makeTestImage({ name: 'Upstream/Model', tag: 'v1', weights: 5 * 1024 * 1024 });
+    second = await makeTestImage({ name: 'Upstream/Second', tag: 'v1', weights: 3 * 1024 * 1024, store: image.store });
+    third = await makeTestImage({ name: 'Upstream/Third', tag: 'v1', weights: 3 * 1024 * 1024, store: image.store });
+    cncf = await startCncfRegistry();
+    for (const img of [image, second, third]) await pushLayout(img.store, img.name, img.tag, cncf.hostPort);
+    proxy = await startProxy(() => cncf.url);
+    cache = await tempDir('cache');
+    registry = await startTestRegistry({ store: cache, upstream: proxy.url });
+  });
+  after(async () => {
+    await registry?.close();
+    await proxy?.close();
+    await cncf?.stop();
+  });
+
+  const copy = async (name: string, tag: string) => {
+    const out = await tempDir('pulled');
+    await runTool('/usr/bin/skopeo', ['copy', '--all', '--src-tls-verify=false', `docker://${registry.hostPort}/${name}:${tag}`, `oci:${out}:${tag}`]);
+    const index = JSON.parse(await readFile(path.join(out, 'index.json'), 'utf8'));
+    const blobs = (await readdir(path.join(out, 'blobs/sha256'))).sort();
+    await rm(out, { recursive: true, force: true });
+    return { digest: index.manifests[0].digest as string, blobs };
+  };
+
+  test('cold pull: same digests as the source store, and the cache now holds the image', async () => {
+    const cold = await copy(image.name, image.tag);
+    assert.equal(cold.digest, image.index);
+    const source = (await readdir(path.join(image.store, 'upstream/model/blobs/sha256'))).filter((f) => !f.startsWith('.')).sort();
+    assert.deepEqual(cold.blobs, source);
+    const cached = (await readdir(path.join(cache, 'upstream/model/blobs/sha256'))).filter((f) => !f.startsWith('.')).sort();
+    assert.deepEqual(cached, source);
+    for (const f of cached) assert.equal(sha(await readFile(path.join(cache, 'upstream/model/blobs/sha256', f))), `sha256:${f}`);
+    assert.equal(proxy.gets.get(`/v2/upstream/model/blobs/${image.layer}`), 1);
+  });
+
+  test('warm pull: same digests, served from the cache with no upstream blob fetch', async () => {
+    const before = new Map(proxy.gets);
+    const warm = await copy(image.name, image.tag);
+    assert.equal(warm.digest, image.index);
+    for (const [p, n] of proxy.gets) if (p.includes('/blobs/')) assert.equal(n, before.get(p), `${p} fetched again`);
+  });
+
+  test('concurrent misses for one blob fetch it from upstream once', async () => {
+    const blob = `/v2/${second.name}/blobs/${second.layer}`;
+    const results = await Promise.all(Array.from({ length: 8 }, () => raw(registry.url, blob)));
+    for (const res of results) {
+      assert.equal(res.status, 200);
+      assert.equal(sha(res.body), second.layer);
+    }
+    assert.equal(proxy.gets.get(blob), 1);
+    const manifests = await Promise.all(Array.from({ length: 6 }, () => raw(registry.url, `/v2/${second.name}/manifests/${second.manifest}`)));
+    for (const res of manifests) assert.equal(sha(res.body), second.manifest);
+    assert.equal(proxy.gets.get(`/v2/${second.name}/manifests/${second.manifest}`), 1);
+  });
+
+  test('a range of an uncached blob is passed through', async () => {
+    const res = await raw(registry.url, `/v2/${third.name}/blobs/${third.layer}`, { headers: { Range: 'bytes=100-199' } });
+    assert.equal(res.status, 206);
+    assert.equal(res.body.length, 100);
+    const full = await raw(cncf.url, `/v2/${third.name}/blobs/${third.layer}`);
+    assert.ok(res.body.equals(full.body.subarray(100, 200)));
+    // ... and the whole blob is cached in the background
+    const cached = path.join(cache, 'upstream/third/blobs/sha256', third.layer.slice(7));
+    for (let i = 0; i < 100 && !existsSync(cached); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(sha(await readFile(cached)), third.layer);
+  });
+
+  test('a corrupted transfer never reaches the store', async () => {
+    const blob = `/v2/${third.name}/blobs/${third.config}`;
+    proxy.fault = { match: third.config, corrupt: true };
+    try {
+      await assert.rejects(raw(registry.url, blob)); // the connection is cut before the last chunk
+    } finally {
+      proxy.fault = undefined;
+    }
+    const files = await storeFiles(cache);
+    assert.ok(!files.some((f) => f.includes(third.config.slice(7))), 'corrupt blob was cached');
+    assert.ok(!files.some((f) => f.startsWith('.tmp/') || path.basename(f).startsWith('.tmp')), `temp file left behind: ${files.join(', ')}`);
+    const ok = await raw(registry.url, blob);
+    assert.equal(ok.status, 200);
+    assert.equal(sha(ok.body), third.config);
+  });
+
+  test('upstream stopped mid-transfer: the client sees a failure, nothing is cached, then 502s', async () => {
+    const fourth = await makeTestImage({ name: 'Upstream/Fourth', tag: 'v1', weights: 6 * 1024 * 1024, store: image.store });
+    await pushLayout(fourth.store, fourth.name, fourth.tag, cncf.hostPort);
+    const blob = `/v2/${fourth.name}/blobs/${fourth.layer}`;
+    const cncfDir = cncf.dir;
+    const port = Number(new URL(cncf.url).port);
+    proxy.fault = { match: fourth.layer, cutAfter: 1024 * 1024, onCut: () => void cncf.stop() };
+    try {
+      await assert.rejects(raw(registry.url, blob));
+    } finally {
+      proxy.fault = undefined;
+    }
+    await cncf.stop();
+    const files = await storeFiles(cache);
+    assert.ok(!files.some((f) => f.includes(fourth.layer.slice(7))), 'partial blob was cached');
+    assert.ok(!files.some((f) => f.startsWith('.tmp/') || path.basename(f).startsWith('.tmp')), `temp file left behind: ${files.join(', ')}`);
+
+    // With the upstream down: uncached things are a 502 OCI error, cached ones still serve.
+    const before = await storeFiles(cache);
+    const miss = await raw(registry.url, `/v2/${fourth.name}/manifests/${fourth.tag}`);
+    assert.equal(miss.status, 502);
+    assert.equal(errorCode(miss), 'UNKNOWN');
+    const blobMiss = await raw(registry.url, blob);
+    assert.equal(blobMiss.status, 502);
+    assert.deepEqual(await storeFiles(cache), before);
+    const hit = await raw(registry.url, `/v2/${image.name}/blobs/${image.layer}`);
+    assert.equal(hit.status, 200);
+    assert.equal(sha(hit.body), image.layer);
+
+    // Upstream back: the blob is fetched, verified and cached.
+    cncf = await startCncfRegistry({ dir: cncfDir, port });
+    const ok = await raw(registry.url, blob);
+    assert.equal(ok.status, 200);
+    assert.equal(sha(ok.body), fourth.layer);
+    assert.ok(existsSync(path.join(cache, 'upstream/fourth/blobs/sha256', fourth.layer.slice(7))));
+  });
+
+  test('unknown upstream names and blobs are 404s', async () => {
+    const res = await raw(registry.url, '/v2/nobody/here/manifests/latest');
+    assert.equal(res.status, 404);
+    assert.equal(errorCode(res), 'MANIFEST_UNKNOWN');
+    const blob = await raw(registry.url, `/v2/${image.name}/blobs/sha256:${'1'.repeat(64)}`);
+    assert.equal(blob.status, 404);
+    assert.equal(errorCode(blob), 'BLOB_UNKNOWN');
+  });
+});
