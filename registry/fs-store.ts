@@ -3,7 +3,6 @@
 // (new builds and tags show up without a restart), and content-addressed facts are cached.
 import { createHash } from 'node:crypto';
 import { open, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
-import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { ImageLayout, listImages } from '../builder/layout.ts';
 import { ANNOTATION, type Descriptor } from '../builder/oci.ts';
@@ -14,7 +13,7 @@ import {
   type BlobSink,
   type BlobStat,
   type ManifestRecord,
-  NODE_STREAM,
+  NODE_PUMP,
   type RegistryStore,
   type StreamBody,
   type StoreWriter,
@@ -256,11 +255,75 @@ function fileStream(handle: FileHandle, start: number, end: number, digest: stri
       await close();
     },
   });
-  stream[NODE_STREAM] = () => {
-    closed = true; // the Node stream owns (and closes) the handle from here on
-    return createReadStream('', { fd: handle, start, end, highWaterMark: STREAM_CHUNK, autoClose: true });
+  stream[NODE_PUMP] = async (out) => {
+    closed = true; // the pump owns (and closes) the handle from here on
+    try {
+      await pumpFile(handle, start, end, digest, out);
+    } finally {
+      await handle.close().catch(() => {});
+    }
   };
   return stream;
+}
+
+/** Buffers handed back after their write completed, for the next response to reuse. */
+const freeBuffers: Buffer[] = [];
+const MAX_FREE_BUFFERS = 64;
+const PUMP_DEPTH = 2;
+
+/**
+ * Bytes start..end of a file into `out`, reading into a couple of reused buffers: one is being
+ * read while the other is being written, and a buffer is reused only once its write completed.
+ */
+async function pumpFile(
+  handle: FileHandle,
+  start: number,
+  end: number,
+  digest: string,
+  out: NodeJS.WritableStream & { destroyed?: boolean },
+): Promise<void> {
+  let gone = false;
+  let onGone!: () => void;
+  const closed = new Promise<void>((resolve) => (onGone = resolve));
+  const markGone = () => {
+    gone = true;
+    onGone();
+  };
+  out.once('close', markGone);
+  out.once('error', markGone);
+  const buffers: Buffer[] = [];
+  const writes: (Promise<void> | undefined)[] = [];
+  const inFlight: boolean[] = [];
+  try {
+    let position = start;
+    for (let i = 0; position <= end; i++) {
+      const slot = i % PUMP_DEPTH;
+      if (writes[slot]) await Promise.race([writes[slot], closed]);
+      if (gone || out.destroyed) return;
+      const buffer = (buffers[slot] ??= freeBuffers.pop() ?? Buffer.allocUnsafeSlow(STREAM_CHUNK));
+      const want = Math.min(STREAM_CHUNK, end - position + 1);
+      const { bytesRead } = await handle.read(buffer, 0, want, position);
+      if (bytesRead === 0) throw new Error(`blob ${digest} is shorter than expected`);
+      position += bytesRead;
+      const chunk = bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
+      inFlight[slot] = true;
+      writes[slot] = new Promise<void>((resolve) =>
+        out.write(chunk, () => {
+          inFlight[slot] = false;
+          resolve();
+        }),
+      );
+    }
+    await Promise.race([Promise.all(writes), closed]);
+    if (!gone) out.end();
+  } finally {
+    out.off('close', markGone);
+    out.off('error', markGone);
+    // A buffer whose write has not completed may still be read by the socket: drop it, never reuse it.
+    buffers.forEach((b, i) => {
+      if (!inFlight[i] && freeBuffers.length < MAX_FREE_BUFFERS) freeBuffers.push(b);
+    });
+  }
 }
 
 /** Writes for the pull-through cache: temp file, digest checked while writing, then rename. */

@@ -10,7 +10,7 @@ import { API_VERSION, API_VERSION_HEADER, createApp, type StreamSender } from '.
 import { errorBody } from './errors.ts';
 import { LayoutStore } from './fs-store.ts';
 import { createRequestLog, formatRequest, type LogSink } from './log.ts';
-import { NODE_STREAM, type RegistryStore } from './store.ts';
+import { NODE_PUMP, type RegistryStore } from './store.ts';
 import { createPullThrough } from './upstream.ts';
 
 export interface RegistryOptions {
@@ -77,10 +77,10 @@ function rejectTraversal(res: ServerResponse, path: string, head: boolean): void
 const sendNodeStream: StreamSender = (c, status, headers, body) => {
   const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
   if (!outgoing) return undefined;
-  const open = body[NODE_STREAM];
-  const readable = open ? open() : Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>);
   outgoing.writeHead(status, headers);
-  pipeline(readable, outgoing, () => {}); // an error or an early close destroys both sides
+  const pump = body[NODE_PUMP];
+  if (pump) pump(outgoing).catch((error) => outgoing.destroy(error));
+  else pipeline(Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>), outgoing, () => {}); // an error or an early close destroys both sides
   return RESPONSE_ALREADY_SENT;
 };
 

@@ -289,6 +289,37 @@ describe('live store', () => {
   });
 });
 
+describe('clients that leave early', () => {
+  test('aborted downloads close their files and the server keeps serving', async () => {
+    const { readdirSync } = await import('node:fs');
+    const { request } = await import('node:http');
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    for (let i = 0; i < 20; i++) {
+      await new Promise<void>((resolve) => {
+        const req = request(`${registry.url}${blobPath()}`, { agent: false, headers: i % 2 ? { Range: 'bytes=0-5000000' } : {} }, (res) => {
+          res.once('data', () => {
+            req.destroy();
+            resolve();
+          });
+        });
+        req.on('error', () => resolve());
+        req.end();
+      });
+    }
+    let after = fds();
+    for (let i = 0; i < 50 && after > before; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      after = fds();
+    }
+    assert.ok(after <= before, `${after - before} file descriptors leaked`);
+    const res = await get(blobPath());
+    assert.equal(sha(res.body), image.layer);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.ok(registry.lines.some((l) => / 20[06] - \d/.test(l)), 'an aborted download is logged with bytes "-"');
+  });
+});
+
 describe('log and shutdown', () => {
   test('one line per request: method, path, status, bytes, ms', async () => {
     const before = registry.lines.length;
