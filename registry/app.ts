@@ -63,29 +63,32 @@ export interface AppOptions {
 
 type Headers = Record<string, string>;
 
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
 function baseHeaders(extra: Headers): Headers {
   return { [API_VERSION_HEADER]: API_VERSION, ...extra };
 }
 
 export function errorResponse(error: RegistryError, head = false): Response {
-  const body = errorBody(error.code, error.message, error.detail);
+  const body = encoder.encode(errorBody(error.code, error.message, error.detail));
   return new Response(head ? null : body, {
     status: error.status,
     headers: baseHeaders({
       'Content-Type': 'application/json; charset=utf-8',
-      'Content-Length': String(Buffer.byteLength(body)),
+      'Content-Length': String(body.length),
       ...error.headers,
     }),
   });
 }
 
 function json(value: unknown, head: boolean, extra: Headers = {}): Response {
-  const body = JSON.stringify(value);
+  const body = encoder.encode(JSON.stringify(value));
   return new Response(head ? null : body, {
     status: 200,
     headers: baseHeaders({
       'Content-Type': 'application/json; charset=utf-8',
-      'Content-Length': String(Buffer.byteLength(body)),
+      'Content-Length': String(body.length),
       ...extra,
     }),
   });
@@ -169,7 +172,7 @@ export function createApp({ store, upstream, sendStream }: AppOptions): Hono {
     const accept = c.req.header('accept');
     if (reference.kind === 'tag' && INDEX_TYPES.has(record.mediaType) && !accepts(accept, record.mediaType)) {
       // A client that does not take an index gets the linux/amd64 image (or the first it accepts).
-      const index = JSON.parse(Buffer.from(record.bytes).toString('utf8')) as {
+      const index = JSON.parse(decoder.decode(record.bytes)) as {
         manifests?: { digest: string; mediaType: string; platform?: { os?: string; architecture?: string } }[];
       };
       const candidates = (index.manifests ?? []).filter((d) => accepts(accept, d.mediaType));
