@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { blobHeaders, type BlobReply, type BlobRequest, type PullThrough } from './app.ts';
 import { RegistryError, upstreamFailed } from './errors.ts';
 import type { Reference } from './names.ts';
-import { manifestMediaType, type ManifestRecord, type RegistryStore, type StoreWriter } from './store.ts';
+import { manifestMediaType, type ManifestRecord, type RegistryStore } from './store.ts';
 
 const MANIFEST_ACCEPT = [
   'application/vnd.oci.image.index.v1+json',
@@ -297,4 +297,3 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
   return { manifest, blob, tags };
 }
 
-export type { StoreWriter };

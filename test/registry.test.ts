@@ -330,6 +330,45 @@ describe('log and shutdown', () => {
     assert.match(line, new RegExp(`GET /v2/${image.name}/blobs/${image.layer} 206 100B \\d+\\.\\dms$`));
   });
 
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    test(`${signal} stops the server gracefully: requests in flight finish, exit code 0`, async () => {
+      const { spawn } = await import('node:child_process');
+      const { writeFile } = await import('node:fs/promises');
+      const { ROOT } = await import('./helpers/registry.ts');
+      const dir = await tempDir('signal');
+      const script = path.join(dir, 'serve.mts');
+      await writeFile(
+        script,
+        [
+          `import { startRegistry } from ${JSON.stringify(path.join(ROOT, 'registry/server.ts'))};`,
+          `const r = await startRegistry({ store: ${JSON.stringify(image.store)}, port: 0, handleSignals: true, log: false });`,
+          `console.log('URL ' + r.url);`,
+          `await r.closed;`,
+          `console.log('stopped');`,
+        ].join('\n'),
+      );
+      const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stdout.on('data', (d) => {
+          out += d;
+          const m = /URL (\S+)/.exec(out);
+          if (m) resolve(m[1]);
+        });
+        child.once('exit', () => reject(new Error(`exited early: ${out}`)));
+      });
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      const pending = raw(url, blobPath());
+      await new Promise((r) => setTimeout(r, 5));
+      child.kill(signal);
+      const res = await pending;
+      assert.equal(res.status, 200);
+      assert.equal(sha(res.body), image.layer);
+      assert.equal(await exited, 0);
+      assert.match(out, /stopped/);
+    });
+  }
+
   test('close() lets a request in flight finish, then stops listening', async () => {
     const reg = await startTestRegistry({ store: image.store });
     const pending = raw(reg.url, blobPath());
