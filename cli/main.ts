@@ -2,6 +2,7 @@
 // and a non-zero exit, never a stack trace (set DEPOT_DEBUG=1 to see one).
 import { CatalogError } from '../models/catalog.ts';
 import { BuildError } from '../builder/build.ts';
+import { RemoteError } from '../builder/remote.ts';
 import { UsageError } from './args.ts';
 
 const USAGE = `Usage: depot-ai <command>
@@ -9,6 +10,12 @@ const USAGE = `Usage: depot-ai <command>
   models check [FILE]          validate the catalog (default models/models.yaml)
   build NAME --from DIR        build image NAME from a local folder into the store
         [--store DIR] [--tag TAG] [--sha SHA]
+  serve [--store DIR] [--host 127.0.0.1] [--port 5000] [--upstream URL]
+                               serve the store as a read-only OCI registry
+  cp [--insecure] REGISTRY/IMAGE[:TAG|@DIGEST]:/PATH DEST
+                               fetch one file of an image with range requests
+  start [--store DIR] [--port 5000] [--site-port 4321]
+                               example model + registry + site, all local (npm start)
 `;
 
 type Command = (args: string[]) => Promise<number>;
@@ -16,6 +23,9 @@ type Command = (args: string[]) => Promise<number>;
 const COMMANDS: Record<string, () => Promise<Command>> = {
   models: async () => (await import('./models.ts')).modelsCommand,
   build: async () => (await import('./build.ts')).buildCommand,
+  serve: async () => (await import('./serve.ts')).serveCommand,
+  start: async () => (await import('./start.ts')).startCommand,
+  cp: async () => (await import('./cp.ts')).cpCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -31,7 +41,12 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     if (process.env.DEPOT_DEBUG) console.error(error);
     if (error instanceof UsageError) return fail(error.message, 2);
-    if (error instanceof CatalogError || error instanceof BuildError) return fail(error.message, 1);
+    // Catalog problems are FILE:LINE:COL lines already, the same ones the site build prints.
+    if (error instanceof CatalogError) {
+      process.stderr.write(`${error.message}\n`);
+      return 1;
+    }
+    if (error instanceof BuildError || error instanceof RemoteError) return fail(error.message, 1);
     const code = (error as NodeJS.ErrnoException).code;
     return fail(code === 'ENOSPC' ? 'the disk is full' : String((error as Error).message ?? error), 1);
   }

@@ -124,8 +124,8 @@ export function parseCatalog(text: string, file = DEFAULT_CATALOG): { models: Mo
     seen.set(key, entry.line);
     models.push(entry);
   }
-  if (problems.length > 0) return { models: [], problems };
-  return { models, problems };
+  problems.sort((a, b) => a.line - b.line || a.column - b.column);
+  return { models: problems.length > 0 ? [] : models, problems };
 
   function readEntry(item: Node, report: typeof nodeAt): ModelEntry | undefined {
     if (!isMap(item)) {
@@ -134,8 +134,10 @@ export function parseCatalog(text: string, file = DEFAULT_CATALOG): { models: Mo
     }
     const values: Partial<Record<(typeof ENTRY_KEYS)[number], string>> = {};
     let ok = true;
+    const present = new Set<string>();
     for (const pair of item.items) {
       const key = keyOf(pair);
+      present.add(key);
       if (!(ENTRY_KEYS as readonly string[]).includes(key)) {
         report(pair.key as Node, unknownKeyMessage(key, ENTRY_KEYS));
         ok = false;
@@ -156,7 +158,7 @@ export function parseCatalog(text: string, file = DEFAULT_CATALOG): { models: Mo
       values[key as (typeof ENTRY_KEYS)[number]] = text;
     }
     for (const required of ['name', 'sha'] as const) {
-      if (values[required] === undefined) {
+      if (!present.has(required)) {
         report(item, `model is missing "${required}"`);
         ok = false;
       }

@@ -87,24 +87,23 @@ func verify(args []string) error {
 		return err
 	}
 
-	// 1. A plain gzip+tar read, as any client that knows nothing of eStargz does it.
-	plain, rep, err := plainRead(f)
-	if err != nil {
-		return fmt.Errorf("plain gzip+tar read: %w", err)
+	// 1. A plain gzip+tar read, as any client that knows nothing of eStargz does it,
+	// in parallel with 2. the reference eStargz reader: footer, TOC, TOC digest, chunk digests.
+	type plainResult struct {
+		files map[string]plainFile
+		rep   report
+		err   error
 	}
-	if *diffID != "" && rep.DiffID != *diffID {
-		return fmt.Errorf("diff_id is %s, config says %s", rep.DiffID, *diffID)
-	}
-	if *uncompressed >= 0 && rep.UncompressedSize != *uncompressed {
-		return fmt.Errorf("uncompressed size is %d, annotation says %d", rep.UncompressedSize, *uncompressed)
-	}
+	plainDone := make(chan plainResult, 1)
+	go func() {
+		files, rep, err := plainRead(f)
+		plainDone <- plainResult{files, rep, err}
+	}()
 
-	// 2. The reference eStargz reader: footer, TOC, TOC digest, chunk digests.
 	r, err := estargz.Open(io.NewSectionReader(f, 0, st.Size()))
 	if err != nil {
 		return fmt.Errorf("estargz.Open: %w", err)
 	}
-	rep.TOCDigest = r.TOCDigest().String()
 	if *tocDigest == "" {
 		return errors.New("-toc-digest is required")
 	}
@@ -112,36 +111,84 @@ func verify(args []string) error {
 	if err != nil {
 		return fmt.Errorf("VerifyTOC: %w", err)
 	}
+	// 3. Every file in the TOC, read chunk by chunk.
+	type tocFile struct {
+		size   int64
+		digest string
+		chunks int
+	}
+	viaTOC := map[string]tocFile{}
+	var walkErr error
+	var walk func(dir string, e *estargz.TOCEntry)
+	walk = func(dir string, e *estargz.TOCEntry) {
+		e.ForeachChild(func(base string, ent *estargz.TOCEntry) bool {
+			name := base
+			if dir != "" {
+				name = dir + "/" + base
+			}
+			switch ent.Type {
+			case "dir":
+				viaTOC[name] = tocFile{size: -1}
+				walk(name, ent)
+			case "reg":
+				if ent.Digest == "" {
+					walkErr = fmt.Errorf("%s: no digest in the TOC", name)
+					return false
+				}
+				chunks, got, err := readVerified(r, verifier, name, ent.Size, io.Discard)
+				if err != nil {
+					walkErr = err
+					return false
+				}
+				if got != ent.Digest {
+					walkErr = fmt.Errorf("%s: read through the TOC as %s, TOC digest says %s", name, got, ent.Digest)
+					return false
+				}
+				viaTOC[name] = tocFile{size: ent.Size, digest: got, chunks: chunks}
+			default:
+				walkErr = fmt.Errorf("%s: unexpected TOC type %q", name, ent.Type)
+				return false
+			}
+			return walkErr == nil
+		})
+	}
+	root, _ := r.Lookup("")
+	walk("", root)
+	plain := <-plainDone
+	if plain.err != nil {
+		return fmt.Errorf("plain gzip+tar read: %w", plain.err)
+	}
+	if walkErr != nil {
+		return walkErr
+	}
+	rep := plain.rep
+	rep.TOCDigest = r.TOCDigest().String()
+	if *diffID != "" && rep.DiffID != *diffID {
+		return fmt.Errorf("diff_id is %s, config says %s", rep.DiffID, *diffID)
+	}
+	if *uncompressed >= 0 && rep.UncompressedSize != *uncompressed {
+		return fmt.Errorf("uncompressed size is %d, annotation says %d", rep.UncompressedSize, *uncompressed)
+	}
 
-	// 3. Every file the plain read saw, read through the TOC chunk by chunk.
-	for name, want := range plain {
-		ent, ok := r.Lookup(name)
+	// 4. Both reads agree on every name, size and content.
+	if len(viaTOC) != len(plain.files) {
+		return fmt.Errorf("the TOC lists %d entries, the tar stream %d", len(viaTOC), len(plain.files))
+	}
+	for name, want := range plain.files {
+		got, ok := viaTOC[name]
 		if !ok {
 			return fmt.Errorf("%s: in the tar stream but not in the TOC", name)
 		}
-		if ent.Type == "dir" {
+		if got.size != want.size || got.digest != want.digest {
+			return fmt.Errorf("%s: TOC read %d bytes %s, plain read %d bytes %s", name, got.size, got.digest, want.size, want.digest)
+		}
+		if got.size < 0 {
 			rep.Dirs++
 			continue
 		}
-		if ent.Type != "reg" {
-			return fmt.Errorf("%s: unexpected TOC type %q", name, ent.Type)
-		}
-		if ent.Size != want.size {
-			return fmt.Errorf("%s: TOC size %d, tar size %d", name, ent.Size, want.size)
-		}
-		if ent.Digest != want.digest {
-			return fmt.Errorf("%s: TOC digest %s, content digest %s", name, ent.Digest, want.digest)
-		}
-		chunks, got, err := readVerified(r, verifier, name, ent.Size, io.Discard)
-		if err != nil {
-			return err
-		}
-		if got != want.digest {
-			return fmt.Errorf("%s: read through the TOC as %s, plain read %s", name, got, want.digest)
-		}
 		rep.Files++
-		rep.Chunks += chunks
-		rep.Bytes += ent.Size
+		rep.Chunks += got.chunks
+		rep.Bytes += got.size
 	}
 	return json.NewEncoder(os.Stdout).Encode(rep)
 }
@@ -158,6 +205,7 @@ func readVerified(r *estargz.Reader, verifier estargz.TOCEntryVerifier, name str
 		return 0, "", fmt.Errorf("%s: OpenFile: %w", name, err)
 	}
 	chunks := 0
+	var buf []byte
 	for off := int64(0); off < size; {
 		ce, ok := r.ChunkEntryForOffset(name, off)
 		if !ok {
@@ -167,8 +215,16 @@ func readVerified(r *estargz.Reader, verifier estargz.TOCEntryVerifier, name str
 		if err != nil {
 			return 0, "", fmt.Errorf("%s: %w", name, err)
 		}
-		if _, err := io.Copy(io.MultiWriter(v, whole, out), io.NewSectionReader(sr, ce.ChunkOffset, ce.ChunkSize)); err != nil {
+		// One ReadAt per chunk: the reader decompresses from the chunk's start on every call.
+		if int64(cap(buf)) < ce.ChunkSize {
+			buf = make([]byte, ce.ChunkSize)
+		}
+		chunk := buf[:ce.ChunkSize]
+		if _, err := sr.ReadAt(chunk, ce.ChunkOffset); err != nil && err != io.EOF {
 			return 0, "", fmt.Errorf("%s: reading chunk at %d: %w", name, ce.ChunkOffset, err)
+		}
+		if _, err := io.MultiWriter(v, whole, out).Write(chunk); err != nil {
+			return 0, "", err
 		}
 		if !v.Verified() {
 			return 0, "", fmt.Errorf("%s: chunk at offset %d does not match its chunkDigest", name, ce.ChunkOffset)

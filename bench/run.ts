@@ -1,0 +1,13 @@
+// npm run bench: every speed and size target, measured and printed (never asserted in tests).
+// Pass section names to run only some: npm run bench -- image registry site
+import { benchImage } from './image.ts';
+import { benchRegistry } from './registry.ts';
+import { benchSite } from './site.ts';
+
+const SECTIONS: Record<string, () => Promise<void>> = { image: benchImage, registry: benchRegistry, site: benchSite };
+const wanted = process.argv.slice(2);
+for (const name of wanted.length > 0 ? wanted : Object.keys(SECTIONS)) {
+  const run = SECTIONS[name];
+  if (!run) throw new Error(`unknown bench section "${name}"; choose from ${Object.keys(SECTIONS).join(', ')}`);
+  await run();
+}

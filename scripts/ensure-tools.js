@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+// Makes sure the real components the tests use are on this machine: installs the missing
+// Debian packages when running as root, otherwise stops with the exact command to run.
+// Then builds the Go reference-reader checker (tools/estargz-check) in GOPATH mode.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const GOPATH = '/usr/share/gocode';
+const ESTARGZ_SRC = `${GOPATH}/src/github.com/containerd/stargz-snapshotter/estargz`;
+
+// What each test needs, and the Debian package that provides it.
+const NEEDS = [
+  { check: '/usr/bin/skopeo', pkg: 'skopeo' },
+  { check: '/usr/bin/buildah', pkg: 'buildah' },
+  { check: '/usr/bin/docker-registry', pkg: 'docker-registry' },
+  { check: '/usr/bin/go', pkg: 'golang-go' },
+  { check: ESTARGZ_SRC, pkg: 'golang-github-containerd-stargz-snapshotter-dev' },
+  { check: '/usr/bin/chromium', pkg: 'chromium' },
+  { check: '/usr/share/fonts/truetype/dejavu', pkg: 'fonts-dejavu-core' },
+];
+
+function install(packages) {
+  const command = `apt-get update && apt-get install -y --no-install-recommends ${packages.join(' ')}`;
+  if (process.getuid?.() !== 0) {
+    console.error(`ensure-tools: missing ${packages.join(', ')}. Install them with:\n  sudo sh -c '${command}'`);
+    process.exit(1);
+  }
+  console.log(`ensure-tools: installing ${packages.join(' ')}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  for (const args of [['update', '-qq'], ['install', '-y', '-qq', '--no-install-recommends', ...packages]]) {
+    const result = spawnSync('apt-get', args, { stdio: 'inherit', env });
+    if (result.status !== 0) {
+      console.error(`ensure-tools: "apt-get ${args.join(' ')}" failed; run: ${command}`);
+      process.exit(1);
+    }
+  }
+}
+
+const missing = NEEDS.filter((need) => !existsSync(need.check)).map((need) => need.pkg);
+if (missing.length > 0) install(missing);
+
+// Our Go helpers over the reference package, rebuilt whenever their source is newer:
+// estargz-check (tests read layers back with it) and estargz-build (the benchmark's baseline).
+for (const tool of ['estargz-check', 'estargz-build']) {
+  const source = path.join(root, 'tools', tool, 'main.go');
+  const binary = path.join(root, 'tools/bin', tool);
+  if (existsSync(binary) && statSync(binary).mtimeMs >= statSync(source).mtimeMs) continue;
+  console.log(`ensure-tools: building tools/bin/${tool} (reference estargz package)`);
+  execFileSync('go', ['build', '-o', binary, '.'], {
+    cwd: path.dirname(source),
+    stdio: 'inherit',
+    env: { ...process.env, GOPATH, GO111MODULE: 'off', GOFLAGS: '' },
+  });
+}
+console.log('ensure-tools: skopeo, buildah, docker-registry, chromium and the estargz tools are ready');
