@@ -3,7 +3,7 @@ import { getRequestListener } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { pipeline, Readable } from 'node:stream';
 import { createServer, ServerResponse, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { Server, type AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { DEFAULT_STORE } from '../builder/layout.ts';
 import { API_VERSION, API_VERSION_HEADER, createApp, type StreamSender } from './app.ts';
@@ -107,9 +107,11 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
       else if (res.writableFinished) bytes = (res as LoggedResponse).contentLength;
       log.line(formatRequest(req.method ?? '-', path, res.statusCode, bytes, performance.now() - start));
     });
+    if (stopping) res.setHeader('Connection', 'close'); // no more requests on this connection
     if (DOT_SEGMENT.test(path)) return rejectTraversal(res, path, req.method === 'HEAD');
     listener(req, res);
   });
+  let stopping = false;
   server.keepAliveTimeout = 65_000;
 
   const host = options.host ?? '127.0.0.1';
@@ -132,13 +134,20 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
     closing ??= (async () => {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
-      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
+      stopping = true;
+      // Stop accepting (net.Server's close: http.Server's would also drop idle connections at
+      // once, including one whose request is still on its way in).
+      const stopped = new Promise<void>((resolve) => Server.prototype.close.call(server, () => resolve()));
       const timer = setTimeout(() => server.closeAllConnections(), options.shutdownTimeoutMs ?? 10_000);
-      // Keep-alive connections that go idle after their last response are closed as they do.
-      const sweep = setInterval(() => server.closeIdleConnections(), 50);
+      // After a short grace for requests already sent, idle connections are closed as they go idle.
+      let sweep: NodeJS.Timeout | undefined;
+      const grace = setTimeout(() => {
+        server.closeIdleConnections();
+        sweep = setInterval(() => server.closeIdleConnections(), 50);
+      }, 250);
       await stopped;
       clearTimeout(timer);
+      clearTimeout(grace);
       clearInterval(sweep);
       log.flush();
       await store.close?.();
