@@ -90,6 +90,15 @@ interface Fill {
 export function createPullThrough(store: RegistryStore, upstreamUrl: string, options: PullThroughOptions = {}): PullThrough {
   const writer = store.writer;
   if (!writer) throw new Error('the store cannot be written to, so it cannot cache an upstream');
+  let parsed: URL;
+  try {
+    parsed = new URL(upstreamUrl);
+  } catch {
+    throw new Error(`--upstream must be a URL such as https://registry.example.com, not "${upstreamUrl}"`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new Error(`--upstream must be an http:// or https:// URL, not "${upstreamUrl}"`);
+  }
   const upstream = new Upstream(upstreamUrl.replace(/\/+$/, ''), options.fetch ?? fetch, options.timeoutMs ?? 30_000);
   const manifestFetches = new Map<string, Promise<ManifestRecord | undefined>>();
   const fills = new Map<string, Fill>();
