@@ -122,7 +122,8 @@ export class ImageLayout {
   }
 }
 
-async function writeAtomic(file: string, content: string): Promise<void> {
+/** Write a file whole or not at all: a temp file beside it, then a rename. */
+export async function writeAtomic(file: string, content: string): Promise<void> {
   const temp = `${file}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
   await writeFile(temp, content, { flush: true });
   await rename(temp, file);
