@@ -1,10 +1,20 @@
-// A minimal pull client for any OCI registry: manifests, blobs and byte ranges, with the
-// anonymous bearer-token dance public registries ask for (`WWW-Authenticate: Bearer realm=…`).
+// A small client for any OCI registry: manifests, blobs and byte ranges, answering the
+// registry's auth challenges (anonymous or with credentials, Basic or Bearer: see auth.ts).
+// `send` is the raw request the push client (push.ts) builds its uploads on.
+import { AuthError, Authenticator, type Credentials } from './auth.ts';
 import { MEDIA_TYPE, type Descriptor, type ImageIndex, type ImageManifest } from './oci.ts';
 
-const MANIFEST_ACCEPT = [MEDIA_TYPE.index, MEDIA_TYPE.manifest, 'application/vnd.docker.distribution.manifest.list.v2+json', 'application/vnd.docker.distribution.manifest.v2+json'].join(', ');
+export const MANIFEST_ACCEPT = [MEDIA_TYPE.index, MEDIA_TYPE.manifest, 'application/vnd.docker.distribution.manifest.list.v2+json', 'application/vnd.docker.distribution.manifest.v2+json'].join(', ');
 
-export class RemoteError extends Error {}
+export class RemoteError extends Error {
+  /** The HTTP status, when the registry answered. */
+  readonly status?: number;
+
+  constructor(message: string, options: { status?: number; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.status = options.status;
+  }
+}
 
 export interface ImageReference {
   registry: string;
@@ -35,51 +45,63 @@ export function parseImageReference(text: string): ImageReference {
   return { registry, repository: rest.toLowerCase(), reference };
 }
 
+export interface SendOptions {
+  headers?: Record<string, string>;
+  /** Made afresh for each attempt (a stream cannot be sent twice). */
+  body?: () => BodyInit;
+  /** Statuses that are answers, not errors (default: any 2xx). */
+  accept?: (status: number) => boolean;
+}
+
 export class RegistryClient {
-  private token: string | undefined;
+  private readonly auth: Authenticator;
   /** Bytes of response bodies read so far (what a lazy pull costs). */
   bytesFetched = 0;
+  /** The scope asked for when challenged (default: whatever the registry names). */
+  scope: string | undefined;
 
   constructor(
     readonly registry: string,
     private readonly insecure = false,
-  ) {}
+    credentials?: Credentials,
+  ) {
+    this.auth = new Authenticator(registry, credentials);
+  }
 
-  private url(path: string): string {
+  url(path: string): string {
     return `${this.insecure ? 'http' : 'https'}://${this.registry}/v2/${path}`;
   }
 
-  private async request(path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Response> {
-    const send = () => fetch(this.url(path), { method, headers: this.token ? { ...headers, Authorization: `Bearer ${this.token}` } : headers });
+  /** One request to `/v2/<path>` (or an absolute upload URL), authenticated, with errors made one clear line. */
+  async send(method: string, path: string, options: SendOptions = {}): Promise<Response> {
+    const url = /^https?:/.test(path) ? path : this.url(path);
+    const attempt = () => {
+      const headers = { ...options.headers, ...(this.auth.authorization ? { Authorization: this.auth.authorization } : {}) };
+      const body = options.body?.();
+      return fetch(url, { method, headers, body, ...(body ? { duplex: 'half' } : {}) } as RequestInit);
+    };
     let response: Response;
     try {
-      response = await send();
-      if (response.status === 401 && !this.token && (await this.authenticate(response))) response = await send();
+      response = await attempt();
+      if (response.status === 401 && (await this.auth.answer(response, this.scope))) response = await attempt();
     } catch (error) {
-      throw new RemoteError(`cannot reach ${this.registry}: ${(error as Error & { cause?: Error }).cause?.message ?? (error as Error).message}`);
+      if (error instanceof AuthError) throw new RemoteError(error.message);
+      const cause = (error as Error & { cause?: Error & { code?: string } }).cause;
+      const hint = !this.insecure && /EPROTO|wrong version number|ssl/i.test(`${cause?.code} ${cause?.message}`) ? ' (plain HTTP? use --insecure)' : '';
+      throw new RemoteError(`cannot reach ${this.registry}: ${cause?.message ?? (error as Error).message}${hint}`, { cause: error });
     }
-    if (!response.ok) {
+    if (!(options.accept ?? ((status) => status >= 200 && status < 300))(response.status)) {
       const body = await response.text().catch(() => '');
+      const code = /"code":"([^"]*)"/.exec(body)?.[1];
       const message = /"message":"([^"]*)"/.exec(body)?.[1];
-      throw new RemoteError(`${method} ${this.url(path)}: ${response.status}${message ? ` ${message}` : ''}`);
+      const what = response.status === 401 ? 'authentication failed' : response.status === 403 ? 'access denied' : `${response.status}`;
+      throw new RemoteError(`${method} ${url}: ${what}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}`, { status: response.status });
     }
     return response;
   }
 
-  /** Anonymous token from the realm a 401 names; false when the registry asks for something else. */
-  private async authenticate(challenge: Response): Promise<boolean> {
-    const header = challenge.headers.get('www-authenticate') ?? '';
-    if (!/^Bearer /i.test(header)) return false;
-    const params = Object.fromEntries([...header.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-    if (!params.realm) return false;
-    const url = new URL(params.realm);
-    if (params.service) url.searchParams.set('service', params.service);
-    if (params.scope) url.searchParams.set('scope', params.scope);
-    const response = await fetch(url);
-    if (!response.ok) return false;
-    const body = (await response.json()) as { token?: string; access_token?: string };
-    this.token = body.token ?? body.access_token;
-    return !!this.token;
+  private request(path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Response> {
+    return this.send(method, path, { headers });
   }
 
   async manifest(repository: string, reference: string): Promise<{ mediaType: string; json: ImageIndex | ImageManifest }> {

@@ -55,26 +55,30 @@ export class FolderSource implements ModelSource {
     return files;
   }
 
-  async *chunks(file: SourceFile, chunkSize: number): AsyncIterable<Buffer> {
-    const full = path.join(this.root, ...file.path.split('/'));
-    const handle = await open(full, 'r').catch((error: NodeJS.ErrnoException) => {
-      throw new SourceError(`cannot read ${full}: ${error.code}`);
-    });
-    try {
-      for (let position = 0; position < file.size; ) {
-        const length = Math.min(chunkSize, file.size - position);
-        const buffer = Buffer.allocUnsafe(length);
-        let filled = 0;
-        while (filled < length) {
-          const { bytesRead } = await handle.read(buffer, filled, length - filled, position + filled);
-          if (bytesRead === 0) throw new SourceError(`${full} became shorter while it was read`);
-          filled += bytesRead;
-        }
-        position += length;
-        yield buffer;
+  chunks(file: SourceFile, chunkSize: number): AsyncIterable<Buffer> {
+    return readFileChunks(path.join(this.root, ...file.path.split('/')), file.size, chunkSize);
+  }
+}
+
+/** The first `size` bytes of a file on disk, in buffers of exactly `chunkSize` (the last one shorter). */
+export async function* readFileChunks(full: string, size: number, chunkSize: number): AsyncIterable<Buffer> {
+  const handle = await open(full, 'r').catch((error: NodeJS.ErrnoException) => {
+    throw new SourceError(`cannot read ${full}: ${error.code}`);
+  });
+  try {
+    for (let position = 0; position < size; ) {
+      const length = Math.min(chunkSize, size - position);
+      const buffer = Buffer.allocUnsafe(length);
+      let filled = 0;
+      while (filled < length) {
+        const { bytesRead } = await handle.read(buffer, filled, length - filled, position + filled);
+        if (bytesRead === 0) throw new SourceError(`${full} became shorter while it was read`);
+        filled += bytesRead;
       }
-    } finally {
-      await handle.close();
+      position += length;
+      yield buffer;
     }
+  } finally {
+    await handle.close();
   }
 }

@@ -1,35 +1,119 @@
-// depot-ai build NAME --from DIR: one image from a local folder into the store.
-import { DEFAULT_CATALOG, DEFAULT_TAG, loadCatalog } from '../models/catalog.ts';
-import { buildImage } from '../builder/build.ts';
-import { DEFAULT_STORE } from '../builder/layout.ts';
-import { FolderSource } from '../builder/source.ts';
+// depot-ai build NAME [NAME...] | --all: catalog entries fetched from Hugging Face at their pinned
+// sha (or one model from a local folder with --from), built into the store and, with --push,
+// pushed to any OCI registry. One failed model does not stop the others; a summary table ends
+// the run and the exit status is non-zero if any failed.
+import { existsSync } from 'node:fs';
+import { DEFAULT_CATALOG, DEFAULT_TAG, loadCatalog, type ModelEntry } from '../models/catalog.ts';
+import { buildImage, type BuildResult } from '../builder/build.ts';
+import { ContentCache } from '../builder/content-cache.ts';
+import { DEFAULT_CACHE, HuggingFaceSource } from '../builder/huggingface.ts';
+import { DEFAULT_STORE, ImageLayout } from '../builder/layout.ts';
+import { parsePushTarget, Pusher, targetRepository, type PushResult } from '../builder/push.ts';
+import { FolderSource, type ModelSource } from '../builder/source.ts';
 import { parseCommandArgs, UsageError } from './args.ts';
 import { formatBytes, progressReporter } from './progress.ts';
+import { formatTable } from './table.ts';
+
+interface Row {
+  image: string;
+  digest?: string;
+  size?: number;
+  seconds: number;
+  result: string;
+  failed?: boolean;
+}
 
 export async function buildCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandArgs(args, {
     from: { type: 'string' },
     store: { type: 'string', default: process.env.DEPOT_STORE ?? DEFAULT_STORE },
+    cache: { type: 'string', default: process.env.DEPOT_CACHE ?? DEFAULT_CACHE },
     tag: { type: 'string' },
     sha: { type: 'string' },
     catalog: { type: 'string', default: DEFAULT_CATALOG },
+    all: { type: 'boolean', default: false },
+    push: { type: 'string' },
+    insecure: { type: 'boolean', default: false },
   });
-  if (positionals.length !== 1) throw new UsageError('build takes one NAME: depot-ai build NAME --from DIR');
-  if (!values.from) throw new UsageError('build needs --from DIR (the folder holding the model files)');
-  const name = positionals[0];
-  const listed = await catalogEntry(values.catalog, name);
+  if (values.all && positionals.length > 0) throw new UsageError('build takes NAMEs or --all, not both');
+  if (!values.all && positionals.length === 0) throw new UsageError('build needs a NAME (or --all): depot-ai build NAME [NAME...] [--from DIR] [--push HOST[/PREFIX]]');
+  if (values.from && (values.all || positionals.length > 1)) throw new UsageError('--from builds one model: depot-ai build NAME --from DIR');
+  if ((values.tag || values.sha) && (values.all || positionals.length > 1)) throw new UsageError('--tag and --sha apply to one model');
 
-  const progress = progressReporter(`build ${name}`);
-  const result = await buildImage({
-    name,
-    source: new FolderSource(values.from),
-    store: values.store,
-    tag: values.tag ?? listed?.tag ?? DEFAULT_TAG,
-    sha: values.sha ?? listed?.sha,
-    epoch: sourceDateEpoch(),
-    onProgress: progress.update,
-  });
-  progress.end();
+  const catalog = values.all || !values.from || existsSync(values.catalog) ? await loadCatalog(values.catalog) : [];
+  const names = values.all ? catalog.map((m) => m.name) : positionals;
+  const target = values.push ? parsePushTarget(values.push) : undefined;
+  const pusher = target && (await Pusher.connect(target, { insecure: values.insecure }));
+  const cache = new ContentCache(values.cache);
+
+  const rows: Row[] = [];
+  for (const name of names) {
+    const started = performance.now();
+    const listed = catalog.find((m) => m.name === name || m.image === name.toLowerCase());
+    const row = await buildOne(name, listed).catch((error: Error) => {
+      if (process.env.DEPOT_DEBUG) console.error(error);
+      const message = (error as NodeJS.ErrnoException).code === 'ENOSPC' ? 'the disk is full' : error.message;
+      process.stderr.write(`depot-ai: ${name}: ${message}\n`);
+      return { image: name.toLowerCase(), seconds: 0, result: `failed: ${message}`, failed: true } as Row;
+    });
+    row.seconds = (performance.now() - started) / 1000;
+    rows.push(row);
+  }
+  if (rows.length > 1 || pusher) {
+    const table = rows.map((r) => [r.image, r.digest?.slice(0, 19) ?? '-', r.size === undefined ? '-' : formatBytes(r.size), `${r.seconds.toFixed(1)} s`, r.result]);
+    console.log(formatTable(['IMAGE', 'DIGEST', 'SIZE', 'TIME', 'RESULT'], table));
+  }
+  return rows.some((r) => r.failed) ? 1 : 0;
+
+  async function buildOne(name: string, listed: ModelEntry | undefined): Promise<Row> {
+    if (!listed && !values.from) throw new UsageError(`"${name}" is not in ${values.catalog}; without a catalog entry, build needs --from DIR`);
+    const sha = values.sha ?? listed?.sha;
+    const tag = values.tag ?? listed?.tag ?? DEFAULT_TAG;
+    const layout = new ImageLayout(values.store, name.toLowerCase());
+    const repository = target && targetRepository(target, layout.image);
+
+    if (pusher && repository && !values.from) {
+      const remote = await pusher.remoteDigest(repository, tag);
+      const local = await layout.resolveTag(tag);
+      if (remote && remote.revision === sha && (!local || local.digest === remote.digest)) {
+        console.log(`${target!.registry}/${repository}:${tag} is up to date (revision ${sha}, ${remote.digest})`);
+        return { image: layout.image, digest: remote.digest, seconds: 0, result: 'up to date' };
+      }
+    }
+
+    const result = await build(name, sha, tag, layout);
+    if (!pusher) return { image: layout.image, digest: result.indexDigest, size: result.compressedSize, seconds: 0, result: 'built' };
+    const upload = progressReporter(`upload ${name}`);
+    let pushed: PushResult;
+    try {
+      pushed = await pusher.push(layout, tag);
+    } finally {
+      upload.end();
+    }
+    const how = pushed.upToDate ? 'already there' : `${pushed.blobsUploaded} uploaded, ${pushed.blobsSkipped} present, ${pushed.blobsMounted} mounted`;
+    console.log(`pushed ${pushed.reference} (${pushed.digest}): ${how}`);
+    return { image: layout.image, digest: result.indexDigest, size: result.compressedSize, seconds: 0, result: pushed.upToDate ? 'built, push up to date' : 'built, pushed' };
+  }
+
+  async function build(name: string, sha: string | undefined, tag: string, layout: ImageLayout): Promise<BuildResult> {
+    const download = progressReporter(`download ${name}`);
+    let source: ModelSource;
+    if (values.from) source = new FolderSource(values.from);
+    else if (!sha) throw new UsageError(`${name} needs a --sha to fetch from Hugging Face`);
+    else source = new HuggingFaceSource(name, sha, { cache, onDownload: download.update });
+    const compress = progressReporter(`compress ${name}`);
+    try {
+      const result = await buildImage({ name, source, store: layout.store, tag, sha, epoch: sourceDateEpoch(), onProgress: compress.update });
+      printResult(result);
+      return result;
+    } finally {
+      download.end();
+      compress.end();
+    }
+  }
+}
+
+function printResult(result: BuildResult): void {
   const rate = result.inputBytes / Math.max(result.seconds, 1e-3);
   console.log(
     [
@@ -41,14 +125,6 @@ export async function buildCommand(args: string[]): Promise<number> {
       `time          ${result.seconds.toFixed(2)} s (${formatBytes(rate)}/s)`,
     ].join('\n'),
   );
-  return 0;
-}
-
-/** The catalog's entry for NAME, if the catalog exists and lists it (a broken catalog is an error). */
-async function catalogEntry(file: string, name: string) {
-  const { existsSync } = await import('node:fs');
-  if (!existsSync(file)) return undefined;
-  return (await loadCatalog(file)).find((m) => m.name === name || m.image === name.toLowerCase());
 }
 
 function sourceDateEpoch(): number {

@@ -7,7 +7,7 @@
 //   GET /api/models/{repo}/tree/{rev}[/{path}]?recursive=true  file list, paginated (Link: rel="next")
 //   GET|HEAD /{repo}/resolve/{rev}/{path}                      small files served here (Range supported);
 //                                                              LFS files: 302 to the storage origin
-//   GET|HEAD {storageUrl}/lfs/{sha256}                         the storage host (Range supported, no auth)
+//   GET|HEAD {storageUrl}/lfs/{repo id}/{sha256}               the storage host (Range supported, no auth)
 //
 // Repositories are in memory and mutable (`hub.setRepo`, `hub.commit`). Private and gated
 // repositories need `Authorization: Bearer <token>`; every request is recorded in
@@ -48,8 +48,10 @@ export interface HubRequest {
 }
 
 export interface HubFault {
-  /** Applies to requests whose URL contains this text. */
+  /** Applies to requests whose URL contains this text... */
   match: string;
+  /** ...and, when given, that pass this test (e.g. `(r) => !r.range` for full downloads only). */
+  when?: (request: HubRequest) => boolean;
   /** How many more times to fail (default 1). */
   times?: number;
   /** Answer with this status... */
@@ -74,6 +76,8 @@ export interface HubServer {
   commit(name: string, files: Record<string, string | Buffer>, sha?: string): string;
   /** The sha main points at. */
   head(name: string): string;
+  /** Every commit sha, oldest first. */
+  shas(name: string): string[];
   /** Requests matching a predicate (all when omitted). */
   count(predicate?: (r: HubRequest) => boolean): number;
   close(): Promise<void>;
@@ -94,6 +98,7 @@ interface StoredRepo {
 const LFS_POINTER_SIZE = 134;
 const defaultLfs = (path: string, size: number) => size >= 100 * 1024 || /\.(safetensors|bin)$/.test(path);
 
+const repoId = (name: string) => createHash('md5').update(name).digest('hex').slice(0, 24);
 export const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 /** The git blob id of a file (what the Hub reports as `oid` for files not in LFS). */
 export const gitBlobOid = (bytes: Buffer) => createHash('sha1').update(`blob ${bytes.length}\0`).update(bytes).digest('hex');
@@ -112,7 +117,7 @@ export async function startHubServer(options: { repos?: HubRepoSpec[]; token?: s
       const file: StoredFile = { content, served, gitOid: gitBlobOid(content) };
       if (lfs(path, content.length)) {
         file.sha256 = sha256(content);
-        blobs.set(file.sha256, served);
+        blobs.set(`${repoId(repo.spec.name)}/${file.sha256}`, served);
       }
       files.set(path, file);
     }
@@ -141,6 +146,9 @@ export async function startHubServer(options: { repos?: HubRepoSpec[]; token?: s
     },
     head(name) {
       return repos.get(name)!.commits.at(-1)!.sha;
+    },
+    shas(name) {
+      return repos.get(name)!.commits.map((c) => c.sha);
     },
     count(predicate) {
       return predicate ? hub.requests.filter(predicate).length : hub.requests.length;
@@ -172,7 +180,7 @@ export async function startHubServer(options: { repos?: HubRepoSpec[]; token?: s
   };
 
   const info = (repo: StoredRepo, commit: StoredRepo['commits'][number]) => ({
-    _id: createHash('md5').update(repo.spec.name).digest('hex').slice(0, 24),
+    _id: repoId(repo.spec.name),
     id: repo.spec.name,
     modelId: repo.spec.name,
     sha: commit.sha,
@@ -262,7 +270,7 @@ export async function startHubServer(options: { repos?: HubRepoSpec[]; token?: s
       res.setHeader('X-Repo-Commit', commit.sha);
       if (file.sha256) {
         res.writeHead(302, {
-          Location: `${hub.storageUrl}/lfs/${file.sha256}?signature=${createHash('md5').update(file.sha256).digest('hex')}`,
+          Location: `${hub.storageUrl}/lfs/${repoId(repo.spec.name)}/${file.sha256}?signature=${createHash('md5').update(file.sha256).digest('hex')}`,
           'X-Linked-Size': String(file.content.length),
           'X-Linked-ETag': `"${file.sha256}"`,
           'Content-Length': '0',
@@ -275,17 +283,17 @@ export async function startHubServer(options: { repos?: HubRepoSpec[]; token?: s
   };
 
   const handleStorage = (req: IncomingMessage, res: ServerResponse) => {
-    const match = /^\/lfs\/([0-9a-f]{64})$/.exec(new URL(req.url!, hub.storageUrl).pathname);
-    const bytes = match && blobs.get(match[1]);
+    const match = /^\/lfs\/([0-9a-f]+)\/([0-9a-f]{64})$/.exec(new URL(req.url!, hub.storageUrl).pathname);
+    const bytes = match && blobs.get(`${match[1]}/${match[2]}`);
     if (!bytes) return sendError(res, 404, 'NoSuchKey');
-    sendBytes(req, res, bytes, `"${match[1]}"`);
+    sendBytes(req, res, bytes, `"${match[2]}"`);
   };
 
   const serve = (origin: HubRequest['origin'], handler: typeof handleHub): Server =>
     createServer((req, res) => {
       const record: HubRequest = { origin, method: req.method!, url: req.url!, range: req.headers.range, authorization: req.headers.authorization };
       hub.requests.push(record);
-      const fault = hub.faults.find((f) => req.url!.includes(f.match) && (f.times ?? 1) > 0);
+      const fault = hub.faults.find((f) => req.url!.includes(f.match) && (f.times ?? 1) > 0 && (f.when?.(record) ?? true));
       if (fault) {
         fault.times = (fault.times ?? 1) - 1;
         if (fault.status) return sendError(res, fault.status, 'injected fault');
