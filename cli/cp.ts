@@ -71,7 +71,7 @@ async function copyLazily(client: RegistryClient, repository: string, layer: Des
       const data = gunzipSync(compressed).subarray(0, length);
       const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
       if (digest !== entry.chunkDigest) throw new RemoteError(`/${file}: the chunk at ${entry.chunkOffset ?? 0} has digest ${digest}, the TOC says ${entry.chunkDigest}`);
-      if (!out.write(data)) await new Promise((resolve) => out.once('drain', resolve));
+      if (!out.write(data)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
     }
   } finally {
     await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));

@@ -20,6 +20,7 @@ const NEEDS = [
   { check: ESTARGZ_SRC, pkg: 'golang-github-containerd-stargz-snapshotter-dev' },
   { check: '/usr/bin/chromium', pkg: 'chromium' },
   { check: '/usr/share/fonts/truetype/dejavu', pkg: 'fonts-dejavu-core' },
+  { check: '/usr/bin/wrk', pkg: 'wrk' }, // the benchmark's load tool
 ];
 
 function install(packages) {

@@ -105,16 +105,16 @@ describe('catalog schema', () => {
 });
 
 describe('depot-ai models check', () => {
-  test('prints a one-line OK summary for the real catalog', () => {
-    const run = depotAi(['models', 'check']);
+  test('prints a one-line OK summary for the real catalog', async () => {
+    const run = await depotAi(['models', 'check']);
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stdout, /^models\/models\.yaml: OK, 109 models from \d+ owners\n$/);
   });
 
-  test('prints every problem as FILE:LINE:COL and exits non-zero', () => {
+  test('prints every problem as FILE:LINE:COL and exits non-zero', async () => {
     const file = path.join(tempDir(), 'broken.yaml');
     writeFileSync(file, `models:\n  - name: ok/model\n    sha: ${SHA}\n  - name: bad--name\n    sha: ${SHA}\n    tagAs: v1\n`);
-    const run = depotAi(['models', 'check', file]);
+    const run = await depotAi(['models', 'check', file]);
     assert.equal(run.status, 1);
     assert.equal(
       run.stderr,
@@ -122,8 +122,8 @@ describe('depot-ai models check', () => {
     );
   });
 
-  test('a missing file is one clear line', () => {
-    const run = depotAi(['models', 'check', '/nonexistent.yaml']);
+  test('a missing file is one clear line', async () => {
+    const run = await depotAi(['models', 'check', '/nonexistent.yaml']);
     assert.equal(run.status, 1);
     assert.equal(run.stderr, '/nonexistent.yaml:1:1: cannot read the catalog: ENOENT\n');
   });

@@ -197,9 +197,9 @@ describe('the image', () => {
 });
 
 describe('depot-ai build', () => {
-  test('prints a summary', () => {
+  test('prints a summary', async () => {
     const store = tempDir('depot-store-');
-    const run = depotAi(['build', 'cli/model', '--from', modelDir({ 'a.txt': 'hello' }), '--store', store, '--tag', 'v1', '--sha', SHA]);
+    const run = await depotAi(['build', 'cli/model', '--from', modelDir({ 'a.txt': 'hello' }), '--store', store, '--tag', 'v1', '--sha', SHA]);
     assert.equal(run.status, 0, run.stderr);
     for (const field of ['image         cli/model:v1', 'index         sha256:', 'layer', 'uncompressed', 'files         1', 'time']) {
       assert.ok(run.stdout.includes(field), `summary has "${field}":\n${run.stdout}`);
@@ -208,7 +208,7 @@ describe('depot-ai build', () => {
 
   test('takes tag and sha from the catalog for listed models', async () => {
     const store = tempDir('depot-store-');
-    const run = depotAi(['build', 'gpt2', '--from', modelDir({ 'a.txt': 'x' }), '--store', store]);
+    const run = await depotAi(['build', 'gpt2', '--from', modelDir({ 'a.txt': 'x' }), '--store', store]);
     assert.equal(run.status, 0, run.stderr);
     const tagged = (await new ImageLayout(store, 'gpt2').resolveTag('latest'))!;
     assert.equal(tagged.annotations![ANNOTATION.revision], '11c5a3d5811f50298f278a704980280950aedb10');
@@ -233,9 +233,9 @@ describe('depot-ai build', () => {
     ['a reserved name', () => ['build', 'bad/reserved', '--from', modelDir({ 'stargz.index.json': '{}' })], /reserved by the eStargz format/],
   ];
   for (const [what, args, message] of badInputs) {
-    test(`${what}: one clear line, non-zero exit, nothing in the store`, () => {
+    test(`${what}: one clear line, non-zero exit, nothing in the store`, async () => {
       const store = tempDir('depot-store-');
-      const run = depotAi([...args(), '--store', store]);
+      const run = await depotAi([...args(), '--store', store]);
       assert.notEqual(run.status, 0);
       assert.match(run.stderr, message);
       assert.equal(run.stderr.trim().split('\n').length, 1, `one line:\n${run.stderr}`);
