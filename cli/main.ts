@@ -8,6 +8,9 @@ import { UsageError } from './args.ts';
 const USAGE = `Usage: depot-ai <command>
 
   models check [FILE]          validate the catalog (default models/models.yaml)
+  models update|top|verify|changed ...
+                               refresh and check the catalog against Hugging Face
+                               (depot-ai models --help)
   build NAME --from DIR        build image NAME from a local folder into the store
         [--store DIR] [--tag TAG] [--sha SHA]
   serve [--store DIR] [--host 127.0.0.1] [--port 5000] [--upstream URL]
