@@ -137,7 +137,7 @@ export class Pusher {
   /** Send the blob in chunks; after a failure ask the registry how far it got and go on from there. */
   private async upload(layout: ImageLayout, repository: string, blob: Descriptor, location: string, progress: (bytes: number) => void): Promise<void> {
     const file = layout.blobPath(blob.digest);
-    const chunkSize = this.options.chunkSize ?? DEFAULT_UPLOAD_CHUNK;
+    const chunkSize = this.options.chunkSize ?? (Number(process.env.DEPOT_UPLOAD_CHUNK_BYTES) || DEFAULT_UPLOAD_CHUNK);
     let offset = 0;
     let reported = 0;
     await withRetries(

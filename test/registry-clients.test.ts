@@ -2,9 +2,10 @@
 // (a Dockerfile with COPY --from=127.0.0.1:PORT/<image>) must see exactly what the store holds.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { assertBuildahCopies } from './helpers/buildah.ts';
 import { makeTestImage, runTool, startTestRegistry, tempDir, tool, type TestImage, type TestRegistry } from './helpers/registry.ts';
 
 const skopeo = tool('/usr/bin/skopeo');
@@ -58,34 +59,6 @@ describe('skopeo', { skip: !skopeo && 'skopeo is not installed' }, () => {
 
 describe('buildah', { skip: !buildah && 'buildah is not installed' }, () => {
   test('FROM scratch + COPY --from=<our image> / . and one file: byte-identical files', { timeout: 300_000 }, async () => {
-    const dir = await tempDir('buildah');
-    const storage = ['--root', path.join(dir, 'root'), '--runroot', path.join(dir, 'run'), '--storage-driver', 'vfs'];
-    const env = { CONTAINERS_REGISTRIES_CONF: path.join(dir, 'registries.conf'), BUILDAH_ISOLATION: 'chroot' };
-    await writeFile(env.CONTAINERS_REGISTRIES_CONF, `[[registry]]\nlocation = "${registry.hostPort}"\ninsecure = true\n`);
-    const context = path.join(dir, 'context');
-    await mkdir(context);
-    const from = `${registry.hostPort}/${image.name}:${image.tag}`;
-    await writeFile(
-      path.join(context, 'Dockerfile'),
-      ['FROM scratch', `COPY --from=${from} / /all/`, `COPY --from=${from} /model.safetensors /one/`, ''].join('\n'),
-    );
-    try {
-      await runTool('/usr/bin/buildah', [...storage, 'build', '--isolation', 'chroot', '--tls-verify=false', '-t', 'depot-test', context], env);
-      const { stdout: container } = await runTool('/usr/bin/buildah', [...storage, 'from', 'depot-test'], env);
-      const { stdout: mount } = await runTool('/usr/bin/buildah', [...storage, 'mount', container.trim()], env);
-      const root = mount.trim();
-      for (const [name, bytes] of Object.entries(image.files)) {
-        const copied = await readFile(path.join(root, 'all', name));
-        assert.ok(copied.equals(bytes), `${name} differs`);
-      }
-      const one = await readdir(path.join(root, 'one'));
-      assert.deepEqual(one, ['model.safetensors']);
-      assert.ok((await readFile(path.join(root, 'one/model.safetensors'))).equals(image.files['model.safetensors']));
-      await runTool('/usr/bin/buildah', [...storage, 'umount', container.trim()], env);
-      await runTool('/usr/bin/buildah', [...storage, 'rm', container.trim()], env);
-    } finally {
-      await runTool('/usr/bin/buildah', [...storage, 'rmi', '--all', '--force'], env).catch(() => {});
-      await rm(dir, { recursive: true, force: true });
-    }
+    await assertBuildahCopies(registry.hostPort, `${registry.hostPort}/${image.name}:${image.tag}`, image.files, 'model.safetensors');
   });
 });

@@ -178,8 +178,11 @@ export interface CncfRegistry {
   stop(): Promise<void>;
 }
 
-/** The CNCF Distribution registry (Debian docker-registry) on 127.0.0.1, filesystem storage in a temp dir. */
-export async function startCncfRegistry(options: { dir?: string; port?: number } = {}): Promise<CncfRegistry> {
+/**
+ * The CNCF Distribution registry (Debian docker-registry) on 127.0.0.1, filesystem storage in a
+ * temp dir. `config` adds top-level sections (e.g. `auth:`) to its config.yml.
+ */
+export async function startCncfRegistry(options: { dir?: string; port?: number; config?: string[] } = {}): Promise<CncfRegistry> {
   const binary = '/usr/bin/docker-registry';
   const dir = options.dir ?? (await tempDir('cncf'));
   const port = options.port ?? (await freePort());
@@ -200,6 +203,7 @@ export async function startCncfRegistry(options: { dir?: string; port?: number }
       '    enabled: true',
       'http:',
       `  addr: 127.0.0.1:${port}`,
+      ...(options.config ?? []),
       '',
     ].join('\n'),
   );
@@ -211,7 +215,7 @@ export async function startCncfRegistry(options: { dir?: string; port?: number }
     if (child.exitCode !== null) throw new Error(`docker-registry exited: ${stderr}`);
     try {
       const res = await fetch(`${url}/v2/`);
-      if (res.status === 200) break;
+      if (res.status === 200 || res.status === 401) break;
     } catch {
       // not listening yet
     }

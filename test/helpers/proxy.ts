@@ -1,0 +1,70 @@
+// An HTTP proxy in front of a registry that records every request and can cut an upload: after
+// `cutAfter` bytes of a matching request body it drops both connections, as a flaky network does.
+import { createServer, request, type Server } from 'node:http';
+
+export interface ProxyFault {
+  method: string;
+  /** Bytes of the request body to pass before the connection drops. */
+  cutAfter: number;
+  /** How many requests to cut (default 1; Infinity for a dead link); shorter bodies pass. */
+  times?: number;
+}
+
+export interface RecordingProxy {
+  url: string;
+  hostPort: string;
+  requests: { method: string; url: string }[];
+  faults: ProxyFault[];
+  count(method: string, urlIncludes?: string): number;
+  close(): Promise<void>;
+}
+
+export async function startRecordingProxy(target: string): Promise<RecordingProxy> {
+  const upstream = new URL(target);
+  const proxy: RecordingProxy = {
+    url: '',
+    hostPort: '',
+    requests: [],
+    faults: [],
+    count: (method, urlIncludes = '') => proxy.requests.filter((r) => r.method === method && r.url.includes(urlIncludes)).length,
+    close: async () => {},
+  };
+  const server: Server = createServer((req, res) => {
+    proxy.requests.push({ method: req.method!, url: req.url! });
+    const fault = proxy.faults.find((f) => f.method === req.method && (f.times ?? 1) > 0);
+    // The Host header stays the proxy's, so the registry's upload Locations point back through it.
+    const out = request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
+    out.on('error', () => res.destroy());
+    let passed = 0;
+    req.on('data', (chunk: Buffer) => {
+      if (fault && (fault.times ?? 1) > 0 && passed + chunk.length > fault.cutAfter) {
+        fault.times = (fault.times ?? 1) - 1;
+        out.write(chunk.subarray(0, fault.cutAfter - passed));
+        passed = fault.cutAfter;
+        req.pause();
+        setTimeout(() => {
+          out.destroy();
+          res.destroy();
+          req.destroy();
+        }, 50);
+        return;
+      }
+      passed += chunk.length;
+      out.write(chunk);
+    });
+    req.on('end', () => out.end());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  proxy.url = `http://127.0.0.1:${port}`;
+  proxy.hostPort = `127.0.0.1:${port}`;
+  proxy.close = () =>
+    new Promise((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    });
+  return proxy;
+}
