@@ -8,23 +8,12 @@ import { after, before, describe, test } from 'node:test';
 import { ImageLayout } from '../builder/layout.ts';
 import { parsePushTarget, Pusher } from '../builder/push.ts';
 import { assertBuildahCopies } from './helpers/buildah.ts';
-import { depotAiAsync } from './helpers/cli.ts';
+import { buildAndPush } from './helpers/publish.ts';
 import { startRecordingProxy, type RecordingProxy } from './helpers/proxy.ts';
 import { buildImage, freePort, imageDigests, runTool, startCncfRegistry, tempDir, tool, writeModelFolder, type CncfRegistry } from './helpers/registry.ts';
 
-const SHA = '5e6f0123456789abcdef0123456789abcdef0123';
 const available = tool('/usr/bin/docker-registry') && tool('/usr/bin/skopeo') && tool('/usr/bin/buildah');
 const skopeo = (...args: string[]) => runTool('/usr/bin/skopeo', args);
-
-/** `depot-ai build NAME --from DIR --push TARGET --insecure` with 1 MiB upload chunks. */
-export function buildAndPush(name: string, from: string, store: string, target: string, env: NodeJS.ProcessEnv = {}) {
-  return depotAiAsync(['build', name, '--from', from, '--store', store, '--sha', SHA, '--push', target, '--insecure'], {
-    DEPOT_UPLOAD_CHUNK_BYTES: String(1024 * 1024),
-    DEPOT_RETRY_DELAY_MS: '20',
-    SOURCE_DATE_EPOCH: '0',
-    ...env,
-  });
-}
 
 describe('pushing to the CNCF registry', { skip: !available && 'docker-registry, skopeo or buildah is not installed' }, () => {
   let cncf: CncfRegistry;
