@@ -34,8 +34,6 @@ export function targetRepository(target: PushTarget, image: string): string {
 export interface PushOptions {
   insecure?: boolean;
   chunkSize?: number;
-  /** Upload progress: bytes sent so far and the total to send. */
-  onProgress?: (done: number, total: number) => void;
 }
 
 export interface PushResult {
@@ -75,7 +73,8 @@ export class Pusher {
     return { digest: response.headers.get('docker-content-digest') ?? '', revision: json.annotations?.[ANNOTATION.revision] };
   }
 
-  async push(layout: ImageLayout, tag: string): Promise<PushResult> {
+  /** Push `layout:tag`; `onProgress` hears the bytes sent (or found present) so far and the total. */
+  async push(layout: ImageLayout, tag: string, onProgress?: (done: number, total: number) => void): Promise<PushResult> {
     const tagged = await layout.resolveTag(tag);
     if (!tagged) throw new RemoteError(`${layout.image}:${tag} is not in the store ${layout.store}`);
     const repository = targetRepository(this.target, layout.image);
@@ -90,7 +89,7 @@ export class Pusher {
 
     const total = [...blobs.values()].reduce((sum, b) => sum + b.size, 0);
     let done = 0;
-    const progress = (bytes: number) => this.options.onProgress?.((done += bytes), total);
+    const progress = (bytes: number) => onProgress?.((done += bytes), total);
     for (const blob of blobs.values()) {
       const outcome = await this.pushBlob(layout, repository, blob, progress);
       if (outcome === 'skipped') result.blobsSkipped++;

@@ -45,6 +45,7 @@ export async function buildCommand(args: string[]): Promise<number> {
   const target = values.push ? parsePushTarget(values.push) : undefined;
   const pusher = target && (await Pusher.connect(target, { insecure: values.insecure }));
   const cache = new ContentCache(values.cache);
+  const epoch = sourceDateEpoch();
 
   const rows: Row[] = [];
   for (const name of names) {
@@ -86,7 +87,7 @@ export async function buildCommand(args: string[]): Promise<number> {
     const upload = progressReporter(`upload ${name}`);
     let pushed: PushResult;
     try {
-      pushed = await pusher.push(layout, tag);
+      pushed = await pusher.push(layout, tag, upload.update);
     } finally {
       upload.end();
     }
@@ -103,7 +104,7 @@ export async function buildCommand(args: string[]): Promise<number> {
     else source = new HuggingFaceSource(name, sha, { cache, onDownload: download.update });
     const compress = progressReporter(`compress ${name}`);
     try {
-      const result = await buildImage({ name, source, store: layout.store, tag, sha, epoch: sourceDateEpoch(), onProgress: compress.update });
+      const result = await buildImage({ name, source, store: layout.store, tag, sha, epoch, onProgress: compress.update });
       printResult(result);
       return result;
     } finally {

@@ -16,6 +16,8 @@ const NEEDS = [
   { check: '/usr/bin/skopeo', pkg: 'skopeo' },
   { check: '/usr/bin/buildah', pkg: 'buildah' },
   { check: '/usr/bin/docker-registry', pkg: 'docker-registry' },
+  { check: '/usr/bin/htpasswd', pkg: 'apache2-utils' }, // the push tests' basic-auth registry
+  { check: '/usr/bin/openssl', pkg: 'openssl' }, // the push tests' token-service certificate
   { check: '/usr/bin/go', pkg: 'golang-go' },
   { check: ESTARGZ_SRC, pkg: 'golang-github-containerd-stargz-snapshotter-dev' },
   { check: '/usr/bin/chromium', pkg: 'chromium' },

@@ -13,6 +13,7 @@ import { depotAiAsync } from './helpers/cli.ts';
 import { verifyStoredImage } from './helpers/estargz.ts';
 import { sha256, startHubServer, type HubServer } from './helpers/hub-server.ts';
 import { modelDir, pseudoRandomBytes, tempDir } from './helpers/models.ts';
+import { startCncfRegistry, tool } from './helpers/registry.ts';
 
 const FILES = {
   'config.json': '{"model_type":"tiny"}',
@@ -22,6 +23,9 @@ const FILES = {
   'small.bin': pseudoRandomBytes(1000, 8),
   '.gitattributes': '*.safetensors filter=lfs\n',
 };
+
+// The corrupt repository's real weights differ from the good one's, so the content cache cannot serve them.
+const CORRUPT_FILES = { ...FILES, 'model.safetensors': pseudoRandomBytes(5 * 1024 * 1024 + 123, 11) };
 
 describe('building from Hugging Face', () => {
   let hub: HubServer;
@@ -35,7 +39,7 @@ describe('building from Hugging Face', () => {
     hub = await startHubServer({
       repos: [
         { name: 'Test-Org/Good-Model', commits: [{ files: { 'old.txt': 'old' } }, { files: FILES }, { files: { 'config.json': '{"moved":"on"}' } }] },
-        { name: 'Test-Org/Corrupt-Model', commits: [{ files: FILES }], tamper: { 'model.safetensors': pseudoRandomBytes(5 * 1024 * 1024 + 123, 9) } },
+        { name: 'Test-Org/Corrupt-Model', commits: [{ files: CORRUPT_FILES }], tamper: { 'model.safetensors': pseudoRandomBytes(5 * 1024 * 1024 + 123, 9) } },
         { name: 'Test-Org/Private-Model', private: true, commits: [{ files: { 'config.json': '{}', 'weights.bin': pseudoRandomBytes(200_000, 3) } }] },
       ],
     });
@@ -100,7 +104,7 @@ describe('building from Hugging Face', () => {
     assert.equal(existsSync(path.join(store, 'test-org')), false, 'no image in the store');
     assert.deepEqual(existsSync(path.join(store, '.tmp')) ? readdirSync(path.join(store, '.tmp')) : [], [], 'no temp files left');
     assert.deepEqual(readdirSync(path.join(freshCache, 'partial')).filter((f) => f.includes('sha256')), [], 'no partial download kept');
-    assert.ok(!readdirSync(path.join(freshCache, 'sha256')).includes(sha256(FILES['model.safetensors'])), 'nothing corrupt in the cache');
+    assert.ok(!readdirSync(path.join(freshCache, 'sha256')).includes(sha256(CORRUPT_FILES['model.safetensors'])), 'nothing corrupt in the cache');
   });
 
   test('private repositories need HF_TOKEN, which never reaches the storage host', async () => {
@@ -118,6 +122,32 @@ describe('building from Hugging Face', () => {
     assert.ok(seen.some((r) => r.origin === 'storage'), 'downloaded from storage');
     assert.ok(seen.filter((r) => r.origin === 'hub').every((r) => r.authorization === `Bearer ${hub.token}`), 'the Hub got the token');
     assert.ok(seen.filter((r) => r.origin === 'storage').every((r) => !r.authorization), 'the storage host never did');
+  });
+
+  test('--all builds every entry, reports each failure, and exits non-zero', async () => {
+    const run = await depotAiAsync(['build', '--all', '--store', tempDir('depot-hf-store-'), '--catalog', catalog], { ...env(), DEPOT_CACHE: tempDir('depot-hf-cache-') });
+    assert.equal(run.status, 1);
+    assert.match(run.stdout, /^test-org\/good-model\s+sha256:\S+\s+.*built$/m);
+    assert.match(run.stdout, /^test-org\/corrupt-model\s+-\s+-\s+.*failed: model\.safetensors: sha256 mismatch/m);
+    assert.match(run.stdout, /^test-org\/private-model\s+-\s+-\s+.*failed: .*HF_TOKEN/m);
+  });
+
+  test('with --push, a model the registry already holds at the same revision is skipped before any download', { skip: !tool('/usr/bin/docker-registry') && 'docker-registry is not installed' }, async () => {
+    const registry = await startCncfRegistry();
+    try {
+      const args = ['build', 'Test-Org/Good-Model', '--store', tempDir('depot-hf-store-'), '--catalog', catalog, '--push', registry.hostPort, '--insecure'];
+      const first = await depotAiAsync(args, env());
+      assert.equal(first.status, 0, first.stderr);
+      assert.match(first.stdout, /built, pushed$/m);
+      const downloads = hub.count(resolves);
+      const again = await depotAiAsync([...args.slice(0, 3), tempDir('depot-hf-store-'), ...args.slice(4)], { ...env(), DEPOT_CACHE: tempDir('depot-hf-cache-') });
+      assert.equal(again.status, 0, again.stderr);
+      assert.match(again.stdout, /test-org\/good-model:v1 is up to date \(revision [0-9a-f]{40}, sha256:[0-9a-f]{64}\)/);
+      assert.match(again.stdout, /^test-org\/good-model\s+sha256:\S+\s+-\s+.*up to date$/m);
+      assert.equal(hub.count(resolves), downloads, 'nothing downloaded');
+    } finally {
+      await registry.stop();
+    }
   });
 
   test('several names: an unknown one fails, the others still build, the table says which', async () => {
