@@ -1,9 +1,10 @@
 // What the site (and anyone else) shows about a built image: its index digest, its sizes and
-// its file list, read from the store (the file list comes from the layer's eStargz TOC).
+// its file list (from the layer's eStargz TOC), read from the store or from any registry.
 import { ANNOTATION, type Descriptor, type ImageIndex, type ImageManifest } from './oci.ts';
 import { ImageLayout } from './layout.ts';
 import { NO_PREFETCH_LANDMARK } from './estargz.ts';
-import { fileReadAt, readToc } from './toc.ts';
+import { RegistryClient, RemoteError } from './remote.ts';
+import { fileReadAt, readToc, type ReadAt } from './toc.ts';
 
 export interface ImageFile {
   /** Path inside the image, without the leading '/'. */
@@ -33,27 +34,50 @@ export async function resolveLayer(layout: ImageLayout, tag: string): Promise<{ 
   return { index, layer: manifest.layers[0] };
 }
 
-/** Undefined when the store holds no such image and tag. */
+async function describe(image: string, tag: string, indexDigest: string, layer: Descriptor, readAt: ReadAt): Promise<ImageInfo> {
+  const found = await readToc(readAt, layer.size);
+  const files = (found?.toc.entries ?? [])
+    .filter((e) => e.type === 'reg' && e.name !== NO_PREFETCH_LANDMARK)
+    .map((e) => ({ path: e.name, size: e.size ?? 0 }));
+  return {
+    image,
+    tag,
+    indexDigest,
+    compressedSize: layer.size,
+    uncompressedSize: Number(layer.annotations?.[ANNOTATION.uncompressedSize] ?? 0),
+    files,
+  };
+}
+
+/** From the store; undefined when it holds no such image and tag. */
 export async function readImageInfo(store: string, image: string, tag: string): Promise<ImageInfo | undefined> {
   const layout = new ImageLayout(store, image);
   const resolved = await resolveLayer(layout, tag);
   if (!resolved) return undefined;
-  const { index, layer } = resolved;
-  const reader = await fileReadAt(layout.blobPath(layer.digest));
+  const reader = await fileReadAt(layout.blobPath(resolved.layer.digest));
   try {
-    const found = await readToc(reader.readAt, reader.size);
-    const files = (found?.toc.entries ?? [])
-      .filter((e) => e.type === 'reg' && e.name !== NO_PREFETCH_LANDMARK)
-      .map((e) => ({ path: e.name, size: e.size ?? 0 }));
-    return {
-      image,
-      tag,
-      indexDigest: index.digest,
-      compressedSize: layer.size,
-      uncompressedSize: Number(layer.annotations?.[ANNOTATION.uncompressedSize] ?? 0),
-      files,
-    };
+    return await describe(image, tag, resolved.index.digest, resolved.layer, reader.readAt);
   } finally {
     await reader.close();
   }
+}
+
+/**
+ * From a registry at `baseUrl` (`http(s)://host[:port][/prefix]`): the index, one manifest and
+ * the layer's footer and TOC, fetched with range requests. Undefined when the registry has no such tag.
+ */
+export async function readRemoteImageInfo(baseUrl: string, image: string, tag: string): Promise<ImageInfo | undefined> {
+  const url = new URL(baseUrl);
+  const client = new RegistryClient(url.host, url.protocol === 'http:');
+  const repository = [url.pathname.replace(/^\/+|\/+$/g, ''), image].filter(Boolean).join('/');
+  let indexDigest: string;
+  try {
+    indexDigest = (await client.manifest(repository, tag)).digest;
+  } catch (error) {
+    if (error instanceof RemoteError && error.status === 404) return undefined;
+    throw error;
+  }
+  const manifest = await client.imageManifest(repository, indexDigest);
+  const layer = manifest.layers[0];
+  return describe(image, tag, indexDigest, layer, (offset, length) => client.readRange(repository, layer, offset, length));
 }

@@ -2,7 +2,7 @@
 // registry's auth challenges (anonymous or with credentials, Basic or Bearer: see auth.ts).
 // `send` is the raw request the push client (push.ts) builds its uploads on.
 import { AuthError, Authenticator, type Credentials } from './auth.ts';
-import { MEDIA_TYPE, type Descriptor, type ImageIndex, type ImageManifest } from './oci.ts';
+import { MEDIA_TYPE, sha256Digest, type Descriptor, type ImageIndex, type ImageManifest } from './oci.ts';
 
 export const MANIFEST_ACCEPT = [MEDIA_TYPE.index, MEDIA_TYPE.manifest, 'application/vnd.docker.distribution.manifest.list.v2+json', 'application/vnd.docker.distribution.manifest.v2+json'].join(', ');
 
@@ -104,12 +104,13 @@ export class RegistryClient {
     return this.send(method, path, { headers });
   }
 
-  async manifest(repository: string, reference: string): Promise<{ mediaType: string; json: ImageIndex | ImageManifest }> {
+  /** A manifest or index, with the digest of its exact bytes. */
+  async manifest(repository: string, reference: string): Promise<{ mediaType: string; digest: string; json: ImageIndex | ImageManifest }> {
     const response = await this.request(`${repository}/manifests/${reference}`, { Accept: MANIFEST_ACCEPT });
-    const text = await response.text();
-    this.bytesFetched += Buffer.byteLength(text);
-    const json = JSON.parse(text) as ImageIndex | ImageManifest;
-    return { mediaType: response.headers.get('content-type') ?? json.mediaType ?? '', json };
+    const bytes = Buffer.from(await response.arrayBuffer());
+    this.bytesFetched += bytes.length;
+    const json = JSON.parse(bytes.toString('utf8')) as ImageIndex | ImageManifest;
+    return { mediaType: response.headers.get('content-type') ?? json.mediaType ?? '', digest: sha256Digest(bytes), json };
   }
 
   /** The image manifest for linux/amd64 (or the first one) behind a tag or digest. */

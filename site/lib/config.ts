@@ -12,6 +12,8 @@ export interface SiteConfig {
   store: string;
   /** Where the built site is written. */
   outDir: string;
+  /** A registry (`https://host[/prefix]`) to read image data from instead of the store, when set. */
+  registryUrl: string | undefined;
 }
 
 export function siteConfig(env: NodeJS.ProcessEnv = process.env): SiteConfig {
@@ -21,5 +23,6 @@ export function siteConfig(env: NodeJS.ProcessEnv = process.env): SiteConfig {
     catalog: env.DEPOT_CATALOG || DEFAULT_CATALOG,
     store: env.DEPOT_STORE || '.depot/store',
     outDir: env.DEPOT_SITE_OUT_DIR || 'dist',
+    registryUrl: env.DEPOT_REGISTRY_URL || undefined,
   };
 }

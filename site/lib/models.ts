@@ -1,7 +1,7 @@
 // The catalog as the site sees it: loaded once per build, grouped into one page per image name.
 import { loadCatalog, type ModelEntry } from '../../models/catalog.ts';
 import { siteConfig } from './config.ts';
-import { readImageInfo, type ImageInfo } from './image-info.ts';
+import { readImageInfo, readRemoteImageInfo, type ImageInfo } from './image-info.ts';
 
 export interface ModelPage {
   /** The Hugging Face name as first written in the catalog; the page lives at `/<name>`. */
@@ -34,8 +34,9 @@ export async function modelPages(): Promise<ModelPage[]> {
   return [...pages.values()];
 }
 
-/** The store's data for each entry of a page (undefined where the image is not built). */
+/** Image data for each entry of a page, from the registry when one is set, else the store (undefined where not built). */
 export async function builtEntries(page: ModelPage): Promise<BuiltEntry[]> {
-  const { store } = siteConfig();
-  return Promise.all(page.entries.map(async (entry) => ({ entry, info: await readImageInfo(store, entry.image, entry.tag) })));
+  const { store, registryUrl } = siteConfig();
+  const read = (entry: ModelEntry) => (registryUrl ? readRemoteImageInfo(registryUrl, entry.image, entry.tag) : readImageInfo(store, entry.image, entry.tag));
+  return Promise.all(page.entries.map(async (entry) => ({ entry, info: await read(entry) })));
 }
