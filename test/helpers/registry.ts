@@ -9,11 +9,12 @@ import { request } from 'node:http';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { startRegistry, type RegistryOptions, type RunningRegistry } from '../../registry/server.ts';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+import { ROOT } from './cli.ts';
+
+export { ROOT };
 const run = promisify(execFile);
 
 export async function tempDir(prefix: string): Promise<string> {

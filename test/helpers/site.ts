@@ -7,9 +7,10 @@ import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+import { ROOT } from './cli.ts';
+
+export { ROOT };
 const ASTRO = path.join(ROOT, 'node_modules/astro/astro.js');
 
 export interface SiteBuildOptions {
