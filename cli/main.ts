@@ -11,6 +11,8 @@ const USAGE = `Usage: depot-ai <command>
   models update|top|verify|changed ...
                                refresh and check the catalog against Hugging Face
                                (depot-ai models --help)
+  build NAME [NAME...] | --all  build catalog entries from Hugging Face at their sha
+        [--push HOST[/PREFIX]] [--insecure] [--cache DIR]
   build NAME --from DIR        build image NAME from a local folder into the store
         [--store DIR] [--tag TAG] [--sha SHA]
   serve [--store DIR] [--host 127.0.0.1] [--port 5000] [--upstream URL]
@@ -50,8 +52,10 @@ export async function main(argv: string[]): Promise<number> {
       return 1;
     }
     if (error instanceof BuildError || error instanceof RemoteError) return fail(error.message, 1);
-    const code = (error as NodeJS.ErrnoException).code;
-    return fail(code === 'ENOSPC' ? 'the disk is full' : String((error as Error).message ?? error), 1);
+    const { code, address, port } = error as NodeJS.ErrnoException & { address?: string; port?: number };
+    if (code === 'ENOSPC') return fail('the disk is full', 1);
+    if (code === 'EADDRINUSE') return fail(`${address}:${port} is already in use: choose another --port`, 1);
+    return fail(String((error as Error).message ?? error), 1);
   }
 }
 

@@ -144,6 +144,7 @@ describe('the image', () => {
       layers.add(layer.digest);
     }
     assert.equal(layers.size, 1, 'both platforms share the one layer');
+    await verifyStoredImage(store, 'owner/mixed-case.model', 'latest');
   });
 
   test('same files in, same index digest out: order, mtimes, permissions and umask do not matter', async () => {
@@ -169,6 +170,7 @@ describe('the image', () => {
     const b = await build('repro/model', second);
     assert.equal(a.result.indexDigest, b.result.indexDigest);
     assert.equal(a.result.layerDigest, b.result.layerDigest);
+    await verifyStoredImage(a.store, 'repro/model', 'latest');
     const other = await build('repro/model', modelDir({ ...Object.fromEntries(files), 'config.json': '{"hidden_size":9}' }));
     assert.notEqual(other.result.indexDigest, a.result.indexDigest, 'different content, different digest');
   });
@@ -182,6 +184,7 @@ describe('the image', () => {
     assert.equal(readFileSync(path.join(layout.dir, 'oci-layout'), 'utf8'), '{"imageLayoutVersion":"1.0.0"}');
     assert.deepEqual(readdirSync(path.join(store, '.tmp')), []);
     assert.equal((await readImageInfo(store, 'tags/model', 'v1'))!.files[0].size, 3);
+    for (const tag of ['v1', 'v2']) await verifyStoredImage(store, 'tags/model', tag);
   });
 
   test('skopeo copies the store layout and reports the same digests', async () => {
@@ -193,6 +196,7 @@ describe('the image', () => {
     const copied = JSON.parse(readFileSync(path.join(copy, 'index.json'), 'utf8')) as ImageIndex;
     assert.equal(copied.manifests[0].digest, result.indexDigest);
     assert.ok(existsSync(path.join(copy, 'blobs/sha256', result.layerDigest.slice(7))));
+    await verifyStoredImage(store, 'skopeo/model', 'latest');
   });
 });
 
