@@ -355,7 +355,12 @@ function sendBytes(req: IncomingMessage, res: ServerResponse, bytes: Buffer, eta
   res.end(req.method === 'HEAD' ? undefined : body);
 }
 
-/** Let `limit` body bytes through, then destroy the socket (a connection reset mid-transfer). */
+/**
+ * Let `limit` body bytes through, then destroy the socket (a connection reset mid-transfer).
+ * The reset waits a moment so the client has taken in the bytes it was sent, as over a real link.
+ */
+const CUT_DELAY_MS = 200;
+
 function cutAfter(res: ServerResponse, limit: number): void {
   let sent = 0;
   const write = res.write.bind(res) as (chunk: Buffer, callback?: () => void) => boolean;
@@ -367,7 +372,7 @@ function cutAfter(res: ServerResponse, limit: number): void {
       sent += bytes.length;
       return write(bytes);
     }
-    write(bytes.subarray(0, limit - sent), () => res.destroy());
+    write(bytes.subarray(0, limit - sent), () => setTimeout(() => res.destroy(), CUT_DELAY_MS));
     sent = limit;
     return false;
   };
@@ -375,7 +380,7 @@ function cutAfter(res: ServerResponse, limit: number): void {
   res.end = ((chunk?: Buffer | string) => {
     pass(chunk);
     if (sent < limit) return end();
-    if (!res.destroyed) setImmediate(() => res.destroy());
+    if (!res.destroyed) setTimeout(() => res.destroy(), CUT_DELAY_MS);
     return res;
   }) as typeof res.end;
 }
