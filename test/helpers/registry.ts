@@ -149,11 +149,10 @@ export function errorCode(res: RawResponse): string | undefined {
   }
 }
 
-/** A tool the tests need: in CI its absence is a failure, elsewhere the test is skipped. */
-export function tool(file: string): string | false {
+/** A tool the tests need (npm test installs them first): its absence is a failure, never a skip. */
+export function tool(file: string): string {
   if (existsSync(file)) return file;
-  if (process.env.CI === 'true') throw new Error(`${file} is missing (run: node scripts/ensure-tools.js)`);
-  return false;
+  throw new Error(`${file} is missing (run: node scripts/ensure-tools.js)`);
 }
 
 export async function freePort(): Promise<number> {
