@@ -51,7 +51,7 @@ export function isDigest(value: string): boolean {
   return DIGEST.test(value);
 }
 
-export function sha256Digest(data: Buffer | string): string {
+export function sha256Digest(data: Uint8Array | string): string {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
 

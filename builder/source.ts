@@ -2,6 +2,7 @@
 // once, in chunks of exactly the layer's chunk size, so the layer writer never re-buffers.
 import { open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { readAt } from './read-at.ts';
 
 export interface SourceFile {
   /** '/'-separated path relative to the model root. */
@@ -68,13 +69,8 @@ export async function* readFileChunks(full: string, size: number, chunkSize: num
   try {
     for (let position = 0; position < size; ) {
       const length = Math.min(chunkSize, size - position);
-      const buffer = Buffer.allocUnsafe(length);
-      let filled = 0;
-      while (filled < length) {
-        const { bytesRead } = await handle.read(buffer, filled, length - filled, position + filled);
-        if (bytesRead === 0) throw new SourceError(`${full} became shorter while it was read`);
-        filled += bytesRead;
-      }
+      const buffer = await readAt(handle, length, position);
+      if (buffer.length < length) throw new SourceError(`${full} became shorter while it was read`);
       position += length;
       yield buffer;
     }

@@ -1,9 +1,11 @@
 // Reading an eStargz TOC from the end of a layer: the footer says where the TOC member starts,
 // and that member is a one-entry tar holding stargz.index.json. Works over any random-access
 // reader, so the same code reads a layer on disk and one behind HTTP Range requests.
-import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import { FOOTER_SIZE, parseFooter, TOC_TAR_NAME, type Toc } from './estargz.ts';
+import { readAt } from './read-at.ts';
+import { sha256Digest } from './oci.ts';
 
 export type ReadAt = (offset: number, length: number) => Promise<Buffer>;
 
@@ -25,28 +27,18 @@ export async function readToc(readAt: ReadAt, size: number): Promise<LayerToc | 
   const json = tar.subarray(512, 512 + length);
   return {
     toc: JSON.parse(json.toString('utf8')) as Toc,
-    tocDigest: `sha256:${createHash('sha256').update(json).digest('hex')}`,
+    tocDigest: sha256Digest(json),
     tocOffset,
   };
 }
 
 /** A ReadAt over a local file. */
 export async function fileReadAt(file: string): Promise<{ readAt: ReadAt; size: number; close(): Promise<void> }> {
-  const { open } = await import('node:fs/promises');
   const handle = await open(file, 'r');
   const { size } = await handle.stat();
   return {
     size,
-    readAt: async (offset, length) => {
-      const buffer = Buffer.alloc(length);
-      let filled = 0;
-      while (filled < length) {
-        const { bytesRead } = await handle.read(buffer, filled, length - filled, offset + filled);
-        if (bytesRead === 0) break;
-        filled += bytesRead;
-      }
-      return buffer.subarray(0, filled);
-    },
+    readAt: (offset, length) => readAt(handle, length, offset),
     close: () => handle.close(),
   };
 }

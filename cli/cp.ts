@@ -1,7 +1,6 @@
 // depot-ai cp REGISTRY/IMAGE[:TAG|@DIGEST]:/PATH DEST: one file out of an image without Docker.
 // For an eStargz layer it fetches only the footer, the TOC and that file's chunks, checking every
 // chunk against its chunkDigest; any other layer is streamed through gunzip and tar instead.
-import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -10,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip, gunzipSync } from 'node:zlib';
 import { extract } from 'tar-stream';
 import type { TocEntry } from '../builder/estargz.ts';
-import type { Descriptor } from '../builder/oci.ts';
+import { sha256Digest, type Descriptor } from '../builder/oci.ts';
 import { parseImageReference, RegistryClient, RemoteError } from '../builder/remote.ts';
 import { readToc } from '../builder/toc.ts';
 import { parseCommandArgs, UsageError } from './args.ts';
@@ -69,7 +68,7 @@ async function copyLazily(client: RegistryClient, repository: string, layer: Des
       const compressed = await client.readRange(repository, layer, entry.offset!, end - entry.offset!);
       const length = entry.chunkSize || size - (entry.chunkOffset ?? 0);
       const data = gunzipSync(compressed).subarray(0, length);
-      const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+      const digest = sha256Digest(data);
       if (digest !== entry.chunkDigest) throw new RemoteError(`/${file}: the chunk at ${entry.chunkOffset ?? 0} has digest ${digest}, the TOC says ${entry.chunkDigest}`);
       if (!out.write(data)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
     }

@@ -4,9 +4,8 @@
 // the token from HF_TOKEN. Network errors, 429 and 5xx are retried with backoff (Retry-After is
 // honoured), then reported as one HubError line.
 import { listFiles, listModels, modelInfo } from '@huggingface/hub';
+import { hubSettings } from '../builder/huggingface.ts';
 import { isExcluded } from '../builder/source.ts';
-
-export const DEFAULT_HUB_URL = 'https://huggingface.co';
 
 export class HubError extends Error {}
 
@@ -21,9 +20,10 @@ export interface HubOptions {
 
 export function hubOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): HubOptions {
   const number = (value: string | undefined, fallback: number) => (value !== undefined && /^\d+$/.test(value) ? Number(value) : fallback);
+  const { hubUrl, token } = hubSettings(env);
   return {
-    hubUrl: (env.HF_ENDPOINT || DEFAULT_HUB_URL).replace(/\/+$/, ''),
-    accessToken: env.HF_TOKEN || undefined,
+    hubUrl,
+    accessToken: token,
     retries: number(env.DEPOT_HUB_RETRIES, 4),
     backoffMs: number(env.DEPOT_HUB_BACKOFF_MS, 1000),
   };

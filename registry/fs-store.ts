@@ -5,7 +5,8 @@ import { createHash } from 'node:crypto';
 import { open, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { ImageLayout, listImages } from '../builder/layout.ts';
-import { ANNOTATION, type Descriptor } from '../builder/oci.ts';
+import { ANNOTATION, sha256Digest, type Descriptor } from '../builder/oci.ts';
+import { readAt } from '../builder/read-at.ts';
 import type { ByteRange } from './range.ts';
 import {
   manifestMediaType,
@@ -202,13 +203,8 @@ export class LayoutStore implements RegistryStore {
     const length = end - start + 1;
     if (length <= SMALL_READ) {
       try {
-        const buffer = Buffer.allocUnsafe(Math.max(0, length));
-        let filled = 0;
-        while (filled < length) {
-          const { bytesRead } = await handle.read(buffer, filled, length - filled, start + filled);
-          if (bytesRead === 0) throw new Error(`blob ${digest} is shorter than expected`);
-          filled += bytesRead;
-        }
+        const buffer = await readAt(handle, length, start);
+        if (buffer.length < length) throw new Error(`blob ${digest} is shorter than expected`);
         return buffer;
       } finally {
         await handle.close();
@@ -371,7 +367,7 @@ class LayoutWriter implements StoreWriter {
 
   async putManifest(name: string, manifest: ManifestRecord, tag?: string): Promise<void> {
     const layout = this.store.layout(name);
-    const actual = `sha256:${createHash('sha256').update(manifest.bytes).digest('hex')}`;
+    const actual = sha256Digest(manifest.bytes);
     if (actual !== manifest.digest) throw new Error(`upstream manifest ${manifest.digest} has digest ${actual}`);
     await layout.writeBlob(Buffer.from(manifest.bytes));
     this.store.forget(name, manifest.digest);

@@ -1,7 +1,7 @@
 // Pull-through cache: what the store misses is fetched from an upstream registry, checked
 // against its digest while it streams to the client, and committed to the store only then.
 // Concurrent misses for one blob or manifest share a single upstream fetch.
-import { createHash } from 'node:crypto';
+import { sha256Digest } from '../builder/oci.ts';
 import { blobHeaders, type BlobReply, type BlobRequest, type PullThrough } from './app.ts';
 import { RegistryError, upstreamFailed } from './errors.ts';
 import type { Reference } from './names.ts';
@@ -126,7 +126,7 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
       throw upstreamFailed({ upstream: upstream.base, what: `manifest ${name}:${ref}`, error: String(error) });
     }
     if (bytes.length > MAX_MANIFEST) fail(res.status, `manifest ${name}:${ref} is larger than 4 MiB`);
-    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    const digest = sha256Digest(bytes);
     const claimed = res.headers.get('docker-content-digest');
     if ((reference.kind === 'digest' && digest !== reference.digest) || (claimed && claimed !== digest)) {
       fail(res.status, `manifest ${name}:${ref} does not match its digest`);

@@ -1,7 +1,7 @@
 // Real clients against our registry: skopeo (inspect, copy to an OCI layout) and buildah
 // (a Dockerfile with COPY --from=127.0.0.1:PORT/<image>) must see exactly what the store holds.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { sha256Digest } from '../builder/oci.ts';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -10,7 +10,7 @@ import { makeTestImage, runTool, startTestRegistry, tempDir, tool, type TestImag
 
 const skopeo = tool('/usr/bin/skopeo');
 const buildah = tool('/usr/bin/buildah');
-const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+const sha = sha256Digest;
 
 let image: TestImage;
 let registry: TestRegistry;

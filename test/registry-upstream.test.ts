@@ -2,7 +2,7 @@
 // counts requests and can cut or corrupt a transfer. Cold and warm pulls give the store's digests;
 // concurrent misses fetch once; a failed or bad transfer caches nothing.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { sha256Digest } from '../builder/oci.ts';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:http';
@@ -24,7 +24,7 @@ import {
 } from './helpers/registry.ts';
 
 for (const file of ['/usr/bin/docker-registry', '/usr/bin/skopeo']) tool(file);
-const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+const sha = sha256Digest;
 
 interface Proxy {
   url: string;

@@ -1,7 +1,7 @@
 // The read-only registry over the store: API semantics, errors, ranges, caching headers,
 // content added while running, logging and shutdown. Images come from the real builder.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { sha256Digest } from '../builder/oci.ts';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -9,7 +9,7 @@ import { buildImage, errorCode, makeTestImage, raw, startTestRegistry, tempDir, 
 
 const INDEX = 'application/vnd.oci.image.index.v1+json';
 const MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+const sha = sha256Digest;
 
 let image: TestImage;
 let registry: TestRegistry;
