@@ -5,7 +5,7 @@ import { sha256Digest } from '../builder/oci.ts';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { buildImage, errorCode, makeTestImage, raw, startTestRegistry, tempDir, writeModelFolder, type TestImage, type TestRegistry } from './helpers/registry.ts';
+import { buildImage, errorCode, eventually, HeldStore, makeTestImage, raw, startTestRegistry, tempDir, writeModelFolder, type TestImage, type TestRegistry } from './helpers/registry.ts';
 
 const INDEX = 'application/vnd.oci.image.index.v1+json';
 const MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -315,8 +315,7 @@ describe('clients that leave early', () => {
     assert.ok(after <= before, `${after - before} file descriptors leaked`);
     const res = await get(blobPath());
     assert.equal(sha(res.body), image.layer);
-    await new Promise((r) => setTimeout(r, 20));
-    assert.ok(registry.lines.some((l) => / 20[06] - \d/.test(l)), 'an aborted download is logged with bytes "-"');
+    await eventually(() => registry.lines.some((l) => / 20[06] - \d/.test(l)), 'an aborted download logged with bytes "-"');
   });
 });
 
@@ -324,9 +323,7 @@ describe('log and shutdown', () => {
   test('one line per request: method, path, status, bytes, ms', async () => {
     const before = registry.lines.length;
     await get(blobPath(), { Range: 'bytes=0-99' });
-    await new Promise((r) => setTimeout(r, 20));
-    const line = registry.lines.slice(before).find((l) => l.includes(image.layer));
-    assert.ok(line, 'no log line');
+    const line = await eventually(() => registry.lines.slice(before).find((l) => l.includes(image.layer)), 'the log line');
     assert.match(line, new RegExp(`GET /v2/${image.name}/blobs/${image.layer} 206 100B \\d+\\.\\dms$`));
   });
 
@@ -341,7 +338,12 @@ describe('log and shutdown', () => {
         script,
         [
           `import { startRegistry } from ${JSON.stringify(path.join(ROOT, 'registry/server.ts'))};`,
-          `const r = await startRegistry({ store: ${JSON.stringify(image.store)}, port: 0, handleSignals: true, log: false });`,
+          `import { HeldStore } from ${JSON.stringify(path.join(ROOT, 'test/helpers/registry.ts'))};`,
+          `const store = new HeldStore(${JSON.stringify(image.store)});`,
+          `const r = await startRegistry({ store, port: 0, handleSignals: true, log: false });`,
+          // The blob read goes on only once the server has begun stopping.
+          `process.once(${JSON.stringify(signal)}, () => setTimeout(() => store.release(), 20));`,
+          `store.entered.then(() => console.log('IN FLIGHT'));`,
           `console.log('URL ' + r.url);`,
           `await r.closed;`,
           `console.log('stopped');`,
@@ -349,17 +351,22 @@ describe('log and shutdown', () => {
       );
       const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
       let out = '';
-      const url = await new Promise<string>((resolve, reject) => {
-        child.stdout.on('data', (d) => {
-          out += d;
-          const m = /URL (\S+)/.exec(out);
-          if (m) resolve(m[1]);
+      const waitFor = (pattern: RegExp) =>
+        new Promise<RegExpExecArray>((resolve, reject) => {
+          const check = () => {
+            const m = pattern.exec(out);
+            if (m) resolve(m);
+            return m;
+          };
+          if (check()) return;
+          child.stdout.on('data', check);
+          child.once('exit', () => reject(new Error(`exited early: ${out}`)));
         });
-        child.once('exit', () => reject(new Error(`exited early: ${out}`)));
-      });
+      child.stdout.on('data', (d) => (out += d));
+      const [, url] = await waitFor(/URL (\S+)/);
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
       const pending = raw(url, blobPath());
-      await new Promise((r) => setTimeout(r, 5));
+      await waitFor(/IN FLIGHT/);
       child.kill(signal);
       const res = await pending;
       assert.equal(res.status, 200);
@@ -370,13 +377,16 @@ describe('log and shutdown', () => {
   }
 
   test('close() lets a request in flight finish, then stops listening', async () => {
-    const reg = await startTestRegistry({ store: image.store });
+    const store = new HeldStore(image.store);
+    const reg = await startTestRegistry({ store });
     const pending = raw(reg.url, blobPath());
-    await new Promise((r) => setTimeout(r, 5));
-    await reg.close();
+    await store.entered;
+    const closing = reg.close();
+    store.release();
     const res = await pending;
     assert.equal(res.status, 200);
     assert.equal(sha(res.body), image.layer);
+    await closing;
     await assert.rejects(raw(reg.url, '/v2/'));
   });
 });

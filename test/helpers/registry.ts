@@ -10,6 +10,8 @@ import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { LayoutStore } from '../../registry/fs-store.ts';
+import type { ByteRange } from '../../registry/range.ts';
 import { startRegistry, type RegistryOptions, type RunningRegistry } from '../../registry/server.ts';
 
 import { ROOT } from './cli.ts';
@@ -108,6 +110,40 @@ export async function startTestRegistry(options: RegistryOptions): Promise<TestR
   const lines: string[] = [];
   const registry = await startRegistry({ host: '127.0.0.1', port: 0, log: (line) => lines.push(line), ...options });
   return Object.assign(registry, { lines, hostPort: `127.0.0.1:${registry.port}` });
+}
+
+/**
+ * A store whose blob reads wait for release(): a request is then provably in flight inside the
+ * server (`entered` has resolved), which shutdown tests need (a fixed sleep races under load).
+ */
+export class HeldStore extends LayoutStore {
+  private enter!: () => void;
+  readonly entered = new Promise<void>((resolve) => (this.enter = resolve));
+  private open!: () => void;
+  private readonly opened = new Promise<void>((resolve) => (this.open = resolve));
+
+  release(): void {
+    this.open();
+  }
+
+  override async openBlob(name: string, digest: string, range?: ByteRange) {
+    this.enter();
+    await this.opened;
+    return super.openBlob(name, digest, range);
+  }
+}
+
+/**
+ * Polls `probe` (every 10 ms, up to 5 s) until it returns something truthy, and returns that; for
+ * effects that follow a response asynchronously, such as its request-log line.
+ */
+export async function eventually<T>(probe: () => T | undefined | false, what: string): Promise<T> {
+  for (let waited = 0; ; waited += 10) {
+    const value = probe();
+    if (value) return value;
+    if (waited >= 5000) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 export interface RawResponse {
