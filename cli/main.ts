@@ -15,8 +15,10 @@ const USAGE = `Usage: depot-ai <command>
         [--push HOST[/PREFIX]] [--insecure] [--cache DIR]
   build NAME --from DIR        build image NAME from a local folder into the store
         [--store DIR] [--tag TAG] [--sha SHA]
-  serve [--store DIR] [--host 127.0.0.1] [--port 5000] [--upstream URL]
-                               serve the store as a read-only OCI registry
+  serve [--store DIR] [--host 127.0.0.1] [--port 5000] [--upstream URL [--tag-ttl 300]]
+                               serve the store as a read-only OCI registry; with
+                               --upstream, a pull-through cache rechecking tags after
+                               --tag-ttl seconds
   cp [--insecure] REGISTRY/IMAGE[:TAG|@DIGEST]:/PATH DEST
                                fetch one file of an image with range requests
   start [--store DIR] [--port 5000] [--site-port 4321]

@@ -1,6 +1,7 @@
 // depot-ai serve: the read-only registry over the store, until SIGINT/SIGTERM.
 import { DEFAULT_STORE } from '../builder/layout.ts';
 import { startRegistry } from '../registry/server.ts';
+import { DEFAULT_TAG_TTL_MS } from '../registry/upstream.ts';
 import { parseCommandArgs, UsageError } from './args.ts';
 
 export function parsePort(raw: string): number {
@@ -15,16 +16,20 @@ export async function serveCommand(args: string[]): Promise<number> {
     host: { type: 'string', default: '127.0.0.1' },
     port: { type: 'string', default: '5000' },
     upstream: { type: 'string' },
+    'tag-ttl': { type: 'string', default: String(DEFAULT_TAG_TTL_MS / 1000) },
   });
   if (positionals.length > 0) throw new UsageError(`serve takes no arguments, got "${positionals[0]}"`);
   if (values.upstream && !/^https?:\/\/[^/]+\/?$/.test(values.upstream)) {
     throw new UsageError(`--upstream must be a registry base URL such as http://127.0.0.1:5001, not "${values.upstream}"`);
   }
+  const tagTtl = values['tag-ttl'];
+  if (!/^\d+$/.test(tagTtl)) throw new UsageError(`--tag-ttl must be a whole number of seconds, not "${tagTtl}"`);
   const registry = await startRegistry({
     store: values.store,
     host: values.host,
     port: parsePort(values.port),
     upstream: values.upstream,
+    tagTtlMs: Number(tagTtl) * 1000,
     handleSignals: true,
   });
   console.error(`registry: serving ${values.store} at ${registry.url}${values.upstream ? ` (pull-through from ${values.upstream})` : ''}`);

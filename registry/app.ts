@@ -28,10 +28,13 @@ const INDEX_TYPES = new Set([
 ]);
 const MAX_PAGE = 10_000;
 
-/** The pull-through side (registry/upstream.ts): consulted only when the store misses. */
+/** The pull-through side (registry/upstream.ts): consulted when the store misses, and for cached tags. */
 export interface PullThrough {
-  /** Fetch a manifest by tag or digest from upstream and cache it; undefined when upstream does not know it. */
-  manifest(name: string, reference: Reference): Promise<ManifestRecord | undefined>;
+  /**
+   * Fetch a manifest by tag or digest from upstream and cache it; undefined when upstream does not
+   * know it. Given the `cached` record of a tag, answer it or, once stale, the tag's current one.
+   */
+  manifest(name: string, reference: Reference, cached?: ManifestRecord): Promise<ManifestRecord | undefined>;
   /**
    * Serve a blob the store does not hold (streamed, verified, then cached): a Response, 'cached'
    * when another request has just put it in the store, or undefined when upstream does not know it.
@@ -160,8 +163,8 @@ export function createApp({ store, upstream, sendStream }: AppOptions): Hono {
   async function loadManifest(name: string, reference: Reference): Promise<ManifestRecord | undefined> {
     const digest = reference.kind === 'tag' ? await store.resolveTag(name, reference.tag) : reference.digest;
     const local = digest ? await store.manifest(name, digest) : undefined;
-    if (local || !upstream) return local;
-    return upstream.manifest(name, reference);
+    if (!upstream || (local && reference.kind === 'digest')) return local;
+    return upstream.manifest(name, reference, local);
   }
 
   async function manifests(c: Context, name: string, ref: string, head: boolean): Promise<Response> {

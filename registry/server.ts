@@ -22,6 +22,8 @@ export interface RegistryOptions {
   port?: number;
   /** Base URL of a registry to pull through from on a miss (`http://host:port`). */
   upstream?: string;
+  /** With `upstream`: how long a cached tag is served before the upstream is asked again. */
+  tagTtlMs?: number;
   /** Where request lines go: a function, false for none, or (default) stdout in batches. */
   log?: LogSink | false;
   /** Stop gracefully on SIGINT/SIGTERM (default false; the CLI turns it on). */
@@ -90,6 +92,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
   const upstream = options.upstream
     ? createPullThrough(store, options.upstream, {
         onError: (message) => process.stderr.write(`registry: upstream: ${message}\n`),
+        tagTtlMs: options.tagTtlMs,
       })
     : undefined;
   const app = createApp({ store, upstream, sendStream: sendNodeStream });

@@ -1,6 +1,8 @@
 // Pull-through cache: what the store misses is fetched from an upstream registry, checked
 // against its digest while it streams to the client, and committed to the store only then.
-// Concurrent misses for one blob or manifest share a single upstream fetch.
+// Concurrent misses for one blob or manifest share a single upstream fetch. Cached tags are
+// rechecked against the upstream once they are older than the tag TTL (a model's `latest` moves
+// when its catalog sha is updated); digests never change, so they are never rechecked.
 import { sha256Digest } from '../builder/oci.ts';
 import { blobHeaders, type BlobReply, type BlobRequest, type PullThrough } from './app.ts';
 import { RegistryError, upstreamFailed } from './errors.ts';
@@ -14,10 +16,13 @@ const MANIFEST_ACCEPT = [
   'application/vnd.docker.distribution.manifest.v2+json',
 ].join(', ');
 const MAX_MANIFEST = 4 * 1024 * 1024;
+export const DEFAULT_TAG_TTL_MS = 5 * 60_000;
 
 export interface PullThroughOptions {
   /** Abort an upstream request that sends nothing for this long (default 30 s). */
   timeoutMs?: number;
+  /** How long a cached tag is served before the upstream is asked again (default 5 min). */
+  tagTtlMs?: number;
   fetch?: typeof fetch;
   /** Told about failed transfers (the client only sees a cut connection or a 502). */
   onError?: (message: string) => void;
@@ -101,6 +106,9 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
   }
   const upstream = new Upstream(upstreamUrl.replace(/\/+$/, ''), options.fetch ?? fetch, options.timeoutMs ?? 30_000);
   const manifestFetches = new Map<string, Promise<ManifestRecord | undefined>>();
+  const tagTtlMs = options.tagTtlMs ?? DEFAULT_TAG_TTL_MS;
+  /** `name:tag` -> when the upstream was last asked about it. */
+  const tagsCheckedAt = new Map<string, number>();
   const fills = new Map<string, Fill>();
   const scope = (name: string) => `repository:${name}:pull`;
 
@@ -140,14 +148,39 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
     if (!mediaType) fail(res.status, `manifest ${name}:${ref} has no media type`);
     const record: ManifestRecord = { digest, mediaType, bytes };
     await writer!.putManifest(name, record, reference.kind === 'tag' ? reference.tag : undefined);
+    if (reference.kind === 'tag') tagsCheckedAt.set(`${name}:${reference.tag}`, Date.now());
     return record;
   }
 
-  function manifest(name: string, reference: Reference): Promise<ManifestRecord | undefined> {
+  /**
+   * A cached tag, rechecked with a HEAD: when the upstream's tag has moved, its new manifest is
+   * fetched and the tag updated. A tag the upstream does not know (an image built into this
+   * store) or an upstream that fails keeps the cached manifest, which is served either way.
+   */
+  async function revalidateTag(name: string, tag: string, cached: ManifestRecord): Promise<ManifestRecord> {
+    tagsCheckedAt.set(`${name}:${tag}`, Date.now()); // a failing upstream is asked again only after the TTL
+    try {
+      const res = await upstream.request(`/v2/${name}/manifests/${tag}`, { method: 'HEAD', headers: { Accept: MANIFEST_ACCEPT }, scope: scope(name) });
+      await res.body?.cancel().catch(() => {});
+      if (res.status >= 500) fail(res.status, `manifest ${name}:${tag}`);
+      if (!res.ok || res.headers.get('docker-content-digest') === cached.digest) return cached;
+      return (await fetchManifest(name, { kind: 'tag', tag })) ?? cached;
+    } catch (error) {
+      options.onError?.(`${name}:${tag}: ${(error as Error)?.message ?? error}; serving the cached ${cached.digest}`);
+      return cached;
+    }
+  }
+
+  /** A manifest the store misses, or (with `cached`) a cached tag that may have moved upstream. */
+  function manifest(name: string, reference: Reference, cached?: ManifestRecord): Promise<ManifestRecord | undefined> {
     const key = `${name}:${reference.kind === 'tag' ? reference.tag : reference.digest}`;
+    if (cached && (reference.kind === 'digest' || Date.now() - (tagsCheckedAt.get(key) ?? -Infinity) < tagTtlMs)) {
+      return Promise.resolve(cached);
+    }
     let pending = manifestFetches.get(key);
     if (!pending) {
-      pending = fetchManifest(name, reference).finally(() => manifestFetches.delete(key));
+      const fetching = cached && reference.kind === 'tag' ? revalidateTag(name, reference.tag, cached) : fetchManifest(name, reference);
+      pending = fetching.finally(() => manifestFetches.delete(key));
       manifestFetches.set(key, pending);
     }
     return pending;

@@ -230,3 +230,62 @@ describe('pull-through cache', () => {
     assert.equal(errorCode(blob), 'BLOB_UNKNOWN');
   });
 });
+
+describe('pull-through: cached tags follow the upstream', () => {
+  let first: TestImage;
+  let moved: TestImage;
+  let local: TestImage;
+  let cncf: CncfRegistry;
+  let rechecking: TestRegistry;
+  let holding: TestRegistry;
+
+  before(async () => {
+    // Two builds of one name and tag: the upstream's tag moves from the first to the second.
+    first = await makeTestImage({ name: 'Moving/Model', tag: 'latest', weights: 100_000, seed: 'first' });
+    moved = await makeTestImage({ name: 'Moving/Model', tag: 'latest', weights: 100_000, seed: 'moved' });
+    cncf = await startCncfRegistry();
+    await pushLayout(first.store, first.name, first.tag, cncf.hostPort);
+    // An image built into the cache itself, which the upstream has never heard of.
+    const cache = await tempDir('cache-ttl');
+    local = await makeTestImage({ name: 'Only/Here', tag: 'v1', weights: 10_000, store: cache });
+    rechecking = await startTestRegistry({ store: cache, upstream: cncf.url, tagTtlMs: 0 });
+    holding = await startTestRegistry({ store: await tempDir('cache-ttl'), upstream: cncf.url, tagTtlMs: 3_600_000 });
+  });
+  after(async () => {
+    await rechecking?.close();
+    await holding?.close();
+    await cncf?.stop();
+  });
+
+  const INDEX_ACCEPT = { Accept: 'application/vnd.oci.image.index.v1+json' };
+  const tagDigest = async (registry: TestRegistry, name: string, tag: string) => {
+    const res = await raw(registry.url, `/v2/${name}/manifests/${tag}`, { headers: INDEX_ACCEPT });
+    assert.equal(res.status, 200, res.body.toString());
+    assert.equal(sha(res.body), res.headers['docker-content-digest']);
+    return res.headers['docker-content-digest'];
+  };
+
+  test('a tag that moved upstream is served moved once its TTL has passed, and not before', async () => {
+    assert.equal(await tagDigest(rechecking, first.name, 'latest'), first.index);
+    assert.equal(await tagDigest(holding, first.name, 'latest'), first.index);
+    await pushLayout(moved.store, moved.name, moved.tag, cncf.hostPort);
+    assert.equal(await tagDigest(rechecking, first.name, 'latest'), moved.index);
+    assert.equal(await tagDigest(holding, first.name, 'latest'), first.index, 'within its TTL the cached tag stands');
+    // The moved image is whole in the cache: skopeo copies it through the registry.
+    const out = await tempDir('pulled');
+    await runTool('/usr/bin/skopeo', ['copy', '--all', '--src-tls-verify=false', `docker://${rechecking.hostPort}/${moved.name}:latest`, `oci:${out}:latest`]);
+    const index = JSON.parse(await readFile(path.join(out, 'index.json'), 'utf8'));
+    assert.equal(index.manifests[0].digest, moved.index);
+    await rm(out, { recursive: true, force: true });
+  });
+
+  test('a tag only the cache holds is served as it is', async () => {
+    assert.equal(await tagDigest(rechecking, local.name, local.tag), local.index);
+  });
+
+  test('with the upstream down, a cached tag is still served', async () => {
+    await cncf.stop();
+    assert.equal(await tagDigest(rechecking, moved.name, 'latest'), moved.index);
+    assert.equal(await tagDigest(rechecking, local.name, local.tag), local.index);
+  });
+});

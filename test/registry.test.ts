@@ -5,6 +5,7 @@ import { sha256Digest } from '../builder/oci.ts';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { CLI, depotAi } from './helpers/cli.ts';
 import { buildImage, errorCode, eventually, HeldStore, makeTestImage, raw, startTestRegistry, tempDir, writeModelFolder, type TestImage, type TestRegistry } from './helpers/registry.ts';
 
 const INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -388,5 +389,45 @@ describe('log and shutdown', () => {
     assert.equal(sha(res.body), image.layer);
     await closing;
     await assert.rejects(raw(reg.url, '/v2/'));
+  });
+});
+
+describe('depot-ai serve', () => {
+  const usage: Array<[string, string[], RegExp]> = [
+    ['a bad port', ['--port', 'http'], /--port must be a number from 0 to 65535, not "http"/],
+    ['a bad upstream', ['--upstream', 'registry.example.com'], /--upstream must be a registry base URL/],
+    ['a bad tag TTL', ['--upstream', 'http://127.0.0.1:9', '--tag-ttl', '5m'], /--tag-ttl must be a whole number of seconds, not "5m"/],
+    ['an argument', ['extra'], /serve takes no arguments, got "extra"/],
+  ];
+  for (const [what, args, message] of usage) {
+    test(`${what}: one line, exit 2`, async () => {
+      const run = await depotAi(['serve', '--store', image.store, ...args]);
+      assert.equal(run.status, 2);
+      assert.match(run.stderr, message);
+      assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+    });
+  }
+
+  test('serves the store, logs each request and stops on SIGTERM with exit code 0', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [CLI, 'serve', '--store', image.store, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const url = await new Promise<string>((resolve, reject) => {
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => {
+        stderr += d;
+        const m = /serving .* at (http:\S+)/.exec(stderr);
+        if (m) resolve(m[1]);
+      });
+      child.once('exit', () => reject(new Error(`exited early: ${stderr}`)));
+    });
+    const res = await raw(url, `/v2/${image.name}/manifests/${image.tag}`, { headers: { Accept: INDEX } });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers['docker-content-digest'], image.index);
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    assert.match(stdout, new RegExp(`GET /v2/${image.name}/manifests/${image.tag} 200 \\d+B`));
   });
 });
