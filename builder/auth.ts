@@ -1,6 +1,8 @@
-// Registry authentication: credentials from the environment or ~/.docker/config.json, and the
-// answer to a registry's `WWW-Authenticate` challenge — Basic (send the credentials) or Bearer
-// (fetch a token from the realm for the scope, with the credentials when there are any).
+// Registry authentication: credentials from the environment or ~/.docker/config.json (and the
+// credential helpers it names), and the answer to a registry's `WWW-Authenticate` challenge —
+// Basic (send the credentials) or Bearer (fetch a token from the realm for the scope, with the
+// credentials when there are any).
+import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,19 +12,34 @@ export interface Credentials {
   password: string;
 }
 
+export class AuthError extends Error {}
+
+interface DockerConfig {
+  auths?: Record<string, { auth?: string; username?: string; password?: string }>;
+  credsStore?: string;
+  credHelpers?: Record<string, string>;
+}
+
 /**
- * Credentials for `registry`: DEPOT_REGISTRY_USERNAME + DEPOT_REGISTRY_PASSWORD, else the `auths`
- * entry of $DOCKER_CONFIG/config.json (default ~/.docker/config.json), else none (anonymous).
+ * Credentials for `registry`: DEPOT_REGISTRY_USERNAME + DEPOT_REGISTRY_PASSWORD, else what
+ * $DOCKER_CONFIG/config.json (default ~/.docker/config.json) holds for it — through its credential
+ * helper (`credHelpers`, then `credsStore`) or in `auths` — else none (anonymous).
  */
 export async function registryCredentials(registry: string, env: NodeJS.ProcessEnv = process.env): Promise<Credentials | undefined> {
   if (env.DEPOT_REGISTRY_USERNAME && env.DEPOT_REGISTRY_PASSWORD) return { username: env.DEPOT_REGISTRY_USERNAME, password: env.DEPOT_REGISTRY_PASSWORD };
   const file = path.join(env.DOCKER_CONFIG || path.join(env.HOME || os.homedir(), '.docker'), 'config.json');
-  let config: { auths?: Record<string, { auth?: string; username?: string; password?: string }> };
+  let config: DockerConfig;
   try {
     config = JSON.parse(await readFile(file, 'utf8'));
   } catch {
     return undefined;
   }
+  const helper = config.credHelpers?.[registry] ?? config.credsStore;
+  const server = registry === 'docker.io' ? 'https://index.docker.io/v1/' : registry;
+  return (helper && (await helperCredentials(helper, server, file, env))) || authsCredentials(config, registry);
+}
+
+function authsCredentials(config: DockerConfig, registry: string): Credentials | undefined {
   const hosts = registry === 'docker.io' ? ['https://index.docker.io/v1/', 'index.docker.io', 'docker.io'] : [registry, `https://${registry}`, `http://${registry}`];
   for (const host of hosts) {
     const entry = config.auths?.[host] ?? config.auths?.[`${host}/`];
@@ -36,7 +53,38 @@ export async function registryCredentials(registry: string, env: NodeJS.ProcessE
   return undefined;
 }
 
-export class AuthError extends Error {}
+/**
+ * Docker's credential-helper protocol: `docker-credential-<helper> get` with the server on stdin
+ * answers `{"Username", "Secret"}`, or fails saying it has none (then: anonymous).
+ */
+async function helperCredentials(helper: string, server: string, configFile: string, env: NodeJS.ProcessEnv): Promise<Credentials | undefined> {
+  const program = `docker-credential-${helper}`;
+  const { code, stdout, error } = await new Promise<{ code: number | null; stdout: string; error?: NodeJS.ErrnoException }>((resolve) => {
+    const child = spawn(program, ['get'], { env, stdio: ['pipe', 'pipe', 'ignore'] });
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.once('error', (error: NodeJS.ErrnoException) => resolve({ code: null, stdout, error }));
+    child.once('close', (code) => resolve({ code, stdout }));
+    child.stdin.on('error', () => {}); // a helper that exits without reading its input
+    child.stdin.end(server);
+  });
+  if (error) {
+    const why = error.code === 'ENOENT' ? 'is not installed (not on PATH)' : `cannot run: ${error.message}`;
+    throw new AuthError(`${program}, the credential helper ${configFile} names for ${server}, ${why}`);
+  }
+  if (code !== 0) {
+    if (/credentials not found/i.test(stdout)) return undefined;
+    throw new AuthError(`${program} get ${server} failed (exit ${code}): ${stdout.trim().split('\n')[0] || 'no output'}`);
+  }
+  try {
+    const { Username, Secret } = JSON.parse(stdout) as { Username?: string; Secret?: string };
+    if (Username && Secret) return { username: Username, password: Secret };
+  } catch {
+    // fall through to the error below
+  }
+  throw new AuthError(`${program} get ${server} answered something that is not {"Username", "Secret"} JSON`);
+}
+
 
 /** Holds the Authorization header for one registry and renews it when challenged. */
 export class Authenticator {

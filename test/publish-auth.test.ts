@@ -55,6 +55,46 @@ describe('pushing with credentials', () => {
       assert.equal(await tagStatus(registry, 'auth/docker-config', basic), 200);
     });
 
+    /** A home whose docker config names `helper`, and a PATH with docker-credential-depot-test on it. */
+    async function helperHome(config: object): Promise<NodeJS.ProcessEnv> {
+      const home = await tempDir('auth-home');
+      await mkdir(path.join(home, '.docker'));
+      await writeFile(path.join(home, '.docker/config.json'), JSON.stringify(config));
+      const bin = await tempDir('auth-bin');
+      // The credential-helper protocol: `get`, the server on stdin, JSON or "not found" on stdout.
+      const script = [
+        '#!/bin/sh',
+        'read -r server',
+        'echo "$server" >> "$HOME/asked"',
+        `if [ "$1" = get ] && [ "$server" = "${registry.hostPort}" ]; then echo '{"ServerURL":"'"$server"'","Username":"pusher","Secret":"s3cret"}'; exit 0; fi`,
+        'echo "credentials not found in native keychain"; exit 1',
+      ].join('\n');
+      await writeFile(path.join(bin, 'docker-credential-depot-test'), `${script}\n`, { mode: 0o755 });
+      return { HOME: home, DOCKER_CONFIG: '', PATH: `${bin}:${process.env.PATH}` };
+    }
+
+    test('credentials from the credential helper ~/.docker/config.json names', async () => {
+      for (const [image, config] of [
+        ['Auth/Cred-Helpers', { credHelpers: { [registry.hostPort]: 'depot-test' } }],
+        ['Auth/Creds-Store', { credsStore: 'depot-test', auths: { [registry.hostPort]: {} } }],
+      ] as const) {
+        const env = await helperHome(config);
+        const run = await buildAndPush(image, src, await tempDir('auth-store'), registry.hostPort, env);
+        assert.equal(run.status, 0, run.stderr);
+        assert.equal(await tagStatus(registry, image.toLowerCase(), basic), 200);
+        assert.equal((await readFile(path.join(env.HOME!, 'asked'), 'utf8')).trim(), registry.hostPort, 'the helper was asked for this registry');
+      }
+    });
+
+    test('a credential helper that is not installed: one clear line, nothing pushed', async () => {
+      const env = await helperHome({ credsStore: 'not-installed' });
+      const run = await buildAndPush('Auth/No-Helper', src, await tempDir('auth-store'), registry.hostPort, env);
+      assert.equal(run.status, 1);
+      assert.match(run.stderr, /^depot-ai: docker-credential-not-installed, the credential helper .*config\.json names for 127\.0\.0\.1:\d+, is not installed \(not on PATH\)$/m);
+      assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+      assert.equal(await tagStatus(registry, 'auth/no-helper', basic), 404);
+    });
+
     test('no or wrong credentials: one clear line, nothing pushed', async () => {
       for (const env of [{ HOME: await tempDir('auth-home') }, WRONG]) {
         const run = await buildAndPush('Auth/Refused', src, await tempDir('auth-store'), registry.hostPort, env);
