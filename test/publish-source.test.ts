@@ -3,7 +3,7 @@
 // every file, caches by content hash (a re-run downloads nothing), resumes cut downloads, keeps the
 // token away from the storage host, and fails cleanly on corrupt bytes, unknown names and bad tokens.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { buildImage } from '../builder/build.ts';
@@ -13,7 +13,7 @@ import { depotAiAsync } from './helpers/cli.ts';
 import { verifyStoredImage } from './helpers/estargz.ts';
 import { sha256, startHubServer, type HubServer } from './helpers/hub-server.ts';
 import { modelDir, pseudoRandomBytes, tempDir } from './helpers/models.ts';
-import { startCncfRegistry } from './helpers/registry.ts';
+import { eventually, startCncfRegistry } from './helpers/registry.ts';
 
 const FILES = {
   'config.json': '{"model_type":"tiny"}',
@@ -85,12 +85,18 @@ describe('building from Hugging Face', () => {
 
   test('a download cut mid-way is resumed with a range request and verified', async () => {
     const freshCache = tempDir('depot-hf-cache-');
-    hub.faults.push({ match: '/lfs/', when: (r) => !r.range, cutAfter: 1024 * 1024, times: 1 });
+    // The reset comes once the client has the bytes sent in its partial file, so it must resume from there.
+    const partial = path.join(freshCache, 'partial');
+    const holdsSent = () => existsSync(partial) && readdirSync(partial).some((f) => statSync(path.join(partial, f)).size >= 1024 * 1024);
+    const cutWhen = () => eventually(holdsSent, 'the partial download to hold the bytes sent');
+    // Matched by content hash: a smaller LFS file fetched first must not use the fault up.
+    const weights = sha256(FILES['model.safetensors']);
+    hub.faults.push({ match: weights, when: (r) => !r.range, cutAfter: 1024 * 1024, cutWhen, times: 1 });
     const store = tempDir('depot-hf-store-');
     const started = hub.requests.length;
     const run = await build(['Test-Org/Good-Model'], store, { DEPOT_CACHE: freshCache });
     assert.equal(run.status, 0, run.stderr);
-    const ranged = hub.requests.slice(started).filter((r) => r.origin === 'storage' && /^bytes=[1-9]\d*-$/.test(r.range ?? ''));
+    const ranged = hub.requests.slice(started).filter((r) => r.origin === 'storage' && r.url.includes(weights) && /^bytes=[1-9]\d*-$/.test(r.range ?? ''));
     assert.ok(ranged.length >= 1, 'resumed from an offset');
     await verifyStoredImage(store, 'test-org/good-model', 'v1');
   });

@@ -56,8 +56,10 @@ export interface HubFault {
   times?: number;
   /** Answer with this status... */
   status?: number;
-  /** ...or send this many body bytes, then cut the connection. */
+  /** ...or send this many body bytes, then cut the connection... */
   cutAfter?: number;
+  /** ...once this settles (default: a moment after the bytes are written). */
+  cutWhen?: () => Promise<unknown>;
 }
 
 export interface HubServer {
@@ -297,7 +299,7 @@ export async function startHubServer(options: { repos?: HubRepoSpec[]; token?: s
       if (fault) {
         fault.times = (fault.times ?? 1) - 1;
         if (fault.status) return sendError(res, fault.status, 'injected fault');
-        if (fault.cutAfter !== undefined) cutAfter(res, fault.cutAfter);
+        if (fault.cutAfter !== undefined) cutAfter(res, fault.cutAfter, fault.cutWhen);
       }
       try {
         handler(req, res);
@@ -356,13 +358,15 @@ function sendBytes(req: IncomingMessage, res: ServerResponse, bytes: Buffer, eta
 }
 
 /**
- * Let `limit` body bytes through, then destroy the socket (a connection reset mid-transfer).
- * The reset waits a moment so the client has taken in the bytes it was sent, as over a real link.
+ * Let `limit` body bytes through, then destroy the socket (a connection reset mid-transfer) once
+ * `when` settles. By default the reset waits a moment so the client has taken in the bytes it was
+ * sent, as over a real link; a test that needs certainty waits for the client to show it has them.
  */
 const CUT_DELAY_MS = 200;
 
-function cutAfter(res: ServerResponse, limit: number): void {
+function cutAfter(res: ServerResponse, limit: number, when = () => new Promise((r) => setTimeout(r, CUT_DELAY_MS))): void {
   let sent = 0;
+  const cut = () => void when().catch(() => {}).finally(() => res.destroy());
   const write = res.write.bind(res) as (chunk: Buffer, callback?: () => void) => boolean;
   const end = res.end.bind(res) as () => ServerResponse;
   const pass = (chunk?: Buffer | string): boolean => {
@@ -372,7 +376,7 @@ function cutAfter(res: ServerResponse, limit: number): void {
       sent += bytes.length;
       return write(bytes);
     }
-    write(bytes.subarray(0, limit - sent), () => setTimeout(() => res.destroy(), CUT_DELAY_MS));
+    write(bytes.subarray(0, limit - sent), cut);
     sent = limit;
     return false;
   };
@@ -380,7 +384,7 @@ function cutAfter(res: ServerResponse, limit: number): void {
   res.end = ((chunk?: Buffer | string) => {
     pass(chunk);
     if (sent < limit) return end();
-    if (!res.destroyed) setTimeout(() => res.destroy(), CUT_DELAY_MS);
+    if (!res.destroyed) cut();
     return res;
   }) as typeof res.end;
 }
