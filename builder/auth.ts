@@ -85,7 +85,6 @@ async function helperCredentials(helper: string, server: string, configFile: str
   throw new AuthError(`${program} get ${server} answered something that is not {"Username", "Secret"} JSON`);
 }
 
-
 /** Holds the Authorization header for one registry and renews it when challenged. */
 export class Authenticator {
   private header: string | undefined;
