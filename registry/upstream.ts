@@ -111,6 +111,7 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
   const tagsCheckedAt = new Map<string, number>();
   const fills = new Map<string, Fill>();
   const scope = (name: string) => `repository:${name}:pull`;
+  const referenceKey = (name: string, reference: Reference) => `${name}:${reference.kind === 'tag' ? reference.tag : reference.digest}`;
 
   function fail(status: number, what: string): never {
     throw upstreamFailed({ upstream: upstream.base, status, what });
@@ -148,7 +149,7 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
     if (!mediaType) fail(res.status, `manifest ${name}:${ref} has no media type`);
     const record: ManifestRecord = { digest, mediaType, bytes };
     await writer!.putManifest(name, record, reference.kind === 'tag' ? reference.tag : undefined);
-    if (reference.kind === 'tag') tagsCheckedAt.set(`${name}:${reference.tag}`, Date.now());
+    if (reference.kind === 'tag') tagsCheckedAt.set(referenceKey(name, reference), Date.now());
     return record;
   }
 
@@ -158,7 +159,7 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
    * store) or an upstream that fails keeps the cached manifest, which is served either way.
    */
   async function revalidateTag(name: string, tag: string, cached: ManifestRecord): Promise<ManifestRecord> {
-    tagsCheckedAt.set(`${name}:${tag}`, Date.now()); // a failing upstream is asked again only after the TTL
+    tagsCheckedAt.set(referenceKey(name, { kind: 'tag', tag }), Date.now()); // a failing upstream is asked again only after the TTL
     try {
       const res = await upstream.request(`/v2/${name}/manifests/${tag}`, { method: 'HEAD', headers: { Accept: MANIFEST_ACCEPT }, scope: scope(name) });
       await res.body?.cancel().catch(() => {});
@@ -173,7 +174,7 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
 
   /** A manifest the store misses, or (with `cached`) a cached tag that may have moved upstream. */
   function manifest(name: string, reference: Reference, cached?: ManifestRecord): Promise<ManifestRecord | undefined> {
-    const key = `${name}:${reference.kind === 'tag' ? reference.tag : reference.digest}`;
+    const key = referenceKey(name, reference);
     if (cached && (reference.kind === 'digest' || Date.now() - (tagsCheckedAt.get(key) ?? -Infinity) < tagTtlMs)) {
       return Promise.resolve(cached);
     }

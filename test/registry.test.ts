@@ -2,10 +2,10 @@
 // content added while running, logging and shutdown. Images come from the real builder.
 import assert from 'node:assert/strict';
 import { sha256Digest } from '../builder/oci.ts';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CLI, depotAi } from './helpers/cli.ts';
+import { CLI, depotAi, ROOT, startProcess } from './helpers/cli.ts';
 import { buildImage, errorCode, eventually, HeldStore, makeTestImage, raw, startTestRegistry, tempDir, writeModelFolder, type TestImage, type TestRegistry } from './helpers/registry.ts';
 
 const INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -330,9 +330,6 @@ describe('log and shutdown', () => {
 
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     test(`${signal} stops the server gracefully: requests in flight finish, exit code 0`, async () => {
-      const { spawn } = await import('node:child_process');
-      const { writeFile } = await import('node:fs/promises');
-      const { ROOT } = await import('./helpers/registry.ts');
       const dir = await tempDir('signal');
       const script = path.join(dir, 'serve.mts');
       await writeFile(
@@ -350,30 +347,16 @@ describe('log and shutdown', () => {
           `console.log('stopped');`,
         ].join('\n'),
       );
-      const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-      let out = '';
-      const waitFor = (pattern: RegExp) =>
-        new Promise<RegExpExecArray>((resolve, reject) => {
-          const check = () => {
-            const m = pattern.exec(out);
-            if (m) resolve(m);
-            return m;
-          };
-          if (check()) return;
-          child.stdout.on('data', check);
-          child.once('exit', () => reject(new Error(`exited early: ${out}`)));
-        });
-      child.stdout.on('data', (d) => (out += d));
-      const [, url] = await waitFor(/URL (\S+)/);
-      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      const server = startProcess(['--import', 'tsx', script]);
+      const [, url] = await server.waitFor(/URL (\S+)/);
       const pending = raw(url, blobPath());
-      await waitFor(/IN FLIGHT/);
-      child.kill(signal);
+      await server.waitFor(/IN FLIGHT/);
+      server.child.kill(signal);
       const res = await pending;
       assert.equal(res.status, 200);
       assert.equal(sha(res.body), image.layer);
-      assert.equal(await exited, 0);
-      assert.match(out, /stopped/);
+      assert.equal(await server.exited, 0);
+      assert.match(server.stdout, /stopped/);
     });
   }
 
@@ -409,25 +392,13 @@ describe('depot-ai serve', () => {
   }
 
   test('serves the store, logs each request and stops on SIGTERM with exit code 0', async () => {
-    const { spawn } = await import('node:child_process');
-    const child = spawn(process.execPath, [CLI, 'serve', '--store', image.store, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    const url = await new Promise<string>((resolve, reject) => {
-      let stderr = '';
-      child.stderr.setEncoding('utf8').on('data', (d: string) => {
-        stderr += d;
-        const m = /serving .* at (http:\S+)/.exec(stderr);
-        if (m) resolve(m[1]);
-      });
-      child.once('exit', () => reject(new Error(`exited early: ${stderr}`)));
-    });
+    const server = startProcess([CLI, 'serve', '--store', image.store, '--port', '0']);
+    const [, url] = await server.waitFor(/serving .* at (http:\S+)/);
     const res = await raw(url, `/v2/${image.name}/manifests/${image.tag}`, { headers: { Accept: INDEX } });
     assert.equal(res.status, 200);
     assert.equal(res.headers['docker-content-digest'], image.index);
-    child.kill('SIGTERM');
-    assert.equal(await exited, 0);
-    assert.match(stdout, new RegExp(`GET /v2/${image.name}/manifests/${image.tag} 200 \\d+B`));
+    server.child.kill('SIGTERM');
+    assert.equal(await server.exited, 0);
+    assert.match(server.stdout, new RegExp(`GET /v2/${image.name}/manifests/${image.tag} 200 \\d+B`));
   });
 });

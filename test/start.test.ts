@@ -1,29 +1,19 @@
 // npm start: the example model, the registry and the site, all on this machine, offline.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { freePort } from './helpers/registry.ts';
-import { CLI, depotAi, ROOT } from './helpers/cli.ts';
+import { CLI, depotAi, startProcess } from './helpers/cli.ts';
 import { tempDir } from './helpers/models.ts';
 
 test('depot-ai start builds the example, serves registry and site, and stops on Ctrl-C', { timeout: 240_000 }, async () => {
   const store = path.join(tempDir(), 'store');
   const [port, sitePort] = [await freePort(), await freePort()];
-  const child = spawn(process.execPath, [CLI, 'start', '--store', store, '--port', String(port), '--site-port', String(sitePort)], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const start = startProcess([CLI, 'start', '--store', store, '--port', String(port), '--site-port', String(sitePort)]);
   try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setInterval(() => output.includes('Ctrl-C stops both.') && (clearInterval(timer), resolve()), 200);
-      void exited.then((code) => (clearInterval(timer), reject(new Error(`start exited (${code}):\n${output}`))));
-    });
+    await start.waitFor(/Ctrl-C stops both\./);
+    const { output } = start;
     assert.match(output, /built the example model depot-ai\/tiny-bert:latest \(sha256:[0-9a-f]{64}\)/);
     const host = `127.0.0.1:${port}`;
     assert.ok(output.includes(`COPY --from=${host}/depot-ai/tiny-bert / .`), output);
@@ -44,7 +34,7 @@ test('depot-ai start builds the example, serves registry and site, and stops on 
     assert.equal(cp.status, 0, cp.stderr);
     assert.equal(JSON.parse(readFileSync(dest, 'utf8')).model_type, 'bert');
   } finally {
-    child.kill('SIGINT');
+    start.child.kill('SIGINT');
   }
-  assert.equal(await exited, 0, `a clean exit on Ctrl-C:\n${output.slice(-2000)}`);
+  assert.equal(await start.exited, 0, `a clean exit on Ctrl-C:\n${start.output.slice(-2000)}`);
 });
