@@ -4,11 +4,11 @@
 import { open, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { imageName, nameProblem, shaProblem, tagProblem } from '../models/catalog.ts';
-import { NO_PREFETCH_LANDMARK, TOC_TAR_NAME } from './estargz.ts';
-import { assembleImage } from './image.ts';
-import { writeLayer } from './layer.ts';
-import { ImageLayout } from './layout.ts';
-import { SourceError, type ModelSource, type SourceFile } from './source.ts';
+import { NO_PREFETCH_LANDMARK, TOC_TAR_NAME } from '../image/estargz.ts';
+import { assembleImage } from '../image/image.ts';
+import { writeLayer } from '../image/layer.ts';
+import { ImageLayout } from '../image/layout.ts';
+import { SourceError, type ModelSource, type SourceFile } from '../sources/folder.ts';
 
 export class BuildError extends Error {}
 

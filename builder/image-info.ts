@@ -1,10 +1,10 @@
 // What the site (and anyone else) shows about a built image: its index digest, its sizes and
 // its file list (from the layer's eStargz TOC), read from the store or from any registry.
-import { ANNOTATION, type Descriptor, type ImageIndex, type ImageManifest } from './oci.ts';
-import { ImageLayout } from './layout.ts';
-import { NO_PREFETCH_LANDMARK } from './estargz.ts';
-import { RegistryClient, RemoteError } from './remote.ts';
-import { fileReadAt, readToc, type ReadAt } from './toc.ts';
+import { ANNOTATION, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
+import { ImageLayout } from '../image/layout.ts';
+import { NO_PREFETCH_LANDMARK } from '../image/estargz.ts';
+import { RegistryClient, RemoteError } from '../client/remote.ts';
+import { fileReadAt, readToc, type ReadAt } from '../image/toc.ts';
 
 export interface ImageFile {
   /** Path inside the image, without the leading '/'. */

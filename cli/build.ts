@@ -5,11 +5,11 @@
 import { existsSync } from 'node:fs';
 import { DEFAULT_CATALOG, DEFAULT_TAG, loadCatalog, type ModelEntry } from '../models/catalog.ts';
 import { buildImage, type BuildResult } from '../builder/build.ts';
-import { ContentCache } from '../builder/content-cache.ts';
-import { DEFAULT_CACHE, HuggingFaceSource } from '../builder/huggingface.ts';
-import { DEFAULT_STORE, ImageLayout } from '../builder/layout.ts';
-import { parsePushTarget, Pusher, targetRepository, type PushResult } from '../builder/push.ts';
-import { FolderSource, type ModelSource } from '../builder/source.ts';
+import { ContentCache } from '../sources/content-cache.ts';
+import { DEFAULT_CACHE, HuggingFaceSource } from '../sources/huggingface.ts';
+import { DEFAULT_STORE, ImageLayout } from '../image/layout.ts';
+import { parsePushTarget, Pusher, targetRepository, type PushResult } from '../client/push.ts';
+import { FolderSource, type ModelSource } from '../sources/folder.ts';
 import { parseCommandArgs, UsageError } from './args.ts';
 import { formatBytes, progressReporter } from './progress.ts';
 import { formatTable } from './table.ts';

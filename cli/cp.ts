@@ -8,10 +8,10 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, gunzipSync } from 'node:zlib';
 import { extract } from 'tar-stream';
-import type { TocEntry } from '../builder/estargz.ts';
-import { sha256Digest, type Descriptor } from '../builder/oci.ts';
-import { parseImageReference, RegistryClient, RemoteError } from '../builder/remote.ts';
-import { readToc } from '../builder/toc.ts';
+import type { TocEntry } from '../image/estargz.ts';
+import { sha256Digest, type Descriptor } from '../image/oci.ts';
+import { parseImageReference, RegistryClient, RemoteError } from '../client/remote.ts';
+import { readToc } from '../image/toc.ts';
 import { parseCommandArgs, UsageError } from './args.ts';
 import { formatBytes } from './progress.ts';
 

@@ -2,7 +2,7 @@
 // and a non-zero exit, never a stack trace (set DEPOT_DEBUG=1 to see one).
 import { CatalogError } from '../models/catalog.ts';
 import { BuildError } from '../builder/build.ts';
-import { RemoteError } from '../builder/remote.ts';
+import { RemoteError } from '../client/remote.ts';
 import { UsageError } from './args.ts';
 
 const USAGE = `Usage: depot-ai <command>

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { formatProblem, imageName, loadCatalog, nameProblem, type ModelEntry } from '../models/catalog.ts';
 import { appendEntries, setShas, type NewEntry } from '../models/edit.ts';
 import { Hub, repoProblemMessage } from '../models/hub.ts';
-import { writeAtomic } from '../builder/layout.ts';
+import { writeAtomic } from '../image/layout.ts';
 import { parseCommandArgs, UsageError } from './args.ts';
 import { catalogFile } from './models.ts';
 

@@ -4,8 +4,7 @@
 // the token from HF_TOKEN. Network errors, 429 and 5xx are retried with backoff (Retry-After is
 // honoured), then reported as one HubError line.
 import { listFiles, listModels, modelInfo } from '@huggingface/hub';
-import { hubSettings } from '../builder/huggingface.ts';
-import { isExcluded } from '../builder/source.ts';
+import { hubSettings, isExcluded } from './repository.ts';
 
 export class HubError extends Error {}
 

@@ -4,9 +4,9 @@
 import { createHash } from 'node:crypto';
 import { open, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { ImageLayout, listImages } from '../builder/layout.ts';
-import { ANNOTATION, sha256Digest, type Descriptor } from '../builder/oci.ts';
-import { readAt } from '../builder/read-at.ts';
+import { ImageLayout, listImages } from '../image/layout.ts';
+import { ANNOTATION, sha256Digest, type Descriptor } from '../image/oci.ts';
+import { readAt } from '../image/read-at.ts';
 import type { ByteRange } from './range.ts';
 import {
   manifestMediaType,

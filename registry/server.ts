@@ -5,7 +5,7 @@ import { pipeline, Readable } from 'node:stream';
 import { createServer, ServerResponse, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { Server, type AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { DEFAULT_STORE } from '../builder/layout.ts';
+import { DEFAULT_STORE } from '../image/layout.ts';
 import { API_VERSION, API_VERSION_HEADER, createApp, type StreamSender } from './app.ts';
 import { errorBody } from './errors.ts';
 import { LayoutStore } from './fs-store.ts';

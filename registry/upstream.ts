@@ -3,7 +3,7 @@
 // Concurrent misses for one blob or manifest share a single upstream fetch. Cached tags are
 // rechecked against the upstream once they are older than the tag TTL (a model's `latest` moves
 // when its catalog sha is updated); digests never change, so they are never rechecked.
-import { sha256Digest } from '../builder/oci.ts';
+import { sha256Digest } from '../image/oci.ts';
 import { blobHeaders, type BlobReply, type BlobRequest, type PullThrough } from './app.ts';
 import { RegistryError, upstreamFailed } from './errors.ts';
 import type { Reference } from './names.ts';

@@ -5,12 +5,12 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSyn
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { buildImage } from '../builder/build.ts';
-import { DEFAULT_CHUNK_SIZE } from '../builder/estargz.ts';
+import { DEFAULT_CHUNK_SIZE } from '../image/estargz.ts';
 import { readImageInfo, resolveLayer } from '../builder/image-info.ts';
-import { ImageLayout } from '../builder/layout.ts';
-import { ANNOTATION, sha256Digest, type ImageIndex, type ImageManifest } from '../builder/oci.ts';
-import { FolderSource } from '../builder/source.ts';
-import { fileReadAt, readToc } from '../builder/toc.ts';
+import { ImageLayout } from '../image/layout.ts';
+import { ANNOTATION, sha256Digest, type ImageIndex, type ImageManifest } from '../image/oci.ts';
+import { FolderSource } from '../sources/folder.ts';
+import { fileReadAt, readToc } from '../image/toc.ts';
 import { depotAi } from './helpers/cli.ts';
 import { verifyStoredImage } from './helpers/estargz.ts';
 import { modelDir, pseudoRandomBytes, tempDir } from './helpers/models.ts';

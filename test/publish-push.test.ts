@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ImageLayout } from '../builder/layout.ts';
-import { sha256Digest } from '../builder/oci.ts';
-import { parsePushTarget, Pusher } from '../builder/push.ts';
+import { ImageLayout } from '../image/layout.ts';
+import { sha256Digest } from '../image/oci.ts';
+import { parsePushTarget, Pusher } from '../client/push.ts';
 import { assertBuildahCopies } from './helpers/buildah.ts';
 import { buildAndPush } from './helpers/publish.ts';
 import { startRecordingProxy, type RecordingProxy } from './helpers/proxy.ts';

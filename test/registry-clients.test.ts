@@ -1,7 +1,7 @@
 // Real clients against our registry: skopeo (inspect, copy to an OCI layout) and buildah
 // (a Dockerfile with COPY --from=127.0.0.1:PORT/<image>) must see exactly what the store holds.
 import assert from 'node:assert/strict';
-import { sha256Digest } from '../builder/oci.ts';
+import { sha256Digest } from '../image/oci.ts';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';

@@ -2,7 +2,7 @@
 // counts requests and can cut or corrupt a transfer. Cold and warm pulls give the store's digests;
 // concurrent misses fetch once; a failed or bad transfer caches nothing.
 import assert from 'node:assert/strict';
-import { sha256Digest } from '../builder/oci.ts';
+import { sha256Digest } from '../image/oci.ts';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:http';

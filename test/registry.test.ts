@@ -1,7 +1,7 @@
 // The read-only registry over the store: API semantics, errors, ranges, caching headers,
 // content added while running, logging and shutdown. Images come from the real builder.
 import assert from 'node:assert/strict';
-import { sha256Digest } from '../builder/oci.ts';
+import { sha256Digest } from '../image/oci.ts';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';

@@ -4,8 +4,8 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { resolveLayer } from '../../builder/image-info.ts';
-import { ImageLayout } from '../../builder/layout.ts';
-import { ANNOTATION, type ImageManifest, type ImageIndex } from '../../builder/oci.ts';
+import { ImageLayout } from '../../image/layout.ts';
+import { ANNOTATION, type ImageManifest, type ImageIndex } from '../../image/oci.ts';
 import { ROOT } from './cli.ts';
 
 export const ESTARGZ_CHECK = path.join(ROOT, 'tools/bin/estargz-check');

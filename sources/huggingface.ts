@@ -5,21 +5,11 @@
 // redirects to.
 import { fileDownloadInfo, HubApiError, listFiles } from '@huggingface/hub';
 import { ContentCache, TransientError, type Body, type ContentKey } from './content-cache.ts';
-import { runConcurrently } from './retry.ts';
-import { isExcluded, readFileChunks, SourceError, type ModelSource, type SourceFile } from './source.ts';
+import { runConcurrently } from '../client/retry.ts';
+import { readFileChunks, SourceError, type ModelSource, type SourceFile } from './folder.ts';
+import { hubSettings, isExcluded, type HubSettings } from '../models/repository.ts';
 
-export const DEFAULT_HUB_URL = 'https://huggingface.co';
 export const DEFAULT_CACHE = '.depot/cache';
-
-export interface HubSettings {
-  hubUrl: string;
-  token?: string;
-}
-
-/** HF_ENDPOINT and HF_TOKEN, as the Hugging Face tools read them. */
-export function hubSettings(env: NodeJS.ProcessEnv = process.env): HubSettings {
-  return { hubUrl: (env.HF_ENDPOINT || DEFAULT_HUB_URL).replace(/\/+$/, ''), token: env.HF_TOKEN || undefined };
-}
 
 export interface HuggingFaceOptions extends Partial<HubSettings> {
   cache: ContentCache | string;

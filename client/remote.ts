@@ -2,7 +2,7 @@
 // registry's auth challenges (anonymous or with credentials, Basic or Bearer: see auth.ts).
 // `send` is the raw request the push client (push.ts) builds its uploads on.
 import { AuthError, Authenticator, type Credentials } from './auth.ts';
-import { MEDIA_TYPE, sha256Digest, type Descriptor, type ImageIndex, type ImageManifest } from './oci.ts';
+import { MEDIA_TYPE, sha256Digest, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
 
 export const MANIFEST_ACCEPT = [MEDIA_TYPE.index, MEDIA_TYPE.manifest, 'application/vnd.docker.distribution.manifest.list.v2+json', 'application/vnd.docker.distribution.manifest.v2+json'].join(', ');
 

@@ -2,26 +2,12 @@
 // once, in chunks of exactly the layer's chunk size, so the layer writer never re-buffers.
 import { open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { readAt } from './read-at.ts';
+import { readAt } from '../image/read-at.ts';
+import type { ModelSource, SourceFile } from '../image/source.ts';
+import { isExcluded } from '../models/repository.ts';
 
-export interface SourceFile {
-  /** '/'-separated path relative to the model root. */
-  path: string;
-  size: number;
-}
+export type { ModelSource, SourceFile };
 
-export interface ModelSource {
-  /** Every regular file, in any order. */
-  list(): Promise<SourceFile[]>;
-  /** The file's content in buffers of exactly `chunkSize` bytes (the last one shorter). */
-  chunks(file: SourceFile, chunkSize: number): AsyncIterable<Buffer>;
-}
-
-/** Files that are repository plumbing, not part of the model. */
-export function isExcluded(relativePath: string): boolean {
-  const parts = relativePath.split('/');
-  return parts.includes('.git') || parts[parts.length - 1] === '.gitattributes';
-}
 
 export class SourceError extends Error {}
 

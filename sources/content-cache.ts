@@ -5,8 +5,8 @@ import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat, truncate } from 'node:fs/promises';
 import path from 'node:path';
-import { SourceError } from './source.ts';
-import { isTransientNetworkError, withRetries } from './retry.ts';
+import { SourceError } from './folder.ts';
+import { isTransientNetworkError, withRetries } from '../client/retry.ts';
 
 /** What a file must be: sha256 of its bytes (LFS) or the git blob id (other files), and its size. */
 export interface ContentKey {

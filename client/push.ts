@@ -5,8 +5,8 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { registryCredentials } from './auth.ts';
-import { ImageLayout } from './layout.ts';
-import { ANNOTATION, MEDIA_TYPE, type Descriptor, type ImageIndex, type ImageManifest } from './oci.ts';
+import { ImageLayout } from '../image/layout.ts';
+import { ANNOTATION, MEDIA_TYPE, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
 import { RegistryClient, RemoteError } from './remote.ts';
 import { isTransientNetworkError, withRetries } from './retry.ts';
 

@@ -1,0 +1,15 @@
+// What the image is built from: a list of files and each file's bytes in chunks. Sources
+// (a folder, the Hub) implement it; the layer writer reads it.
+
+export interface SourceFile {
+  /** '/'-separated path relative to the model root. */
+  path: string;
+  size: number;
+}
+
+export interface ModelSource {
+  /** Every regular file, in any order. */
+  list(): Promise<SourceFile[]>;
+  /** The file's content in buffers of exactly `chunkSize` bytes (the last one shorter). */
+  chunks(file: SourceFile, chunkSize: number): AsyncIterable<Buffer>;
+}
