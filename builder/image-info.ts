@@ -3,7 +3,7 @@
 import { ANNOTATION, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
 import { ImageLayout } from '../image/layout.ts';
 import { NO_PREFETCH_LANDMARK } from '../image/estargz.ts';
-import { RegistryClient, RemoteError } from '../client/remote.ts';
+import { RegistryClient } from '../client/remote.ts';
 import { fileReadAt, readToc, type ReadAt } from '../image/toc.ts';
 
 export interface ImageFile {
@@ -68,16 +68,11 @@ export async function readImageInfo(store: string, image: string, tag: string): 
  */
 export async function readRemoteImageInfo(baseUrl: string, image: string, tag: string): Promise<ImageInfo | undefined> {
   const url = new URL(baseUrl);
-  const client = new RegistryClient(url.host, url.protocol === 'http:');
+  const client = new RegistryClient(url.host, { insecure: url.protocol === 'http:' });
   const repository = [url.pathname.replace(/^\/+|\/+$/g, ''), image].filter(Boolean).join('/');
-  let indexDigest: string;
-  try {
-    indexDigest = (await client.manifest(repository, tag)).digest;
-  } catch (error) {
-    if (error instanceof RemoteError && error.status === 404) return undefined;
-    throw error;
-  }
-  const manifest = await client.imageManifest(repository, indexDigest);
+  const top = await client.manifest(repository, tag, { optional: true });
+  if (!top) return undefined;
+  const { manifest } = await client.imageManifest(repository, top.digest);
   const layer = manifest.layers[0];
-  return describe(image, tag, indexDigest, layer, (offset, length) => client.readRange(repository, layer, offset, length));
+  return describe(image, tag, top.digest, layer, (offset, length) => client.readRange(repository, layer, offset, length));
 }

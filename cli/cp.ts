@@ -1,16 +1,19 @@
 // depot-ai cp REGISTRY/IMAGE[:TAG|@DIGEST]:/PATH DEST: one file out of an image without Docker.
-// For an eStargz layer it fetches only the footer, the TOC and that file's chunks, checking every
-// chunk against its chunkDigest; any other layer is streamed through gunzip and tar instead.
+// For an eStargz layer whose TOC matches the manifest's toc.digest annotation it fetches only the
+// footer, the TOC and that file's chunks, checking every chunk against its chunkDigest and
+// inflating no more than the TOC states; any other layer is streamed through gunzip and tar,
+// verified against the layer digest before the file is kept.
 import { createWriteStream } from 'node:fs';
 import { rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, gunzipSync } from 'node:zlib';
+import { createGunzip } from 'node:zlib';
 import { extract } from 'tar-stream';
 import type { TocEntry } from '../image/estargz.ts';
-import { sha256Digest, type Descriptor } from '../image/oci.ts';
+import { ANNOTATION, sha256Digest, type Descriptor } from '../image/oci.ts';
 import { parseImageReference, RegistryClient, RemoteError } from '../client/remote.ts';
+import { gunzipPrefix } from '../client/verify.ts';
 import { readToc } from '../image/toc.ts';
 import { parseCommandArgs, UsageError } from './args.ts';
 import { formatBytes } from './progress.ts';
@@ -25,8 +28,8 @@ export async function cpCommand(args: string[]): Promise<number> {
   const file = source.slice(split + 2).replace(/^\/+/, '');
   const target = await destination(dest, file);
 
-  const client = new RegistryClient(ref.registry, values.insecure);
-  const manifest = await client.imageManifest(ref.repository, ref.reference);
+  const client = new RegistryClient(ref.registry, { insecure: values.insecure });
+  const { manifest } = await client.imageManifest(ref.repository, ref.reference);
   const layer = manifest.layers[manifest.layers.length - 1];
   const temp = `${target}.depot-${process.pid}.tmp`;
   try {
@@ -48,10 +51,24 @@ async function destination(dest: string, file: string): Promise<string> {
   return info?.isDirectory() ? path.join(dest, path.basename(file)) : dest;
 }
 
-/** The number of chunks copied, or 0 when the layer is not eStargz. */
+/** Room in a chunk's gzip member for its header and the tar headers of the entries after it. */
+const MEMBER_SLACK = 1024 * 1024;
+
+/**
+ * The number of chunks copied, or 0 when the layer is not eStargz or its descriptor names no TOC
+ * digest (a TOC nothing vouches for cannot vouch for chunks).
+ */
 async function copyLazily(client: RegistryClient, repository: string, layer: Descriptor, file: string, temp: string): Promise<number> {
-  const found = await readToc((offset, length) => client.readRange(repository, layer, offset, length), layer.size);
+  const tocDigest = layer.annotations?.[ANNOTATION.tocDigest];
+  if (!tocDigest) return 0;
+  let found;
+  try {
+    found = await readToc((offset, length) => client.readRange(repository, layer, offset, length), layer.size);
+  } catch (error) {
+    throw error instanceof RangeError ? new RemoteError(`${layer.digest}: ${error.message}`) : error;
+  }
   if (!found) return 0;
+  if (found.tocDigest !== tocDigest) throw new RemoteError(`${layer.digest}: its TOC has digest ${found.tocDigest}, the manifest's ${ANNOTATION.tocDigest} says ${tocDigest}: refusing it`);
   const { entries } = found.toc;
   const first = entries.findIndex((e) => e.type === 'reg' && e.name === file);
   if (first < 0) throw new RemoteError(`/${file} is not in the image`);
@@ -62,23 +79,35 @@ async function copyLazily(client: RegistryClient, repository: string, layer: Des
     chunks.push({ entry: entries[i], end: next?.offset ?? found.tocOffset });
   }
   const out = createWriteStream(temp);
+  const size = entries[first].size ?? 0;
+  let written = 0;
   try {
-    const size = entries[first].size ?? 0;
     for (const { entry, end } of size > 0 ? chunks : []) {
-      const compressed = await client.readRange(repository, layer, entry.offset!, end - entry.offset!);
       const length = entry.chunkSize || size - (entry.chunkOffset ?? 0);
-      const data = gunzipSync(compressed).subarray(0, length);
+      const stored = end - entry.offset!;
+      // Deflate never grows data much: a member far larger than its chunk is not a chunk.
+      const fits = entry.offset! >= 0 && stored > 0 && end <= found.tocOffset && stored <= 2 * length + MEMBER_SLACK;
+      if (!fits || (entry.chunkOffset ?? 0) !== written || length <= 0 || written + length > size) {
+        throw new RemoteError(`/${file}: the TOC places a chunk of ${length} bytes at ${entry.chunkOffset ?? 0} in ${entry.offset}-${end} of the layer, which does not fit a file of ${size} bytes`);
+      }
+      const compressed = await client.readRange(repository, layer, entry.offset!, stored);
+      const data = await gunzipPrefix(compressed, length, `/${file}: the chunk at ${entry.chunkOffset ?? 0}`);
       const digest = sha256Digest(data);
       if (digest !== entry.chunkDigest) throw new RemoteError(`/${file}: the chunk at ${entry.chunkOffset ?? 0} has digest ${digest}, the TOC says ${entry.chunkDigest}`);
+      written += length;
       if (!out.write(data)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
     }
+    if (written !== size) throw new RemoteError(`/${file}: its chunks in the TOC hold ${written} bytes, the file has ${size}`);
   } finally {
     await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
   }
   return Math.max(1, chunks.length);
 }
 
-/** Stream the layers, topmost first, through gunzip and tar; the first one holding the file wins. */
+/**
+ * Stream the layers, topmost first, through the digest verifier, gunzip and tar; the first one
+ * holding the file wins, once the whole layer has verified (its stream errors otherwise).
+ */
 async function copyStreamed(client: RegistryClient, repository: string, layers: Descriptor[], file: string, temp: string): Promise<void> {
   for (const layer of [...layers].reverse()) {
     const tar = extract();

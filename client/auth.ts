@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { readBounded } from './body.ts';
 
 export interface Credentials {
   username: string;
@@ -85,52 +86,80 @@ async function helperCredentials(helper: string, server: string, configFile: str
   throw new AuthError(`${program} get ${server} answered something that is not {"Username", "Secret"} JSON`);
 }
 
-/** Holds the Authorization header for one registry and renews it when challenged. */
+/** The token service's answer: fetch `url`, sending `authorization` to the realm's origin only. */
+export type TokenFetch = (url: URL, authorization: string | undefined) => Promise<Response>;
+
+const MAX_TOKEN_RESPONSE = 1 << 20;
+
+/**
+ * The Authorization header for one registry, per scope: Basic once the registry asks for it, or a
+ * Bearer token per scope (`repository:org/model:pull,push`) from the realm its challenge names
+ * (Distribution token spec, https://distribution.github.io/distribution/spec/auth/token/).
+ * Credentials are only ever given to the transport, which sends them to the registry's origin;
+ * here they go to the token realm only.
+ */
 export class Authenticator {
-  private header: string | undefined;
+  private basicChallenged = false;
+  private readonly tokens = new Map<string, string>();
 
   constructor(
     readonly registry: string,
     private readonly credentials?: Credentials,
   ) {}
 
-  get authorization(): string | undefined {
-    return this.header;
+  private get basic(): string | undefined {
+    return this.credentials && `Basic ${Buffer.from(`${this.credentials.username}:${this.credentials.password}`).toString('base64')}`;
+  }
+
+  /** The header for a request needing `scope` ('' for none), or undefined (anonymous so far). */
+  authorization(scope: string): string | undefined {
+    return this.tokens.get(scope) ?? (this.basicChallenged ? this.basic : undefined);
   }
 
   /**
-   * Answer the 401 `challenge` for `scope` (e.g. `repository:org/model:pull,push`). Returns false
-   * when there is nothing new to try (no challenge we speak, or Basic without credentials).
+   * Answer the 401 `challenge` for `scope`. Returns false when there is nothing new to try (no
+   * challenge we speak, Basic without credentials, or the same token again). Throws AuthError
+   * when the token service cannot be reached or refuses.
    */
-  async answer(challenge: Response, scope?: string): Promise<boolean> {
+  async answer(challenge: Response, scope: string, fetchToken: TokenFetch): Promise<boolean> {
     const header = challenge.headers.get('www-authenticate') ?? '';
-    await challenge.body?.cancel();
-    const basic = this.credentials && `Basic ${Buffer.from(`${this.credentials.username}:${this.credentials.password}`).toString('base64')}`;
+    await challenge.body?.cancel().catch(() => {});
+    const before = this.authorization(scope);
     if (/^Basic\b/i.test(header)) {
-      if (!basic || this.header === basic) return false;
-      this.header = basic;
+      if (!this.basic || before === this.basic) return false;
+      this.basicChallenged = true;
       return true;
     }
     if (!/^Bearer\b/i.test(header)) return false;
     const params = Object.fromEntries([...header.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1].toLowerCase(), m[2]]));
-    if (!params.realm) return false;
-    const url = new URL(params.realm);
+    let url: URL;
+    try {
+      url = new URL(params.realm);
+    } catch {
+      return false;
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') return false;
     if (params.service) url.searchParams.set('service', params.service);
-    for (const s of new Set([params.scope, scope].filter(Boolean))) url.searchParams.append('scope', s!);
+    for (const s of new Set([params.scope, ...scope.split(' ')].filter(Boolean))) url.searchParams.append('scope', s);
     let response: Response;
     try {
-      response = await fetch(url, basic ? { headers: { Authorization: basic } } : {});
+      response = await fetchToken(url, this.basic);
     } catch (error) {
       throw new AuthError(`cannot reach the token service ${url.origin} of ${this.registry}: ${(error as Error & { cause?: Error }).cause?.message ?? (error as Error).message}`);
     }
     if (!response.ok) {
-      await response.body?.cancel();
+      await response.body?.cancel().catch(() => {});
       throw new AuthError(`${this.registry}: the token service refused ${this.credentials ? `the credentials of "${this.credentials.username}"` : 'anonymous access'} (status ${response.status})`);
     }
-    const body = (await response.json()) as { token?: string; access_token?: string };
-    const token = body.token ?? body.access_token;
-    if (!token || this.header === `Bearer ${token}`) return false;
-    this.header = `Bearer ${token}`;
+    let token: unknown;
+    try {
+      const body = JSON.parse((await readBounded(response, MAX_TOKEN_RESPONSE, 'the token')).toString('utf8')) as { token?: unknown; access_token?: unknown };
+      token = body.token ?? body.access_token;
+    } catch {
+      throw new AuthError(`${this.registry}: the token service ${url.origin} answered something that is not a token (JSON up to 1 MiB)`);
+    }
+    if (typeof token !== 'string' || !token || before === `Bearer ${token}`) return false;
+    this.tokens.set(scope, `Bearer ${token}`);
     return true;
   }
 }

@@ -1,14 +1,20 @@
-// Push one tagged image from the store to any OCI registry (Distribution API): blobs the registry
-// has are skipped (HEAD) or mounted from another repository; the rest go up in chunks streamed
-// from disk (PATCH), resumed from the registry's offset after a reset or a 5xx. Then the platform
-// manifests, the index by digest, and the tag last: a tag never points at missing content.
+// Push one tagged image from the store to any OCI registry (Distribution spec, "push"): blobs the
+// registry has are skipped (HEAD) or mounted from another repository; the rest are uploaded from
+// any stream of chunks (POST, PATCH with Content-Range from a bounded window, a cut PATCH resumed
+// from the Range the registry reports, PUT ?digest=, DELETE of the session on failure). Then
+// the platform manifests, the index by digest, and the tag last: a tag never points at missing
+// content. Nothing is believed on the registry's word: every digest it returns is compared and
+// every blob and manifest is read back, so a registry that answers 201 and stores nothing fails
+// the push before the tag. Upload Locations may name another origin; the transport sends the
+// registry's credentials to its own origin only.
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { Readable } from 'node:stream';
 import { registryCredentials } from './auth.ts';
 import { ImageLayout } from '../image/layout.ts';
-import { ANNOTATION, MEDIA_TYPE, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
-import { RegistryClient, RemoteError } from './remote.ts';
-import { isTransientNetworkError, withRetries } from './retry.ts';
+import { ANNOTATION, MEDIA_TYPE, sha256Digest, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
+import { pullScope, RegistryClient, RemoteError } from './remote.ts';
+import { withRetries } from './retry.ts';
+import { isRetryable, type SendOptions } from './transport.ts';
 
 export const DEFAULT_UPLOAD_CHUNK = 64 * 1024 * 1024;
 
@@ -33,6 +39,7 @@ export function targetRepository(target: PushTarget, image: string): string {
 
 export interface PushOptions {
   insecure?: boolean;
+  /** Bytes per PATCH, the window held in memory (default 64 MiB, DEPOT_UPLOAD_CHUNK_BYTES). */
   chunkSize?: number;
 }
 
@@ -47,6 +54,13 @@ export interface PushResult {
   bytesUploaded: number;
 }
 
+export interface UploadOptions {
+  /** When known: the upload must hash to this digest and size, or it is abandoned before the PUT. */
+  expected?: Pick<Descriptor, 'digest' | 'size'>;
+  /** Hears the bytes the registry has confirmed so far. */
+  onProgress?: (bytes: number) => void;
+}
+
 /** Repositories per registry a blob was pushed to in this process: sources for cross-repository mounts. */
 const pushedBlobs = new Map<string, Map<string, string>>();
 
@@ -58,19 +72,13 @@ export class Pusher {
   ) {}
 
   static async connect(target: PushTarget, options: PushOptions = {}): Promise<Pusher> {
-    return new Pusher(new RegistryClient(target.registry, options.insecure, await registryCredentials(target.registry)), target, options);
+    return new Pusher(new RegistryClient(target.registry, { insecure: options.insecure, credentials: await registryCredentials(target.registry) }), target, options);
   }
 
-  /** The index digest the registry's `repository:tag` points at, or undefined. */
+  /** The index digest the registry's `repository:tag` points at (verified), or undefined. */
   async remoteDigest(repository: string, tag: string): Promise<{ digest: string; revision?: string } | undefined> {
-    this.client.scope = `repository:${repository}:pull,push`;
-    const response = await this.client.send('GET', `${repository}/manifests/${tag}`, { headers: { Accept: MEDIA_TYPE.index }, accept: (s) => s === 200 || s === 404 });
-    if (response.status === 404) {
-      await response.body?.cancel();
-      return undefined;
-    }
-    const json = (await response.json()) as ImageIndex;
-    return { digest: response.headers.get('docker-content-digest') ?? '', revision: json.annotations?.[ANNOTATION.revision] };
+    const found = await this.client.manifest(repository, tag, { optional: true, scope: pushScope(repository) });
+    return found && { digest: found.digest, revision: found.json.annotations?.[ANNOTATION.revision] };
   }
 
   /** Push `layout:tag`; `onProgress` hears the bytes sent (or found present) so far and the total. */
@@ -105,81 +113,142 @@ export class Pusher {
     return result;
   }
 
+  /**
+   * PUT the manifest `descriptor` under `reference` (its digest or a tag), then read it back:
+   * the Docker-Content-Digest the registry answers and the manifest it then serves must both be
+   * `descriptor.digest`.
+   */
   private async putManifest(layout: ImageLayout, repository: string, descriptor: Descriptor, reference: string): Promise<void> {
     const bytes = await layout.readBlob(descriptor.digest);
-    await this.retrying(() => this.client.send('PUT', `${repository}/manifests/${reference}`, { headers: { 'Content-Type': descriptor.mediaType }, body: () => new Uint8Array(bytes) }));
+    const what = `${this.target.registry}/${repository}${reference === descriptor.digest ? '@' : ':'}${reference}`;
+    if (sha256Digest(bytes) !== descriptor.digest) throw new RemoteError(`the store's copy of ${descriptor.digest} is corrupt: not pushing ${what}`);
+    const put = await this.retrying(() => this.send('PUT', `${repository}/manifests/${reference}`, { headers: { 'Content-Type': descriptor.mediaType }, body: () => new Uint8Array(bytes), scope: pushScope(repository) }));
+    await put.body?.cancel().catch(() => {});
+    const answered = put.headers.get('docker-content-digest');
+    if (answered && answered !== descriptor.digest) throw new RemoteError(`${what}: the registry stored the manifest as ${answered}, not ${descriptor.digest}`);
+    const stored = await this.client.manifest(repository, reference, { optional: true, scope: pushScope(repository) });
+    if (stored?.digest !== descriptor.digest) throw new RemoteError(`${what}: the registry accepted the manifest but serves ${stored ? stored.digest : 'nothing'} when asked for it`);
   }
 
   private async pushBlob(layout: ImageLayout, repository: string, blob: Descriptor, progress: (bytes: number) => void): Promise<'skipped' | 'mounted' | 'uploaded'> {
     const seen = pushedBlobs.get(this.target.registry) ?? new Map<string, string>();
     pushedBlobs.set(this.target.registry, seen);
-    const head = await this.retrying(() => this.client.send('HEAD', `${repository}/blobs/${blob.digest}`, { accept: (s) => s === 200 || s === 404 }));
-    if (head.status === 200) {
+    if (await this.hasBlob(repository, blob)) {
       seen.set(blob.digest, repository);
       progress(blob.size);
       return 'skipped';
     }
     const from = seen.get(blob.digest);
-    const query = from && from !== repository ? `?mount=${encodeURIComponent(blob.digest)}&from=${encodeURIComponent(from)}` : '';
-    if (query) this.client.scope = `repository:${repository}:pull,push repository:${from}:pull`;
-    const start = await this.retrying(() => this.client.send('POST', `${repository}/blobs/uploads/${query}`, { accept: (s) => s === 201 || s === 202 }));
-    await start.body?.cancel();
-    if (start.status === 201) {
-      progress(blob.size);
-      return 'mounted';
+    if (from && from !== repository) {
+      const query = `?mount=${encodeURIComponent(blob.digest)}&from=${encodeURIComponent(from)}`;
+      const start = await this.retrying(() => this.send('POST', `${repository}/blobs/uploads/${query}`, { accept: (s) => s === 201 || s === 202, scope: `${pushScope(repository)} ${pullScope(from)}` }));
+      await start.body?.cancel().catch(() => {});
+      if (start.status === 201) {
+        await this.checkBlobStored(repository, blob);
+        progress(blob.size);
+        return 'mounted';
+      }
+      await this.cancelUpload(repository, location(start, this.client.transport.url(`${repository}/blobs/uploads/`)));
     }
-    await this.upload(layout, repository, blob, this.location(start), progress);
+    await this.uploadBlob(repository, createReadStream(layout.blobPath(blob.digest), { highWaterMark: 1 << 20 }), { expected: blob, onProgress: progress });
     seen.set(blob.digest, repository);
     return 'uploaded';
   }
 
-  /** Send the blob in chunks; after a failure ask the registry how far it got and go on from there. */
-  private async upload(layout: ImageLayout, repository: string, blob: Descriptor, location: string, progress: (bytes: number) => void): Promise<void> {
-    const file = layout.blobPath(blob.digest);
+  /**
+   * Upload one blob from `chunks` (any async iterable of bytes; its total size need not be known)
+   * to `repository`: POST a session, PATCH windows of `chunkSize` bytes with Content-Range (the
+   * only bytes held in memory), resume a cut PATCH from the Range the registry reports (GET on the
+   * session), PUT ?digest= at the end, then HEAD it back. On failure the session is DELETEd.
+   * Returns the blob's digest and size. Throws RemoteError.
+   */
+  async uploadBlob(repository: string, chunks: AsyncIterable<Uint8Array>, options: UploadOptions = {}): Promise<Pick<Descriptor, 'digest' | 'size'>> {
     const chunkSize = this.options.chunkSize ?? (Number(process.env.DEPOT_UPLOAD_CHUNK_BYTES) || DEFAULT_UPLOAD_CHUNK);
-    let offset = 0;
-    let reported = 0;
-    await withRetries(
+    const startUrl = this.client.transport.url(`${repository}/blobs/uploads/`);
+    const start = await this.retrying(() => this.send('POST', startUrl, { accept: (s) => s === 202, scope: pushScope(repository) }));
+    await start.body?.cancel().catch(() => {});
+    let session = location(start, startUrl);
+    const hash = createHash('sha256');
+    let size = 0;
+    try {
+      for await (const window of windows(chunks, chunkSize)) {
+        hash.update(window);
+        session = await this.patch(repository, session, window, size);
+        size += window.length;
+        options.onProgress?.(window.length);
+      }
+      const digest = `sha256:${hash.digest('hex')}`;
+      if (options.expected && (digest !== options.expected.digest || size !== options.expected.size)) {
+        throw new RemoteError(`the blob read for ${options.expected.digest} has ${size} bytes and digest ${digest}: not pushing it`);
+      }
+      const url = new URL(session);
+      url.searchParams.set('digest', digest);
+      const done = await this.send('PUT', url.href, { headers: { 'Content-Length': '0' }, accept: (s) => s === 201 || s === 204, scope: pushScope(repository) });
+      await done.body?.cancel().catch(() => {});
+      const answered = done.headers.get('docker-content-digest');
+      if (answered && answered !== digest) throw new RemoteError(`${this.target.registry}/${repository}: the registry stored the blob as ${answered}, not ${digest}`);
+      await this.checkBlobStored(repository, { digest, size });
+      return { digest, size };
+    } catch (error) {
+      await this.cancelUpload(repository, session);
+      throw error;
+    }
+  }
+
+  /** PATCH `window` at `offset`; after a failure ask the session how far it got and send the rest. Returns the next Location. */
+  private async patch(repository: string, session: string, window: Uint8Array, offset: number): Promise<string> {
+    let from = offset;
+    return withRetries(
       async (attempt) => {
-        if (attempt > 1) ({ location, offset } = await this.uploadStatus(repository, location));
-        while (offset < blob.size) {
-          const end = Math.min(offset + chunkSize, blob.size) - 1;
-          const response = await this.client.send('PATCH', location, {
-            headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': `${offset}-${end}`, 'Content-Length': String(end - offset + 1) },
-            body: () => Readable.toWeb(createReadStream(file, { start: offset, end })) as ReadableStream,
-          });
-          await response.body?.cancel();
-          location = this.location(response);
-          offset = end + 1;
-          if (offset > reported) {
-            progress(offset - reported);
-            reported = offset;
-          }
-        }
-        const done = await this.client.send('PUT', `${location}${location.includes('?') ? '&' : '?'}digest=${encodeURIComponent(blob.digest)}`, { headers: { 'Content-Length': '0' }, accept: (s) => s === 201 || s === 204 });
-        await done.body?.cancel();
+        if (attempt > 1) ({ session, stored: from } = await this.uploadStatus(repository, session, offset, window.length));
+        if (from === offset + window.length) return session;
+        const part = window.subarray(from - offset);
+        const response = await this.send('PATCH', session, {
+          headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': `${from}-${offset + window.length - 1}`, 'Content-Length': String(part.length) },
+          body: () => part as unknown as BodyInit,
+          accept: (s) => s === 202 || s === 204,
+          scope: pushScope(repository),
+        });
+        await response.body?.cancel().catch(() => {});
+        return location(response, session);
       },
       { retryable: isRetryable },
     );
   }
 
-  /** Where an interrupted upload stands: the registry's `Range: 0-N` (or a fresh session when it is gone). */
-  private async uploadStatus(repository: string, location: string): Promise<{ location: string; offset: number }> {
-    const status = await this.client.send('GET', location, { accept: (s) => s === 204 || s === 404 });
-    await status.body?.cancel();
-    if (status.status === 404) {
-      const start = await this.client.send('POST', `${repository}/blobs/uploads/`, { accept: (s) => s === 202 });
-      await start.body?.cancel();
-      return { location: this.location(start), offset: 0 };
-    }
+  /** Where an interrupted upload stands: the registry's `Range: 0-N`, which must lie within the window being sent. */
+  private async uploadStatus(repository: string, session: string, offset: number, length: number): Promise<{ session: string; stored: number }> {
+    const status = await this.send('GET', session, { accept: (s) => s === 204, scope: pushScope(repository) });
+    await status.body?.cancel().catch(() => {});
     const range = /^(?:bytes=)?0-(\d+)$/.exec(status.headers.get('range') ?? '');
-    return { location: this.location(status, location), offset: range ? Number(range[1]) + 1 : 0 };
+    const stored = range ? Number(range[1]) + 1 : 0;
+    if (stored < offset || stored > offset + length) throw new RemoteError(`${this.target.registry}: the upload session reports ${stored} bytes stored, but ${offset} were confirmed before: cannot resume`);
+    return { session: location(status, session), stored };
   }
 
-  private location(response: Response, fallback?: string): string {
-    const location = response.headers.get('location') ?? fallback;
-    if (!location) throw new RemoteError(`${this.target.registry} started an upload without a Location`);
-    return new URL(location, this.client.url('')).href;
+  /** A blob the registry says it holds, with the size (and, when sent, the digest) it should have. */
+  private async hasBlob(repository: string, blob: Pick<Descriptor, 'digest' | 'size'>): Promise<boolean> {
+    const head = await this.send('HEAD', `${repository}/blobs/${blob.digest}`, { accept: (s) => s === 200 || s === 404, scope: pushScope(repository) });
+    await head.body?.cancel().catch(() => {});
+    if (head.status === 404) return false;
+    const length = head.headers.get('content-length');
+    const digest = head.headers.get('docker-content-digest');
+    if ((length !== null && Number(length) !== blob.size) || (digest && digest !== blob.digest)) {
+      throw new RemoteError(`${this.target.registry}/${repository}@${blob.digest}: the registry holds ${length} bytes with digest ${digest ?? 'unstated'}, not ${blob.size} bytes`);
+    }
+    return true;
+  }
+
+  private async checkBlobStored(repository: string, blob: Pick<Descriptor, 'digest' | 'size'>): Promise<void> {
+    if (!(await this.hasBlob(repository, blob))) throw new RemoteError(`${this.target.registry}/${repository}@${blob.digest}: the registry accepted the blob but does not have it when asked`);
+  }
+
+  private async cancelUpload(repository: string, session: string): Promise<void> {
+    await this.send('DELETE', session, { accept: () => true, scope: pushScope(repository) }).then((r) => r.body?.cancel(), () => {});
+  }
+
+  private send(method: string, path: string, options: SendOptions): Promise<Response> {
+    return this.client.transport.send(method, path, options);
   }
 
   private retrying<T>(work: () => Promise<T>): Promise<T> {
@@ -187,8 +256,37 @@ export class Pusher {
   }
 }
 
-/** 5xx, 429 and reset connections are worth another try; refused connections and 4xx are not. */
-function isRetryable(error: unknown): boolean {
-  if (error instanceof RemoteError && error.status !== undefined) return error.status >= 500 || error.status === 429;
-  return isTransientNetworkError(error) && !/ECONNREFUSED|ENOTFOUND/.test(String((error as Error).message));
+/** An upload session URL from the Location header, resolved against the request (RFC 9110 §10.2.2). */
+function location(response: Response, requestUrl: string): string {
+  const value = response.headers.get('location');
+  if (!value) return requestUrl;
+  const url = new URL(value, requestUrl);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new RemoteError(`the registry named an upload Location that is not http(s): ${value}`);
+  return url.href;
 }
+
+/** Re-cut `chunks` into windows of exactly `size` bytes (the last may be shorter). */
+async function* windows(chunks: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of chunks) {
+    let rest = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    while (rest.length > 0) {
+      const take = rest.subarray(0, size - length);
+      parts.push(take);
+      length += take.length;
+      rest = rest.subarray(take.length);
+      if (length === size) {
+        yield Buffer.concat(parts, length);
+        parts = [];
+        length = 0;
+      }
+    }
+  }
+  if (length > 0) yield Buffer.concat(parts, length);
+}
+
+function pushScope(repository: string): string {
+  return `repository:${repository}:pull,push`;
+}
+

@@ -1,146 +1,118 @@
-// A small client for any OCI registry: manifests, blobs and byte ranges, answering the
-// registry's auth challenges (anonymous or with credentials, Basic or Bearer: see auth.ts).
-// `send` is the raw request the push client (push.ts) builds its uploads on.
-import { AuthError, Authenticator, type Credentials } from './auth.ts';
-import { MEDIA_TYPE, sha256Digest, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
+// Verified reads from any OCI registry (Distribution spec): manifests checked against the digest
+// they were asked by (and the registry's Docker-Content-Digest, and the descriptor that named
+// them), blobs streamed through a sha256 verifier, byte ranges checked for what was asked.
+import { isDigest, MEDIA_TYPE, sha256Digest, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
+import { readBounded } from './body.ts';
+import { RemoteError } from './errors.ts';
+import { Transport, type TransportOptions } from './transport.ts';
+import { verifyingStream } from './verify.ts';
+
+export { RemoteError } from './errors.ts';
+export { parseImageReference, type ImageReference } from './reference.ts';
 
 export const MANIFEST_ACCEPT = [MEDIA_TYPE.index, MEDIA_TYPE.manifest, 'application/vnd.docker.distribution.manifest.list.v2+json', 'application/vnd.docker.distribution.manifest.v2+json'].join(', ');
+/** The largest manifest read (the Distribution spec lets registries refuse beyond 4 MiB). */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
-export class RemoteError extends Error {
-  /** The HTTP status, when the registry answered. */
-  readonly status?: number;
-
-  constructor(message: string, options: { status?: number; cause?: unknown } = {}) {
-    super(message, { cause: options.cause });
-    this.status = options.status;
-  }
-}
-
-export interface ImageReference {
-  registry: string;
-  repository: string;
-  /** A tag or a digest. */
-  reference: string;
-}
-
-/** `REGISTRY/IMAGE[:TAG|@DIGEST]`; the registry is the first part and must look like a host. */
-export function parseImageReference(text: string): ImageReference {
-  const slash = text.indexOf('/');
-  const registry = text.slice(0, slash);
-  if (slash < 0 || !/[.:]|^localhost$/.test(registry)) throw new RemoteError(`"${text}" must start with a registry host, e.g. depot.ai/gpt2`);
-  let rest = text.slice(slash + 1);
-  let reference = 'latest';
-  const at = rest.indexOf('@');
-  if (at >= 0) {
-    reference = rest.slice(at + 1);
-    rest = rest.slice(0, at);
-  } else {
-    const colon = rest.lastIndexOf(':');
-    if (colon > rest.lastIndexOf('/')) {
-      reference = rest.slice(colon + 1);
-      rest = rest.slice(0, colon);
-    }
-  }
-  if (!rest) throw new RemoteError(`"${text}" names no image`);
-  return { registry, repository: rest.toLowerCase(), reference };
-}
-
-export interface SendOptions {
-  headers?: Record<string, string>;
-  /** Made afresh for each attempt (a stream cannot be sent twice). */
-  body?: () => BodyInit;
-  /** Statuses that are answers, not errors (default: any 2xx). */
-  accept?: (status: number) => boolean;
+export interface RemoteManifest {
+  /** From the JSON's mediaType, else the Content-Type. */
+  mediaType: string;
+  /** sha256 of `bytes`, checked against every digest that named them. */
+  digest: string;
+  bytes: Buffer;
+  json: ImageIndex | ImageManifest;
 }
 
 export class RegistryClient {
-  private readonly auth: Authenticator;
-  /** Bytes of response bodies read so far (what a lazy pull costs). */
-  bytesFetched = 0;
-  /** The scope asked for when challenged (default: whatever the registry names). */
-  scope: string | undefined;
+  readonly transport: Transport;
 
   constructor(
     readonly registry: string,
-    private readonly insecure = false,
-    credentials?: Credentials,
+    options: TransportOptions = {},
   ) {
-    this.auth = new Authenticator(registry, credentials);
+    this.transport = new Transport(registry, options);
   }
 
-  url(path: string): string {
-    return `${this.insecure ? 'http' : 'https'}://${this.registry}/v2/${path}`;
+  /** Bytes of response bodies read so far (what a lazy pull costs). */
+  get bytesFetched(): number {
+    return this.transport.bytesFetched;
   }
 
-  /** One request to `/v2/<path>` (or an absolute upload URL), authenticated, with errors made one clear line. */
-  async send(method: string, path: string, options: SendOptions = {}): Promise<Response> {
-    const url = /^https?:/.test(path) ? path : this.url(path);
-    const attempt = () => {
-      const headers = { ...options.headers, ...(this.auth.authorization ? { Authorization: this.auth.authorization } : {}) };
-      const body = options.body?.();
-      return fetch(url, { method, headers, body, ...(body ? { duplex: 'half' } : {}) } as RequestInit);
-    };
-    let response: Response;
+  /**
+   * The manifest or index `repository:reference` (a tag or a digest), at most 4 MiB. Its digest
+   * must equal the reference when that is a digest, the Docker-Content-Digest header when the
+   * registry sends one, and `expected` (digest and size) when a descriptor named it. Undefined
+   * with `optional` when the registry answers 404; RemoteError otherwise.
+   */
+  async manifest(repository: string, reference: string, options: { expected?: Descriptor; optional?: boolean; scope?: string } = {}): Promise<RemoteManifest | undefined> {
+    const response = await this.transport.send('GET', `${repository}/manifests/${reference}`, {
+      headers: { Accept: MANIFEST_ACCEPT },
+      scope: options.scope ?? pullScope(repository),
+      accept: (s) => (s >= 200 && s < 300) || (options.optional === true && s === 404),
+    });
+    if (response.status === 404) {
+      await response.body?.cancel().catch(() => {});
+      return undefined;
+    }
+    const what = `the manifest ${this.registry}/${repository}${isDigest(reference) ? '@' : ':'}${reference}`;
+    const bytes = await readBounded(response, options.expected ? Math.min(options.expected.size, MAX_MANIFEST_BYTES) : MAX_MANIFEST_BYTES, what);
+    const digest = sha256Digest(bytes);
+    const claimed = response.headers.get('docker-content-digest');
+    const wanted = [isDigest(reference) && reference, claimed, options.expected?.digest].filter((d): d is string => !!d);
+    for (const d of wanted) if (d !== digest) throw new RemoteError(`${what} has digest ${digest}, not ${d}: refusing it`);
+    if (options.expected && bytes.length !== options.expected.size) throw new RemoteError(`${what} is ${bytes.length} bytes, its descriptor says ${options.expected.size}: refusing it`);
+    let json: ImageIndex | ImageManifest;
     try {
-      response = await attempt();
-      if (response.status === 401 && (await this.auth.answer(response, this.scope))) response = await attempt();
-    } catch (error) {
-      if (error instanceof AuthError) throw new RemoteError(error.message);
-      const cause = (error as Error & { cause?: Error & { code?: string } }).cause;
-      const hint = !this.insecure && /EPROTO|wrong version number|ssl/i.test(`${cause?.code} ${cause?.message}`) ? ' (plain HTTP? use --insecure)' : '';
-      throw new RemoteError(`cannot reach ${this.registry}: ${cause?.message ?? (error as Error).message}${hint}`, { cause: error });
+      json = JSON.parse(bytes.toString('utf8'));
+    } catch {
+      throw new RemoteError(`${what} is not JSON`);
     }
-    if (!(options.accept ?? ((status) => status >= 200 && status < 300))(response.status)) {
-      const body = await response.text().catch(() => '');
-      const code = /"code":"([^"]*)"/.exec(body)?.[1];
-      const message = /"message":"([^"]*)"/.exec(body)?.[1];
-      const what = response.status === 401 ? 'authentication failed' : response.status === 403 ? 'access denied' : `${response.status}`;
-      throw new RemoteError(`${method} ${url}: ${what}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}`, { status: response.status });
-    }
-    return response;
+    if (!json || typeof json !== 'object' || !(Array.isArray((json as ImageIndex).manifests) || Array.isArray((json as ImageManifest).layers))) throw new RemoteError(`${what} is neither an image index nor an image manifest`);
+    const mediaType = (typeof json.mediaType === 'string' && json.mediaType) || (response.headers.get('content-type') ?? '').split(';')[0].trim();
+    return { mediaType, digest, bytes, json };
   }
 
-  private request(path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Response> {
-    return this.send(method, path, { headers });
+  /**
+   * The image manifest for linux/amd64 (else the first) behind a tag or digest, with the digest
+   * of the index (or the lone manifest) that reference resolved to. A child manifest must match
+   * the index's descriptor in digest and size.
+   */
+  async imageManifest(repository: string, reference: string): Promise<{ digest: string; manifest: ImageManifest }> {
+    const top = (await this.manifest(repository, reference))!;
+    if (!('manifests' in top.json)) return { digest: top.digest, manifest: top.json };
+    const chosen = top.json.manifests.find((m) => m.platform?.os === 'linux' && m.platform.architecture === 'amd64') ?? top.json.manifests[0];
+    if (!chosen || !isDigest(String(chosen.digest))) throw new RemoteError(`${repository}:${reference} is an index with no usable manifest`);
+    const child = (await this.manifest(repository, chosen.digest, { expected: chosen }))!;
+    if (!('layers' in child.json)) throw new RemoteError(`${repository}@${chosen.digest} is not an image manifest`);
+    return { digest: top.digest, manifest: child.json };
   }
 
-  /** A manifest or index, with the digest of its exact bytes. */
-  async manifest(repository: string, reference: string): Promise<{ mediaType: string; digest: string; json: ImageIndex | ImageManifest }> {
-    const response = await this.request(`${repository}/manifests/${reference}`, { Accept: MANIFEST_ACCEPT });
-    const bytes = Buffer.from(await response.arrayBuffer());
-    this.bytesFetched += bytes.length;
-    const json = JSON.parse(bytes.toString('utf8')) as ImageIndex | ImageManifest;
-    return { mediaType: response.headers.get('content-type') ?? json.mediaType ?? '', digest: sha256Digest(bytes), json };
-  }
-
-  /** The image manifest for linux/amd64 (or the first one) behind a tag or digest. */
-  async imageManifest(repository: string, reference: string): Promise<ImageManifest> {
-    const { json } = await this.manifest(repository, reference);
-    if ('manifests' in json) {
-      const chosen = json.manifests.find((m) => m.platform?.os === 'linux' && m.platform.architecture === 'amd64') ?? json.manifests[0];
-      if (!chosen) throw new RemoteError(`${repository}:${reference} is an empty index`);
-      return (await this.manifest(repository, chosen.digest)).json as ImageManifest;
-    }
-    return json;
-  }
-
+  /**
+   * `length` bytes of `blob` from `offset` (an HTTP Range request, RFC 9110 §14): the answer must
+   * be a 206 for exactly that range. The bytes are NOT checked against a digest (a range cannot
+   * be); callers check what they decode (eStargz chunk digests, the TOC digest).
+   */
   async readRange(repository: string, blob: Descriptor, offset: number, length: number): Promise<Buffer> {
-    const response = await this.request(`${repository}/blobs/${blob.digest}`, { Range: `bytes=${offset}-${offset + length - 1}` });
-    const bytes = Buffer.from(await response.arrayBuffer());
-    this.bytesFetched += bytes.length;
-    if (response.status !== 206 || bytes.length !== length) throw new RemoteError(`${this.registry} did not answer a range request for ${blob.digest} (status ${response.status})`);
+    const end = offset + length - 1;
+    const response = await this.transport.send('GET', `${repository}/blobs/${blob.digest}`, { headers: { Range: `bytes=${offset}-${end}` }, scope: pullScope(repository) });
+    const range = /^bytes (\d+)-(\d+)\//.exec(response.headers.get('content-range') ?? '');
+    if (response.status !== 206 || !range || Number(range[1]) !== offset || Number(range[2]) !== end) {
+      await response.body?.cancel().catch(() => {});
+      throw new RemoteError(`${this.registry} did not answer the range ${offset}-${end} of ${blob.digest} (status ${response.status}${range ? `, ${range[0]}` : ''})`);
+    }
+    const bytes = await readBounded(response, length, `the range ${offset}-${end} of ${blob.digest}`);
+    if (bytes.length !== length) throw new RemoteError(`${this.registry} sent ${bytes.length} bytes for the range ${offset}-${end} of ${blob.digest}`);
     return bytes;
   }
 
-  /** The whole blob as a stream of bytes. */
+  /** The whole blob, verified as it streams: it errors instead of ending if digest or size is wrong. */
   async openBlob(repository: string, blob: Descriptor): Promise<ReadableStream<Uint8Array>> {
-    const response = await this.request(`${repository}/blobs/${blob.digest}`);
-    const counter = new TransformStream<Uint8Array, Uint8Array>({
-      transform: (chunk, controller) => {
-        this.bytesFetched += chunk.length;
-        controller.enqueue(chunk);
-      },
-    });
-    return response.body!.pipeThrough(counter);
+    const response = await this.transport.send('GET', `${repository}/blobs/${blob.digest}`, { scope: pullScope(repository) });
+    if (!response.body) throw new RemoteError(`${this.registry} sent no body for ${blob.digest}`);
+    return response.body.pipeThrough(verifyingStream(blob, `the blob ${repository}@${blob.digest}`));
   }
+}
+
+export function pullScope(repository: string): string {
+  return `repository:${repository}:pull`;
 }

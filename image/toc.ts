@@ -7,6 +7,10 @@ import { FOOTER_SIZE, parseFooter, TOC_TAR_NAME, type Toc } from './estargz.ts';
 import { readAt } from './read-at.ts';
 import { sha256Digest } from './oci.ts';
 
+/** The largest TOC read: its compressed member and the tar it inflates to (the JSON of a model with
+ * a million files is well under this). */
+export const MAX_TOC_BYTES = 64 * 1024 * 1024;
+
 export type ReadAt = (offset: number, length: number) => Promise<Buffer>;
 
 export interface LayerToc {
@@ -15,12 +19,23 @@ export interface LayerToc {
   tocOffset: number;
 }
 
-/** The TOC of an eStargz layer of `size` bytes, or undefined when the layer is not eStargz. */
+/**
+ * The TOC of an eStargz layer of `size` bytes, or undefined when the layer is not eStargz.
+ * Throws RangeError when the TOC member or what it inflates to exceeds MAX_TOC_BYTES.
+ */
 export async function readToc(readAt: ReadAt, size: number): Promise<LayerToc | undefined> {
   if (size < FOOTER_SIZE) return undefined;
   const tocOffset = parseFooter(await readAt(size - FOOTER_SIZE, FOOTER_SIZE));
   if (tocOffset === undefined || tocOffset >= size - FOOTER_SIZE) return undefined;
-  const tar = gunzipSync(await readAt(tocOffset, size - FOOTER_SIZE - tocOffset));
+  const compressed = size - FOOTER_SIZE - tocOffset;
+  if (compressed > MAX_TOC_BYTES) throw new RangeError(`the eStargz TOC is ${compressed} bytes compressed, more than the ${MAX_TOC_BYTES} allowed`);
+  let tar: Buffer;
+  try {
+    tar = gunzipSync(await readAt(tocOffset, compressed), { maxOutputLength: MAX_TOC_BYTES });
+  } catch (error) {
+    if ((error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw new RangeError(`the eStargz TOC inflates to more than the ${MAX_TOC_BYTES} bytes allowed`);
+    throw error;
+  }
   const name = tar.subarray(0, 100).toString('utf8').replace(/\0.*$/s, '');
   if (name !== TOC_TAR_NAME) return undefined;
   const length = Number.parseInt(tar.subarray(124, 136).toString('ascii').replace(/\0.*$/s, '').trim(), 8);

@@ -1,0 +1,164 @@
+// The one way the client speaks HTTP to a registry (modelled on go-containerregistry's transport):
+// credentials only to the registry's own origin (and, in auth.ts, to the token realm its
+// challenge names), redirects followed by hand so a hop to another origin loses them, an idle
+// timeout that covers the body as well as the headers, bounded error bodies, and retries with
+// backoff for idempotent requests.
+import { AuthError, Authenticator, type Credentials } from './auth.ts';
+import { readBounded } from './body.ts';
+import { RemoteError } from './errors.ts';
+import { isTransientNetworkError, withRetries } from './retry.ts';
+
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+const MAX_REDIRECTS = 5;
+const MAX_ERROR_BODY = 64 * 1024;
+
+export interface TransportOptions {
+  /** Plain HTTP instead of HTTPS. */
+  insecure?: boolean;
+  credentials?: Credentials;
+  /** Fail a request when the peer sends nothing (headers or body bytes) for this long (default 30 s). */
+  idleTimeoutMs?: number;
+  /** Attempts for GET and HEAD, the first included (default 3); other methods are tried once. */
+  attempts?: number;
+}
+
+export interface SendOptions {
+  headers?: Record<string, string>;
+  /** Made afresh for each attempt and redirect hop (a stream cannot be sent twice). */
+  body?: () => BodyInit;
+  /** Statuses that are answers, not errors (default: any 2xx). */
+  accept?: (status: number) => boolean;
+  /** The token scope this request needs, e.g. `repository:org/model:pull` (Distribution token spec). */
+  scope?: string;
+}
+
+export class Transport {
+  /** `http(s)://host[:port]`: the only origin the registry's credentials are sent to. */
+  readonly origin: string;
+  /** Bytes of response bodies read so far (what a lazy pull costs). */
+  bytesFetched = 0;
+  private readonly auth: Authenticator;
+  private readonly idleTimeoutMs: number;
+
+  constructor(
+    readonly registry: string,
+    private readonly options: TransportOptions = {},
+  ) {
+    this.origin = new URL(`${options.insecure ? 'http' : 'https'}://${registry}`).origin;
+    this.auth = new Authenticator(registry, options.credentials);
+    this.idleTimeoutMs = options.idleTimeoutMs ?? (Number(process.env.DEPOT_IDLE_TIMEOUT_MS) || DEFAULT_IDLE_TIMEOUT_MS);
+  }
+
+  /** The absolute URL of `/v2/<path>`, or `path` resolved against the registry when it is a URL (an upload Location). */
+  url(path: string): string {
+    return new URL(/^https?:\/\//i.test(path) ? path : `/v2/${path}`, this.origin).href;
+  }
+
+  /**
+   * One request to `/v2/<path>` (or an absolute URL), answering auth challenges, following
+   * redirects, retrying GET/HEAD on network trouble, 429 and 5xx. Resolves with a response whose
+   * status `accept` takes and whose body stalls no longer than the idle timeout; otherwise throws
+   * RemoteError with one clear line (the registry's OCI error code and message when it sent one).
+   */
+  async send(method: string, path: string, options: SendOptions = {}): Promise<Response> {
+    const idempotent = method === 'GET' || method === 'HEAD';
+    const scope = options.scope ?? '';
+    const url = this.url(path);
+    const once = async () => {
+      let response = await this.follow(method, url, this.origin, this.auth.authorization(scope), options);
+      if (response.status === 401 && (await this.answer(response, scope))) response = await this.follow(method, url, this.origin, this.auth.authorization(scope), options);
+      if (!(options.accept ?? ((status) => status >= 200 && status < 300))(response.status)) throw await statusError(method, url, response);
+      return response;
+    };
+    return withRetries(once, { attempts: idempotent ? (this.options.attempts ?? 3) : 1, retryable: isRetryable });
+  }
+
+  private async answer(challenge: Response, scope: string): Promise<boolean> {
+    try {
+      return await this.auth.answer(challenge, scope, (url, authorization) => this.follow('GET', url.href, url.origin, authorization, {}));
+    } catch (error) {
+      throw error instanceof AuthError ? new RemoteError(error.message) : error;
+    }
+  }
+
+  /** Fetch `url`, following up to 5 redirects by hand; `authorization` goes to `trusted` (an origin) only. */
+  private async follow(method: string, url: string, trusted: string, authorization: string | undefined, options: SendOptions): Promise<Response> {
+    for (let hop = 0; ; hop++) {
+      const target = new URL(url);
+      const headers: Record<string, string> = { ...options.headers };
+      if (authorization && target.origin === trusted) headers.Authorization = authorization;
+      const body = options.body?.();
+      const response = await this.fetchOnce(target, { method, headers, body, ...(body ? { duplex: 'half' } : {}) } as RequestInit);
+      const location = response.headers.get('location');
+      if (![301, 302, 303, 307, 308].includes(response.status) || !location || (options.body && response.status < 307)) return response;
+      await response.body?.cancel().catch(() => {});
+      if (hop >= MAX_REDIRECTS) throw new RemoteError(`${method} ${url}: more than ${MAX_REDIRECTS} redirects`);
+      url = new URL(location, target).href;
+      if (!/^https?:$/.test(new URL(url).protocol)) throw new RemoteError(`${method} ${target.href}: redirected to ${url}, which is not http(s)`);
+    }
+  }
+
+  /** One fetch whose headers and every body read must come within the idle timeout. */
+  private async fetchOnce(url: URL, init: RequestInit): Promise<Response> {
+    const controller = new AbortController();
+    const stalled = () => controller.abort(new RemoteError(`${init.method} ${url.href}: ${this.registry} sent nothing for ${this.idleTimeoutMs / 1000} s`));
+    let timer = setTimeout(stalled, this.idleTimeoutMs);
+    let response: Response;
+    try {
+      response = await fetch(url, { ...init, redirect: 'manual', signal: controller.signal });
+    } catch (error) {
+      throw controller.signal.aborted ? controller.signal.reason : this.unreachable(error);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!response.body) return response;
+    const reader = response.body.getReader();
+    const body = new ReadableStream<Uint8Array>({
+      pull: async (stream) => {
+        timer = setTimeout(stalled, this.idleTimeoutMs);
+        try {
+          const { done, value } = await reader.read();
+          if (done) stream.close();
+          else {
+            this.bytesFetched += value.length;
+            stream.enqueue(value);
+          }
+        } catch (error) {
+          stream.error(controller.signal.aborted ? controller.signal.reason : this.unreachable(error));
+        } finally {
+          clearTimeout(timer);
+        }
+      },
+      cancel: (reason) => reader.cancel(reason),
+    });
+    return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+  }
+
+  private unreachable(error: unknown): RemoteError {
+    const cause = (error as Error & { cause?: Error & { code?: string } }).cause;
+    const hint = !this.options.insecure && /EPROTO|wrong version number|ssl/i.test(`${cause?.code} ${cause?.message}`) ? ' (plain HTTP? use --insecure)' : '';
+    return new RemoteError(`cannot reach ${this.registry}: ${cause?.message ?? (error as Error).message}${hint}`, { cause: error });
+  }
+}
+
+/** The registry's refusal as one line: status, and its OCI error code and message when it sent them. */
+async function statusError(method: string, url: string, response: Response): Promise<RemoteError> {
+  let code: string | undefined;
+  let message: string | undefined;
+  try {
+    const body = JSON.parse((await readBounded(response, MAX_ERROR_BODY, 'the error body')).toString('utf8')) as { errors?: Array<{ code?: unknown; message?: unknown }> };
+    const first = body.errors?.[0];
+    if (typeof first?.code === 'string') code = first.code;
+    if (typeof first?.message === 'string') message = first.message;
+  } catch {
+    await response.body?.cancel().catch(() => {});
+  }
+  const what = response.status === 401 ? 'authentication failed' : response.status === 403 ? 'access denied' : `${response.status}`;
+  return new RemoteError(`${method} ${url}: ${what}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}`, { status: response.status });
+}
+
+/** 5xx, 429 and reset connections are worth another try; refused connections and other 4xx are not. */
+export function isRetryable(error: unknown): boolean {
+  if (error instanceof RemoteError && error.status !== undefined) return error.status >= 500 || error.status === 429;
+  return isTransientNetworkError(error) && !/ECONNREFUSED|ENOTFOUND/.test(`${(error as Error).message} ${((error as Error).cause as Error | undefined)?.message}`);
+}
