@@ -59,7 +59,15 @@ export interface UploadOptions {
   expected?: Pick<Descriptor, 'digest' | 'size'>;
   /** Hears the bytes the registry has confirmed so far. */
   onProgress?: (bytes: number) => void;
+  /**
+   * The same bytes again from the start, for when the registry drops the session after a cut
+   * PATCH (the CNCF registry does): the upload restarts in a new session. Without it, that fails.
+   */
+  reopen?: () => AsyncIterable<Uint8Array>;
 }
+
+/** The registry no longer knows the upload session: only a restart from byte 0 can go on. */
+class SessionLost extends RemoteError {}
 
 /** Repositories per registry a blob was pushed to in this process: sources for cross-repository mounts. */
 const pushedBlobs = new Map<string, Map<string, string>>();
@@ -150,7 +158,8 @@ export class Pusher {
       }
       await this.cancelUpload(repository, location(start, this.client.transport.url(`${repository}/blobs/uploads/`)));
     }
-    await this.uploadBlob(repository, createReadStream(layout.blobPath(blob.digest), { highWaterMark: 1 << 20 }), { expected: blob, onProgress: progress });
+    const read = () => createReadStream(layout.blobPath(blob.digest), { highWaterMark: 1 << 20 });
+    await this.uploadBlob(repository, read(), { expected: blob, onProgress: progress, reopen: read });
     seen.set(blob.digest, repository);
     return 'uploaded';
   }
@@ -163,6 +172,20 @@ export class Pusher {
    * Returns the blob's digest and size. Throws RemoteError.
    */
   async uploadBlob(repository: string, chunks: AsyncIterable<Uint8Array>, options: UploadOptions = {}): Promise<Pick<Descriptor, 'digest' | 'size'>> {
+    let sent = 0;
+    let reported = 0; // progress never goes backwards when a restart sends bytes again
+    const onProgress = (bytes: number) => {
+      sent += bytes;
+      if (sent > reported) options.onProgress?.(sent - reported);
+      reported = Math.max(reported, sent);
+    };
+    return withRetries((attempt) => this.uploadOnce(repository, attempt === 1 ? chunks : options.reopen!(), { ...options, onProgress }), {
+      retryable: (error) => error instanceof SessionLost && options.reopen !== undefined,
+      onRetry: () => (sent = 0),
+    });
+  }
+
+  private async uploadOnce(repository: string, chunks: AsyncIterable<Uint8Array>, options: UploadOptions): Promise<Pick<Descriptor, 'digest' | 'size'>> {
     const chunkSize = this.options.chunkSize ?? (Number(process.env.DEPOT_UPLOAD_CHUNK_BYTES) || DEFAULT_UPLOAD_CHUNK);
     const startUrl = this.client.transport.url(`${repository}/blobs/uploads/`);
     const start = await this.retrying(() => this.send('POST', startUrl, { accept: (s) => s === 202, scope: pushScope(repository) }));
@@ -198,9 +221,10 @@ export class Pusher {
   /** PATCH `window` at `offset`; after a failure ask the session how far it got and send the rest. Returns the next Location. */
   private async patch(repository: string, session: string, window: Uint8Array, offset: number): Promise<string> {
     let from = offset;
+    let cut: unknown;
     return withRetries(
       async (attempt) => {
-        if (attempt > 1) ({ session, stored: from } = await this.uploadStatus(repository, session, offset, window.length));
+        if (attempt > 1) ({ session, stored: from } = await this.uploadStatus(repository, session, offset, window.length, cut));
         if (from === offset + window.length) return session;
         const part = window.subarray(from - offset);
         const response = await this.send('PATCH', session, {
@@ -212,14 +236,15 @@ export class Pusher {
         await response.body?.cancel().catch(() => {});
         return location(response, session);
       },
-      { retryable: isRetryable },
+      { retryable: isRetryable, onRetry: (error) => (cut = error) },
     );
   }
 
   /** Where an interrupted upload stands: the registry's `Range: 0-N`, which must lie within the window being sent. */
-  private async uploadStatus(repository: string, session: string, offset: number, length: number): Promise<{ session: string; stored: number }> {
-    const status = await this.send('GET', session, { accept: (s) => s === 204, scope: pushScope(repository) });
+  private async uploadStatus(repository: string, session: string, offset: number, length: number, cut: unknown): Promise<{ session: string; stored: number }> {
+    const status = await this.send('GET', session, { accept: (s) => s === 204 || s === 404, scope: pushScope(repository) });
     await status.body?.cancel().catch(() => {});
+    if (status.status === 404) throw new SessionLost(`${(cut as Error)?.message ?? 'a transfer was cut'} (and ${this.target.registry} dropped the upload session)`);
     const range = /^(?:bytes=)?0-(\d+)$/.exec(status.headers.get('range') ?? '');
     const stored = range ? Number(range[1]) + 1 : 0;
     if (stored < offset || stored > offset + length) throw new RemoteError(`${this.target.registry}: the upload session reports ${stored} bytes stored, but ${offset} were confirmed before: cannot resume`);

@@ -3,88 +3,52 @@
 // Concurrent misses for one blob or manifest share a single upstream fetch. Cached tags are
 // rechecked against the upstream once they are older than the tag TTL (a model's `latest` moves
 // when its catalog sha is updated); digests never change, so they are never rechecked.
-import { sha256Digest } from '../image/oci.ts';
+import { readBounded } from '../client/body.ts';
+import { MANIFEST_ACCEPT, pullScope, RegistryClient, type RemoteError } from '../client/remote.ts';
 import { blobHeaders, type BlobReply, type BlobRequest, type PullThrough } from './app.ts';
 import { RegistryError, upstreamFailed } from './errors.ts';
 import type { Reference } from './names.ts';
 import { manifestMediaType, type ManifestRecord, type RegistryStore } from './store.ts';
 
-const MANIFEST_ACCEPT = [
-  'application/vnd.oci.image.index.v1+json',
-  'application/vnd.oci.image.manifest.v1+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-  'application/vnd.docker.distribution.manifest.v2+json',
-].join(', ');
-const MAX_MANIFEST = 4 * 1024 * 1024;
+/** The largest tag list read from the upstream. */
+const MAX_TAG_LIST = 4 * 1024 * 1024;
 export const DEFAULT_TAG_TTL_MS = 5 * 60_000;
 
 export interface PullThroughOptions {
-  /** Abort an upstream request that sends nothing for this long (default 30 s). */
+  /** Fail an upstream request that sends nothing (headers or body bytes) for this long (default 30 s, DEPOT_IDLE_TIMEOUT_MS). */
   timeoutMs?: number;
   /** How long a cached tag is served before the upstream is asked again (default 5 min). */
   tagTtlMs?: number;
-  fetch?: typeof fetch;
   /** Told about failed transfers (the client only sees a cut connection or a 502). */
   onError?: (message: string) => void;
 }
 
-/** The upstream's answer to a blob or manifest request, before any caching. */
-class Upstream {
-  private tokens = new Map<string, { token: string; expires: number }>();
+/** Statuses meaning "the upstream does not have it (for us)". */
+const ABSENT = new Set([401, 403, 404]);
 
-  constructor(
-    readonly base: string,
-    private doFetch: typeof fetch,
-    private timeoutMs: number,
-  ) {}
+/**
+ * Headers for blob bytes relayed from the upstream before they are verified: no ETag and not
+ * cacheable, so no cache or client keeps them as the content of `digest`.
+ */
+function unverifiedHeaders(digest: string, extra: Record<string, string>): Record<string, string> {
+  const { ETag: _etag, ...headers } = blobHeaders(digest, extra);
+  return { ...headers, 'Cache-Control': 'no-store' };
+}
 
-  /** A request to the upstream, with the anonymous bearer-token dance when it asks for one. */
-  async request(path: string, init: { method?: string; headers?: Record<string, string>; scope: string }): Promise<Response> {
-    const headers: Record<string, string> = { ...init.headers };
-    const cached = this.tokens.get(init.scope);
-    if (cached && cached.expires > Date.now()) headers.Authorization = `Bearer ${cached.token}`;
-    let res = await this.send(path, init.method ?? 'GET', headers);
-    if (res.status === 401 && !headers.Authorization) {
-      const token = await this.token(res.headers.get('www-authenticate'), init.scope);
-      if (token) {
-        await res.body?.cancel().catch(() => {});
-        res = await this.send(path, init.method ?? 'GET', { ...headers, Authorization: `Bearer ${token}` });
-      }
-    }
-    return res;
-  }
-
-  private async send(path: string, method: string, headers: Record<string, string>): Promise<Response> {
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(new Error('upstream timed out')), this.timeoutMs);
-    try {
-      return await this.doFetch(`${this.base}${path}`, { method, headers, signal: controller.signal, redirect: 'follow' });
-    } catch (error) {
-      throw upstreamFailed({ upstream: this.base, path, error: String((error as Error)?.message ?? error) });
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  private async token(challenge: string | null, scope: string): Promise<string | undefined> {
-    if (!challenge || !/^bearer\s/i.test(challenge)) return undefined;
-    const params = Object.fromEntries([...challenge.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1].toLowerCase(), m[2]]));
-    if (!params.realm) return undefined;
-    const url = new URL(params.realm);
-    if (params.service) url.searchParams.set('service', params.service);
-    url.searchParams.set('scope', scope);
-    try {
-      const res = await this.doFetch(url);
-      if (!res.ok) return undefined;
-      const body = (await res.json()) as { token?: string; access_token?: string; expires_in?: number };
-      const token = body.token ?? body.access_token;
-      if (!token) return undefined;
-      this.tokens.set(scope, { token, expires: Date.now() + Math.max(30, (body.expires_in ?? 60) - 10) * 1000 });
-      return token;
-    } catch {
-      return undefined;
-    }
-  }
+/**
+ * Whether the 206 `response` answers exactly the single range `asked` (RFC 9110 §14.1.2 forms
+ * `a-b`, `a-`, `-n`), or is a multipart/byteranges answer to several ranges.
+ */
+function answersRange(asked: string, response: Response): boolean {
+  const specs = asked.replace(/^bytes=/i, '').split(',').map((r) => r.trim());
+  if (specs.length > 1) return /^multipart\/byteranges\b/i.test(response.headers.get('content-type') ?? '');
+  const got = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(response.headers.get('content-range') ?? '');
+  const want = /^(\d*)-(\d*)$/.exec(specs[0]);
+  if (!got || !want || (!want[1] && !want[2])) return false;
+  const [start, end, total] = got.slice(1).map(Number);
+  const expected = want[1] ? [Number(want[1]), want[2] ? Math.min(Number(want[2]), total - 1) : total - 1] : [Math.max(0, total - Number(want[2])), total - 1];
+  const length = response.headers.get('content-length');
+  return start === expected[0] && end === expected[1] && (length === null || Number(length) === end - start + 1);
 }
 
 /** A fetch into the store that others can wait for. */
@@ -104,50 +68,42 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new Error(`--upstream must be an http:// or https:// URL, not "${upstreamUrl}"`);
   }
-  const upstream = new Upstream(upstreamUrl.replace(/\/+$/, ''), options.fetch ?? fetch, options.timeoutMs ?? 30_000);
+  const base = upstreamUrl.replace(/\/+$/, '');
+  const client = new RegistryClient(parsed.host, { insecure: parsed.protocol === 'http:', idleTimeoutMs: options.timeoutMs });
   const manifestFetches = new Map<string, Promise<ManifestRecord | undefined>>();
   const tagTtlMs = options.tagTtlMs ?? DEFAULT_TAG_TTL_MS;
   /** `name:tag` -> when the upstream was last asked about it. */
   const tagsCheckedAt = new Map<string, number>();
   const fills = new Map<string, Fill>();
-  const scope = (name: string) => `repository:${name}:pull`;
+  /** A request to the upstream; RegistryError 502 when it cannot be reached or fails. */
+  async function request(method: string, path: string, options: { headers?: Record<string, string>; accept: (status: number) => boolean }): Promise<Response> {
+    const name = path.replace(/\/(manifests|blobs|tags)\/.*$/, '');
+    try {
+      return await client.transport.send(method, path, { ...options, scope: pullScope(name) });
+    } catch (error) {
+      throw upstreamFailed({ upstream: base, path, error: (error as Error).message });
+    }
+  }
   const referenceKey = (name: string, reference: Reference) => `${name}:${reference.kind === 'tag' ? reference.tag : reference.digest}`;
 
   function fail(status: number, what: string): never {
-    throw upstreamFailed({ upstream: upstream.base, status, what });
+    throw upstreamFailed({ upstream: base, status, what });
   }
 
   async function fetchManifest(name: string, reference: Reference): Promise<ManifestRecord | undefined> {
     const ref = reference.kind === 'tag' ? reference.tag : reference.digest;
-    const res = await upstream.request(`/v2/${name}/manifests/${ref}`, { headers: { Accept: MANIFEST_ACCEPT }, scope: scope(name) });
-    if (res.status === 404 || res.status === 401 || res.status === 403) {
-      await res.body?.cancel().catch(() => {});
-      return undefined;
-    }
-    if (!res.ok) {
-      await res.body?.cancel().catch(() => {});
-      fail(res.status, `manifest ${name}:${ref}`);
-    }
-    let bytes: Uint8Array;
+    let found;
     try {
-      bytes = new Uint8Array(await res.arrayBuffer());
+      found = await client.manifest(name, ref, { optional: true });
     } catch (error) {
-      throw upstreamFailed({ upstream: upstream.base, what: `manifest ${name}:${ref}`, error: String(error) });
+      const status = (error as RemoteError).status;
+      if (status !== undefined && ABSENT.has(status)) return undefined;
+      throw upstreamFailed({ upstream: base, what: `manifest ${name}:${ref}`, error: (error as Error).message });
     }
-    if (bytes.length > MAX_MANIFEST) fail(res.status, `manifest ${name}:${ref} is larger than 4 MiB`);
-    const digest = sha256Digest(bytes);
-    const claimed = res.headers.get('docker-content-digest');
-    if ((reference.kind === 'digest' && digest !== reference.digest) || (claimed && claimed !== digest)) {
-      fail(res.status, `manifest ${name}:${ref} does not match its digest`);
-    }
-    let mediaType = (res.headers.get('content-type') ?? '').split(';')[0].trim();
-    try {
-      mediaType = manifestMediaType(JSON.parse(Buffer.from(bytes).toString('utf8'))) ?? mediaType;
-    } catch {
-      fail(res.status, `manifest ${name}:${ref} is not JSON`);
-    }
-    if (!mediaType) fail(res.status, `manifest ${name}:${ref} has no media type`);
-    const record: ManifestRecord = { digest, mediaType, bytes };
+    if (!found) return undefined;
+    const mediaType = manifestMediaType(found.json) ?? found.mediaType;
+    if (!mediaType) fail(502, `manifest ${name}:${ref} has no media type`);
+    const record: ManifestRecord = { digest: found.digest, mediaType, bytes: new Uint8Array(found.bytes) };
     await writer!.putManifest(name, record, reference.kind === 'tag' ? reference.tag : undefined);
     if (reference.kind === 'tag') tagsCheckedAt.set(referenceKey(name, reference), Date.now());
     return record;
@@ -161,7 +117,7 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
   async function revalidateTag(name: string, tag: string, cached: ManifestRecord): Promise<ManifestRecord> {
     tagsCheckedAt.set(referenceKey(name, { kind: 'tag', tag }), Date.now()); // a failing upstream is asked again only after the TTL
     try {
-      const res = await upstream.request(`/v2/${name}/manifests/${tag}`, { method: 'HEAD', headers: { Accept: MANIFEST_ACCEPT }, scope: scope(name) });
+      const res = await request('HEAD', `${name}/manifests/${tag}`, { headers: { Accept: MANIFEST_ACCEPT }, accept: () => true });
       await res.body?.cancel().catch(() => {});
       if (res.status >= 500) fail(res.status, `manifest ${name}:${tag}`);
       if (!res.ok || res.headers.get('docker-content-digest') === cached.digest) return cached;
@@ -190,9 +146,10 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
   /**
    * Start fetching a whole blob into the store. The returned body streams it to the first client,
    * holding back the last chunk until the digest is verified and the blob is committed, so a bad or
-   * cut-off transfer never reaches the client as complete and never reaches the store.
+   * cut-off transfer never reaches the client as complete and never reaches the store. `whole` is
+   * an upstream 200 already in hand (the answer to a range request), used instead of a new GET.
    */
-  async function startFill(name: string, digest: string): Promise<{ reply?: BlobReply; fill?: Fill; unknown?: true }> {
+  async function startFill(name: string, digest: string, whole?: Response): Promise<{ reply?: BlobReply; fill?: Fill; unknown?: true }> {
     const key = `${name}@${digest}`;
     let settle!: (error?: unknown) => void;
     const fill: Fill = {
@@ -206,7 +163,7 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
     };
     let res: Response;
     try {
-      res = await upstream.request(`/v2/${name}/blobs/${digest}`, { scope: scope(name) });
+      res = whole ?? (await request('GET', `${name}/blobs/${digest}`, { accept: () => true }));
     } catch (error) {
       finish(error);
       throw error;
@@ -218,7 +175,7 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
     }
     if (!res.ok || !res.body) {
       await res.body?.cancel().catch(() => {});
-      const error = upstreamFailed({ upstream: upstream.base, status: res.status, what: `blob ${name}@${digest}` });
+      const error = upstreamFailed({ upstream: base, status: res.status, what: `blob ${name}@${digest}` });
       finish(error);
       throw error;
     }
@@ -278,38 +235,57 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
     return { reply: { status: 200, headers, body }, fill };
   }
 
-  async function blob(name: string, digest: string, request: BlobRequest): Promise<BlobReply | 'cached' | undefined> {
+  /** Drain a fill's reply to its end: the blob is then verified and cached, or this throws. */
+  async function completeFill(started: { reply?: BlobReply }): Promise<'cached' | undefined> {
+    const body = started.reply?.body;
+    if (!body) return undefined;
+    try {
+      if (!(body instanceof Uint8Array)) for await (const _ of body as unknown as AsyncIterable<Uint8Array>);
+    } catch (error) {
+      throw upstreamFailed({ upstream: base, what: 'blob', error: (error as Error)?.message ?? String(error) });
+    }
+    return 'cached';
+  }
+
+  async function blob(name: string, digest: string, asked: BlobRequest): Promise<BlobReply | 'cached' | undefined> {
     const key = `${name}@${digest}`;
-    if (request.head) {
-      const res = await upstream.request(`/v2/${name}/blobs/${digest}`, { method: 'HEAD', scope: scope(name) });
-      if (res.status === 404 || res.status === 401 || res.status === 403) return undefined;
+    const path = `${name}/blobs/${digest}`;
+    if (asked.head) {
+      const res = await request('HEAD', path, { accept: () => true });
+      await res.body?.cancel().catch(() => {});
+      if (ABSENT.has(res.status)) return undefined;
       if (!res.ok) fail(res.status, `blob ${name}@${digest}`);
       const length = res.headers.get('content-length');
-      return { status: 200, headers: blobHeaders(digest, length ? { 'Content-Length': length } : {}), body: null };
+      return { status: 200, headers: unverifiedHeaders(digest, length ? { 'Content-Length': length } : {}), body: null };
     }
-    if (request.range) {
-      // A range of a blob not cached yet: pass it through, and cache the whole blob in the background.
-      if (!fills.has(key)) {
-        startFill(name, digest)
-          .then(async ({ reply }) => {
-            const body = reply?.body;
-            if (body && !(body instanceof Uint8Array)) for await (const _ of body as unknown as AsyncIterable<Uint8Array>);
-          })
-          .catch(() => {});
+    if (asked.range) {
+      // A 206 that answers exactly what was asked is relayed unlabelled (eStargz readers check
+      // chunk digests themselves) while the whole blob is cached in the background; anything
+      // else is the whole blob or a wrong answer: verify and cache it, then serve from the cache.
+      const res = await request('GET', path, { headers: { Range: asked.range }, accept: () => true });
+      if (ABSENT.has(res.status)) {
+        await res.body?.cancel().catch(() => {});
+        return undefined;
       }
-      const res = await upstream.request(`/v2/${name}/blobs/${digest}`, { headers: { Range: request.range }, scope: scope(name) });
-      if (res.status === 404 || res.status === 401 || res.status === 403) return undefined;
       if (res.status === 416) {
         await res.body?.cancel().catch(() => {});
-        throw new RegistryError(416, 'RANGE_INVALID', 'requested range not satisfiable', { range: request.range });
+        throw new RegistryError(416, 'RANGE_INVALID', 'requested range not satisfiable', { range: asked.range });
       }
-      if (!res.ok) fail(res.status, `blob ${name}@${digest}`);
-      const extra: Record<string, string> = {};
-      for (const h of ['content-length', 'content-range']) {
-        const v = res.headers.get(h);
-        if (v) extra[h === 'content-length' ? 'Content-Length' : 'Content-Range'] = v;
+      if (res.status === 206 && res.body && answersRange(asked.range, res)) {
+        if (!fills.has(key)) startFill(name, digest).then(completeFill).catch(() => {});
+        const extra: Record<string, string> = {};
+        for (const [from, to] of [['content-length', 'Content-Length'], ['content-range', 'Content-Range'], ['content-type', 'Content-Type']]) {
+          const value = res.headers.get(from);
+          if (value) extra[to] = value;
+        }
+        return { status: 206, headers: unverifiedHeaders(digest, extra), body: res.body };
       }
-      return { status: res.status, headers: blobHeaders(digest, extra), body: res.body };
+      if (res.status === 200 && !fills.has(key)) {
+        const started = await startFill(name, digest, res);
+        return started.unknown ? undefined : completeFill(started);
+      }
+      await res.body?.cancel().catch(() => {});
+      if (res.status !== 200 && res.status !== 206) fail(res.status, `blob ${name}@${digest}`);
     }
     for (let attempt = 0; attempt < 3; attempt++) {
       const running = fills.get(key);
@@ -324,19 +300,29 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
       }
       const started = await startFill(name, digest);
       if (started.unknown) return undefined;
-      return started.reply;
+      return asked.range ? completeFill(started) : started.reply;
     }
     fail(502, `blob ${name}@${digest}`);
   }
 
   async function tags(name: string): Promise<string[] | undefined> {
-    const res = await upstream.request(`/v2/${name}/tags/list`, { scope: scope(name) });
-    if (res.status === 404 || res.status === 401 || res.status === 403) return undefined;
-    if (!res.ok) fail(res.status, `tags of ${name}`);
-    const body = (await res.json().catch(() => ({}))) as { tags?: unknown };
-    return Array.isArray(body.tags) ? body.tags.filter((t): t is string => typeof t === 'string').sort() : [];
+    const res = await request('GET', `${name}/tags/list`, { accept: () => true });
+    if (ABSENT.has(res.status)) {
+      await res.body?.cancel().catch(() => {});
+      return undefined;
+    }
+    if (!res.ok) {
+      await res.body?.cancel().catch(() => {});
+      fail(res.status, `tags of ${name}`);
+    }
+    let body: { tags?: unknown };
+    try {
+      body = JSON.parse((await readBounded(res, MAX_TAG_LIST, `the tag list of ${name}`)).toString('utf8'));
+    } catch (error) {
+      throw upstreamFailed({ upstream: base, what: `tags of ${name}`, error: (error as Error).message });
+    }
+    return Array.isArray(body?.tags) ? body.tags.filter((t): t is string => typeof t === 'string').sort() : [];
   }
 
   return { manifest, blob, tags };
 }
-
