@@ -69,6 +69,11 @@ export interface UploadOptions {
 /** The registry no longer knows the upload session: only a restart from byte 0 can go on. */
 class SessionLost extends RemoteError {}
 
+/** Says what cut the transfer (`cut`, when one did) as well as that the session is gone. */
+function sessionLost(registry: string, cut: unknown): SessionLost {
+  return new SessionLost(`${cut ? (cut as Error).message : `${registry} no longer knows the upload session`}${cut ? ` (and ${registry} dropped the upload session)` : ''}`);
+}
+
 /** Repositories per registry a blob was pushed to in this process: sources for cross-repository mounts. */
 const pushedBlobs = new Map<string, Map<string, string>>();
 
@@ -230,10 +235,11 @@ export class Pusher {
         const response = await this.send('PATCH', session, {
           headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': `${from}-${offset + window.length - 1}`, 'Content-Length': String(part.length) },
           body: () => part as unknown as BodyInit,
-          accept: (s) => s === 202 || s === 204,
+          accept: (s) => s === 202 || s === 204 || s === 404,
           scope: pushScope(repository),
         });
         await response.body?.cancel().catch(() => {});
+        if (response.status === 404) throw sessionLost(this.target.registry, cut);
         return location(response, session);
       },
       { retryable: isRetryable, onRetry: (error) => (cut = error) },
@@ -244,7 +250,7 @@ export class Pusher {
   private async uploadStatus(repository: string, session: string, offset: number, length: number, cut: unknown): Promise<{ session: string; stored: number }> {
     const status = await this.send('GET', session, { accept: (s) => s === 204 || s === 404, scope: pushScope(repository) });
     await status.body?.cancel().catch(() => {});
-    if (status.status === 404) throw new SessionLost(`${(cut as Error)?.message ?? 'a transfer was cut'} (and ${this.target.registry} dropped the upload session)`);
+    if (status.status === 404) throw sessionLost(this.target.registry, cut);
     const range = /^(?:bytes=)?0-(\d+)$/.exec(status.headers.get('range') ?? '');
     const stored = range ? Number(range[1]) + 1 : 0;
     if (stored < offset || stored > offset + length) throw new RemoteError(`${this.target.registry}: the upload session reports ${stored} bytes stored, but ${offset} were confirmed before: cannot resume`);

@@ -1,0 +1,158 @@
+// depot-ai cp against a lying registry (findings 2 and 5 of issue 9): every manifest is checked
+// against the digest that named it, the TOC against the layer's toc.digest annotation, a streamed
+// layer against its digest, and inflation is bounded by what the TOC states.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { resourceUsage } from 'node:process';
+import { Readable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { createGzip, gzipSync } from 'node:zlib';
+import { buildImage } from '../builder/build.ts';
+import { resolveLayer } from '../builder/image-info.ts';
+import { cpCommand } from '../cli/cp.ts';
+import { footer, TOC_TAR_NAME } from '../image/estargz.ts';
+import { ImageLayout } from '../image/layout.ts';
+import { ANNOTATION, jsonBlob, MEDIA_TYPE, sha256Digest, type Descriptor, type ImageManifest } from '../image/oci.ts';
+import { padding, tarHeader, tarTrailer } from '../image/tar.ts';
+import { FolderSource } from '../sources/folder.ts';
+import { sendBytes, startLyingServer, type LyingServer } from './helpers/lying-server.ts';
+import { modelDir, pseudoRandomBytes, tempDir } from './helpers/models.ts';
+
+const CONFIG = jsonBlob(MEDIA_TYPE.config, { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } });
+
+describe('cp verifies what a registry serves', () => {
+  /** Path under /v2/lie/model/ -> bytes (and headers) the lying registry answers. */
+  const routes = new Map<string, { bytes: Buffer; headers?: Record<string, string> }>();
+  let server: LyingServer;
+  let manifest: ImageManifest;
+  let layerBytes: Buffer;
+  const weights = pseudoRandomBytes(300_000, 5);
+
+  before(async () => {
+    const store = tempDir('depot-lie-store-');
+    await buildImage({ name: 'lie/model', source: new FolderSource(modelDir({ 'config.json': '{"a":1}\n', 'weights.bin': weights })), store, tag: 'latest' });
+    const layout = new ImageLayout(store, 'lie/model');
+    const resolved = (await resolveLayer(layout, 'latest'))!;
+    const index = await layout.readJson<{ manifests: Descriptor[] }>(resolved.index.digest);
+    manifest = await layout.readJson<ImageManifest>(index.manifests[0].digest);
+    layerBytes = await layout.readBlob(resolved.layer.digest);
+    server = await startLyingServer((req, res) => {
+      const found = routes.get(req.url!.replace('/v2/lie/model/', ''));
+      if (!found) {
+        res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"unknown"}]}');
+        return;
+      }
+      sendBytes(req, res, found.bytes, found.headers);
+    });
+  });
+  after(() => server?.close());
+
+  /** Serve `m` under `reference` (and its digest), with its config and `layer` bytes. */
+  function serveImage(reference: string, m: ImageManifest, layer = layerBytes, headers: Record<string, string> = {}): Descriptor {
+    const blob = jsonBlob(MEDIA_TYPE.manifest, m);
+    routes.set(`manifests/${reference}`, { bytes: blob.bytes, headers: { 'Content-Type': MEDIA_TYPE.manifest, ...headers } });
+    routes.set(`manifests/${blob.descriptor.digest}`, { bytes: blob.bytes, headers: { 'Content-Type': MEDIA_TYPE.manifest } });
+    routes.set(`blobs/${m.config.digest}`, { bytes: CONFIG.bytes });
+    routes.set(`blobs/${m.layers[0].digest}`, { bytes: layer });
+    return blob.descriptor;
+  }
+
+  const cp = (ref: string, file: string, dest = path.join(tempDir(), 'out')) => ({ dest, run: cpCommand(['--insecure', `${server.hostPort}/lie/model${ref}:/${file}`, dest]) });
+
+  test('the honest image copies (the lying registry serves it right when it does not lie)', async () => {
+    serveImage('latest', manifest);
+    const { dest, run } = cp(':latest', 'weights.bin');
+    assert.equal(await run, 0);
+    assert.ok(readFileSync(dest).equals(weights));
+  });
+
+  test('a manifest whose digest is not the pinned @sha256 is refused', async () => {
+    const pinned = sha256Digest('another manifest');
+    const { bytes } = jsonBlob(MEDIA_TYPE.manifest, manifest);
+    routes.set(`manifests/${pinned}`, { bytes, headers: { 'Content-Type': MEDIA_TYPE.manifest } });
+    const { dest, run } = cp(`@${pinned}`, 'config.json');
+    await assert.rejects(run, new RegExp(`has digest sha256:[0-9a-f]{64}, not ${pinned}`));
+    assert.ok(!existsSync(dest));
+  });
+
+  test('a tag whose Docker-Content-Digest disagrees with the bytes is refused', async () => {
+    serveImage('claimed', manifest, layerBytes, { 'Docker-Content-Digest': sha256Digest('something else') });
+    await assert.rejects(cp(':claimed', 'config.json').run, /not sha256:.*refusing it/);
+  });
+
+  test('an index whose child manifest differs from its descriptor (digest, then size) is refused', async () => {
+    const child = serveImage('unused', manifest);
+    for (const [what, descriptor] of [
+      ['digest', { ...child, digest: sha256Digest('not the child') }],
+      ['size', { ...child, size: child.size + 1 }],
+    ] as const) {
+      routes.set(`manifests/${descriptor.digest}`, routes.get(`manifests/${child.digest}`)!);
+      const index = jsonBlob(MEDIA_TYPE.index, { schemaVersion: 2, mediaType: MEDIA_TYPE.index, manifests: [{ ...descriptor, platform: { os: 'linux', architecture: 'amd64' } }] });
+      routes.set('manifests/indexed', { bytes: index.bytes, headers: { 'Content-Type': MEDIA_TYPE.index } });
+      await assert.rejects(cp(':indexed', 'config.json').run, what === 'digest' ? /has digest .* not sha256:/ : /bytes, its descriptor says/, what);
+    }
+  });
+
+  test("a TOC that is not the one the layer's toc.digest annotation names is refused", async () => {
+    const layer = { ...manifest.layers[0], annotations: { ...manifest.layers[0].annotations, [ANNOTATION.tocDigest]: sha256Digest('another toc') } };
+    serveImage('toc', { ...manifest, layers: [layer] });
+    await assert.rejects(cp(':toc', 'weights.bin').run, /its TOC has digest .*toc\.digest says sha256:/);
+  });
+
+  test('a streamed (non-eStargz) layer whose bytes are not its digest is refused, nothing kept', async () => {
+    const content = Buffer.from('the file the attacker wants you to have\n');
+    const fake = gzipSync(Buffer.concat([tarHeader({ name: 'config.json', type: 'file', size: content.length, mode: 0o644, mtime: 0 }), content, Buffer.alloc(padding(content.length)), tarTrailer()]));
+    const layer = { mediaType: MEDIA_TYPE.layerGzip, digest: sha256Digest('the real layer'), size: fake.length };
+    serveImage('plain', { ...manifest, layers: [layer] }, fake);
+    const { dest, run } = cp(':plain', 'config.json');
+    await assert.rejects(run, /got \d+ bytes with digest sha256:.*expected/);
+    assert.ok(!existsSync(dest) && !existsSync(`${dest}.depot-${process.pid}.tmp`), 'nothing written');
+  });
+
+  /** An eStargz layer by hand: `data` (one gzip member) holds the file, then the TOC member and the footer. */
+  function handLayer(data: Buffer, tocTar: Buffer): { layer: Descriptor; bytes: Buffer } {
+    const toc = gzipSync(tocTar);
+    const bytes = Buffer.concat([data, toc, footer(data.length)]);
+    const json = tocTar.subarray(512, 512 + Number.parseInt(tocTar.subarray(124, 136).toString('ascii'), 8));
+    return { bytes, layer: { mediaType: MEDIA_TYPE.layerGzip, digest: sha256Digest(bytes), size: bytes.length, annotations: { [ANNOTATION.tocDigest]: sha256Digest(json) } } };
+  }
+
+  function tocTar(json: Buffer): Buffer {
+    return Buffer.concat([tarHeader({ name: TOC_TAR_NAME, type: 'file', size: json.length, mode: 0o644, mtime: 0 }), json, Buffer.alloc(padding(json.length)), tarTrailer()]);
+  }
+
+  /** gzip of `size` zero bytes, made in constant memory. */
+  async function zeros(size: number): Promise<Buffer> {
+    const block = Buffer.alloc(1 << 20);
+    const parts: Buffer[] = [];
+    const gzip = createGzip({ level: 1 });
+    const source = Readable.from((function* () { for (let i = 0; i < size / block.length; i++) yield block; })());
+    for await (const part of source.pipe(gzip)) parts.push(part as Buffer);
+    return Buffer.concat(parts);
+  }
+
+  test('a chunk that inflates far beyond the size its TOC states costs no more than that size', async () => {
+    const stated = 1 << 20;
+    const bomb = await zeros(512 << 20); // 512 MiB of zeros in ~0.5 MiB
+    const toc = { version: 1, entries: [{ name: 'big.bin', type: 'reg', size: stated, offset: 0, chunkDigest: sha256Digest(Buffer.alloc(stated)) }] };
+    const { layer, bytes } = handLayer(bomb, tocTar(Buffer.from(JSON.stringify(toc))));
+    serveImage('bomb', { ...manifest, layers: [layer] }, bytes);
+    const before = resourceUsage().maxRSS;
+    const { dest, run } = cp(':bomb', 'big.bin');
+    assert.equal(await run, 0);
+    assert.equal(readFileSync(dest).length, stated);
+    const grew = (resourceUsage().maxRSS - before) / 1024;
+    assert.ok(grew < 200, `peak memory grew by ${grew.toFixed(0)} MiB for a 1 MiB file`);
+  });
+
+  test('a TOC that inflates beyond 64 MiB is refused with one clear error', async () => {
+    const claimed = 512 << 20;
+    const header = tarHeader({ name: TOC_TAR_NAME, type: 'file', size: claimed, mode: 0o644, mtime: 0 });
+    const body = gzipSync(Buffer.concat([header, Buffer.alloc(80 << 20)]), { level: 1 });
+    const bytes = Buffer.concat([gzipSync(Buffer.alloc(0)), body, footer(20)]);
+    const layer = { mediaType: MEDIA_TYPE.layerGzip, digest: sha256Digest(bytes), size: bytes.length, annotations: { [ANNOTATION.tocDigest]: sha256Digest('x') } };
+    serveImage('tocbomb', { ...manifest, layers: [layer] }, bytes);
+    await assert.rejects(cp(':tocbomb', 'big.bin').run, /TOC inflates to more than the 67108864 bytes allowed/);
+  });
+});
