@@ -1,0 +1,152 @@
+// Push against lying registries (findings 1 and 4 of issue 9): credentials never leave the
+// registry's origin (upload Locations and redirects to another host get none), and a registry
+// that answers 201 but stores nothing, or stores something else, fails the push before the tag.
+// Then the streaming upload against the CNCF registry with a cut PATCH.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parsePushTarget, Pusher } from '../client/push.ts';
+import { RegistryClient } from '../client/remote.ts';
+import { ImageLayout } from '../image/layout.ts';
+import { sha256Digest } from '../image/oci.ts';
+import { startLyingServer, type LyingServer } from './helpers/lying-server.ts';
+import { startRecordingProxy } from './helpers/proxy.ts';
+import { makeTestImage, pseudoRandom, startCncfRegistry, tool, type CncfRegistry, type TestImage } from './helpers/registry.ts';
+
+tool('/usr/bin/docker-registry');
+const BASIC = `Basic ${Buffer.from('pusher:s3cret').toString('base64')}`;
+
+/** Answers 401 + a Basic challenge until the request carries the credentials. */
+function challenged(req: IncomingMessage, res: ServerResponse): boolean {
+  if (req.headers.authorization === BASIC) return false;
+  res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="lying"', 'Content-Type': 'application/json' }).end('{"errors":[{"code":"UNAUTHORIZED","message":"login"}]}');
+  return true;
+}
+
+async function connect(registry: string): Promise<Pusher> {
+  const saved = { ...process.env };
+  Object.assign(process.env, { DEPOT_REGISTRY_USERNAME: 'pusher', DEPOT_REGISTRY_PASSWORD: 's3cret', DEPOT_RETRY_DELAY_MS: '1' });
+  try {
+    return await Pusher.connect(parsePushTarget(registry), { insecure: true });
+  } finally {
+    process.env = saved;
+  }
+}
+
+describe('push trusts no registry', () => {
+  let foreign: LyingServer;
+  let registry: LyingServer;
+  let image: TestImage;
+  /** What the lying registry does with a request it has authenticated. */
+  let behave: (req: IncomingMessage, res: ServerResponse) => void;
+
+  before(async () => {
+    image = await makeTestImage({ name: 'Lie/Push', tag: 'latest', weights: 64 * 1024 });
+    foreign = await startLyingServer((req, res) => {
+      res.writeHead(req.method === 'PUT' ? 201 : 202, { Location: req.url!, 'Docker-Content-Digest': new URL(req.url!, 'http://x').searchParams.get('digest') ?? '' }).end();
+    });
+    registry = await startLyingServer((req, res) => {
+      if (!challenged(req, res)) behave(req, res);
+    });
+  });
+  after(async () => {
+    await foreign?.close();
+    await registry?.close();
+  });
+
+  test('an absolute upload Location on another origin gets no credentials (and the empty registry is caught)', async () => {
+    behave = (req, res) => {
+      if (req.method === 'POST') res.writeHead(202, { Location: `${foreign.url}/upload/session-1` }).end();
+      else res.writeHead(404).end();
+    };
+    const pusher = await connect(registry.hostPort);
+    await assert.rejects(pusher.uploadBlob('lie/push', [Buffer.from('weights')]), /accepted the blob but does not have it/);
+    assert.deepEqual(foreign.seen.filter((s) => s.url.startsWith('/upload/')).map((s) => s.method), ['PATCH', 'PUT', 'DELETE']);
+    assert.ok(foreign.seen.every((s) => s.authorization === undefined), `credentials sent to ${foreign.url}: ${JSON.stringify(foreign.seen)}`);
+    assert.ok(registry.seen.some((s) => s.method === 'POST' && s.authorization === BASIC), 'the registry itself got them');
+  });
+
+  test('a redirect to another origin loses the credentials; the same origin keeps them', async () => {
+    const digest = sha256Digest('x');
+    behave = (req, res) => {
+      if (req.url!.includes('/manifests/')) res.writeHead(307, { Location: `${foreign.url}/elsewhere${req.url}` }).end();
+      else res.writeHead(307, { Location: req.url!.replace('/blobs/', '/manifests/') }).end();
+    };
+    const client = new RegistryClient(registry.hostPort, { insecure: true, credentials: { username: 'pusher', password: 's3cret' } });
+    foreign.seen.length = 0;
+    registry.seen.length = 0;
+    await assert.rejects(async () => new Response(await client.openBlob('lie/push', { mediaType: 'x', digest, size: 1 })).arrayBuffer(), /got 0 bytes/);
+    assert.ok(registry.seen.filter((s) => s.url.includes('/manifests/')).every((s) => s.authorization === BASIC), 'same-origin hop kept them');
+    assert.ok(foreign.seen.length > 0 && foreign.seen.every((s) => s.authorization === undefined), JSON.stringify(foreign.seen));
+  });
+
+  test('a registry that answers 201 and stores nothing: a clear error and no tag', async () => {
+    behave = (req, res) => {
+      const url = new URL(req.url!, 'http://x');
+      if (req.method === 'POST') res.writeHead(202, { Location: '/v2/lie/push/blobs/uploads/s' }).end();
+      else if (req.method === 'PATCH') res.writeHead(202, { Location: '/v2/lie/push/blobs/uploads/s' }).end();
+      else if (req.method === 'PUT') res.writeHead(201, { 'Docker-Content-Digest': url.searchParams.get('digest') ?? '' }).end();
+      else res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"errors":[{"code":"BLOB_UNKNOWN","message":"unknown"}]}');
+    };
+    registry.seen.length = 0;
+    const pusher = await connect(registry.hostPort);
+    await assert.rejects(pusher.push(new ImageLayout(image.store, image.name), image.tag), /accepted the blob but does not have it when asked/);
+    assert.equal(registry.seen.filter((s) => s.method === 'PUT' && s.url.includes('/manifests/')).length, 0, 'no manifest, no tag');
+  });
+
+  test('a manifest PUT answered with another Docker-Content-Digest, or not served back: refused before the tag', async () => {
+    const configSize = (await new ImageLayout(image.store, image.name).readBlob(image.config)).length;
+    for (const [lie, message] of [
+      ['digest', /stored the manifest as sha256:.* not sha256:/],
+      ['nothing', /accepted the manifest but serves nothing/],
+    ] as const) {
+      behave = (req, res) => {
+        if (req.method === 'HEAD' && req.url!.includes('/blobs/')) {
+          // every blob "present", with the right size, so the push goes on to the manifests
+          res.writeHead(200, { 'Content-Length': String(req.url!.includes(image.layer) ? image.layerSize : configSize) }).end();
+          return;
+        }
+        if (req.method === 'PUT') res.writeHead(201, { 'Docker-Content-Digest': lie === 'digest' ? sha256Digest('lie') : '' }).end();
+        else res.writeHead(404).end();
+      };
+      registry.seen.length = 0;
+      const pusher = await connect(registry.hostPort);
+      await assert.rejects(pusher.push(new ImageLayout(image.store, image.name), image.tag), message);
+      assert.equal(registry.seen.filter((s) => s.method === 'PUT' && s.url.endsWith(`/manifests/${image.tag}`)).length, 0, 'no tag');
+    }
+  });
+});
+
+describe('streaming upload to the CNCF registry', () => {
+  let cncf: CncfRegistry;
+  before(async () => {
+    cncf = await startCncfRegistry();
+  });
+  after(() => cncf?.stop());
+
+  test('a blob of unknown size from an async iterable, with a cut PATCH, arrives whole', async () => {
+    const proxy = await startRecordingProxy(cncf.url);
+    try {
+      const bytes = pseudoRandom('stream', 5 * 1024 * 1024 + 17);
+      const chunks = async function* () {
+        for (let i = 0; i < bytes.length; i += 300_000) yield bytes.subarray(i, i + 300_000);
+      };
+      proxy.faults.push({ method: 'PATCH', cutAfter: 256 * 1024, times: 1 });
+      const saved = { ...process.env };
+      process.env.DEPOT_RETRY_DELAY_MS = '1';
+      let pushed;
+      try {
+        const pusher = await Pusher.connect(parsePushTarget(proxy.hostPort), { insecure: true, chunkSize: 1024 * 1024 });
+        pushed = await pusher.uploadBlob('stream/blob', chunks(), { reopen: chunks });
+      } finally {
+        process.env = saved;
+      }
+      assert.deepEqual(pushed, { digest: sha256Digest(bytes), size: bytes.length });
+      assert.ok(proxy.count('PATCH') >= 7, `PATCHed in 1 MiB windows and again after the cut (${proxy.count('PATCH')})`);
+      const back = Buffer.from(await (await fetch(`${cncf.url}/v2/stream/blob/blobs/${pushed.digest}`)).arrayBuffer());
+      assert.equal(sha256Digest(back), sha256Digest(bytes));
+    } finally {
+      await proxy.close();
+    }
+  });
+});
