@@ -1,0 +1,116 @@
+// The pull-through against a lying upstream (findings 3 and 6 of issue 9): a Range request the
+// upstream answers with a whole (wrong) body never reaches the client as complete or labelled
+// immutable; an upstream that stalls in the body fails that request and everyone waiting on it;
+// oversized manifests and tag lists are cut off, not read whole.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { sha256Digest } from '../image/oci.ts';
+import { sendBytes, startLyingServer, type LyingServer } from './helpers/lying-server.ts';
+import { errorCode, pseudoRandom, raw, startTestRegistry, tempDir, type TestRegistry } from './helpers/registry.ts';
+
+const IDLE_MS = 400;
+
+describe('pull-through from a lying upstream', () => {
+  const good = pseudoRandom('upstream-blob', 200_000);
+  const digest = sha256Digest(good);
+  let cache: string;
+  let upstream: LyingServer;
+  let registry: TestRegistry;
+  let behave: (req: IncomingMessage, res: ServerResponse) => void;
+  const blob = `/v2/lie/up/blobs/${digest}`;
+  const cached = () => existsSync(path.join(cache, 'lie/up/blobs/sha256', digest.slice(7)));
+
+  before(async () => {
+    upstream = await startLyingServer((req, res) => behave(req, res));
+    cache = await tempDir('lying-cache');
+    const saved = process.env.DEPOT_IDLE_TIMEOUT_MS;
+    process.env.DEPOT_IDLE_TIMEOUT_MS = String(IDLE_MS);
+    try {
+      registry = await startTestRegistry({ store: cache, upstream: upstream.url });
+    } finally {
+      if (saved === undefined) delete process.env.DEPOT_IDLE_TIMEOUT_MS;
+      else process.env.DEPOT_IDLE_TIMEOUT_MS = saved;
+    }
+  });
+  after(async () => {
+    await registry?.close();
+    await upstream?.close();
+  });
+
+  test('a Range answered 200 with the wrong whole body: error JSON, no ETag, nothing cached', async () => {
+    const wrong = Buffer.from(good);
+    wrong[150_000] ^= 1;
+    behave = (req, res) => res.writeHead(200, { 'Content-Length': String(wrong.length) }).end(wrong);
+    const res = await raw(registry.url, blob, { headers: { Range: 'bytes=0-99' } });
+    assert.equal(res.status, 502);
+    assert.equal(errorCode(res), 'UNKNOWN');
+    assert.equal(res.headers.etag, undefined);
+    assert.doesNotMatch(String(res.headers['cache-control']), /immutable/);
+    assert.ok(!cached(), 'the wrong blob was cached');
+  });
+
+  test('a 206 for another range than asked is not relayed; the verified blob answers instead', async () => {
+    behave = (req, res) => {
+      if (req.headers.range) res.writeHead(206, { 'Content-Range': `bytes 1-100/${good.length}`, 'Content-Length': '100' }).end(good.subarray(1, 101));
+      else sendBytes(req, res, good);
+    };
+    const res = await raw(registry.url, blob, { headers: { Range: 'bytes=0-99' } });
+    assert.equal(res.status, 206);
+    assert.ok(res.body.equals(good.subarray(0, 100)));
+    assert.ok(cached(), 'verified and cached');
+  });
+
+  test('an honest 206 is relayed unlabelled (no ETag, not cacheable) and a 200 for a range is served from the verified cache', async () => {
+    const other = pseudoRandom('second-blob', 50_000);
+    const otherDigest = sha256Digest(other);
+    behave = (req, res) => sendBytes(req, res, other);
+    const relayed = await raw(registry.url, `/v2/lie/up/blobs/${otherDigest}`, { headers: { Range: 'bytes=10-19' } });
+    assert.equal(relayed.status, 206);
+    assert.ok(relayed.body.equals(other.subarray(10, 20)));
+    assert.equal(relayed.headers.etag, undefined);
+    assert.equal(relayed.headers['cache-control'], 'no-store');
+
+    const third = pseudoRandom('third-blob', 50_000);
+    behave = (req, res) => res.writeHead(200, { 'Content-Length': String(third.length) }).end(third);
+    const fromCache = await raw(registry.url, `/v2/lie/up/blobs/${sha256Digest(third)}`, { headers: { Range: 'bytes=10-19' } });
+    assert.equal(fromCache.status, 206);
+    assert.ok(fromCache.body.equals(third.subarray(10, 20)));
+    assert.equal(fromCache.headers.etag, `"${sha256Digest(third)}"`, 'verified: now it may carry the ETag');
+  });
+
+  test('an upstream that stalls in the body fails the request and every request waiting on it', async () => {
+    const stalled = pseudoRandom('stalled', 100_000);
+    behave = (req, res) => {
+      res.writeHead(200, { 'Content-Length': String(stalled.length) });
+      res.write(stalled.subarray(0, 1000)); // ... and nothing more, ever
+    };
+    const path = `/v2/lie/up/blobs/${sha256Digest(stalled)}`;
+    const outcomes = await Promise.all([0, 1, 2].map(() => raw(registry.url, path).then((r) => `status ${r.status}, ${r.body.length} bytes`, (e: Error) => `failed: ${e.message}`)));
+    for (const outcome of outcomes) assert.doesNotMatch(outcome, /status 200, 100000 bytes/, outcome);
+    assert.ok(!existsSync(path.replace(/.*sha256:/, `${cache}/lie/up/blobs/sha256/`)));
+  });
+
+  test('a manifest or tag list larger than allowed is cut off with a 502, not read whole', async () => {
+    const huge = Buffer.alloc(6 * 1024 * 1024, 0x20);
+    let sent = 0;
+    behave = (req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' }); // no Content-Length: only counting stops it
+      const push = () => {
+        while (sent < 64 * 1024 * 1024 && res.write(huge)) sent += huge.length;
+        if (sent < 64 * 1024 * 1024) res.once('drain', push);
+        else res.end();
+      };
+      push();
+    };
+    for (const route of ['/v2/lie/up/manifests/latest', '/v2/lie/up/tags/list']) {
+      sent = 0;
+      const res = await raw(registry.url, route);
+      assert.equal(res.status, 502, route);
+      assert.equal(errorCode(res), 'UNKNOWN');
+      assert.ok(sent < 32 * 1024 * 1024, `${route}: the upstream got to send ${sent} bytes`);
+    }
+  });
+});
