@@ -36,6 +36,8 @@ export async function resolveLayer(layout: ImageLayout, tag: string): Promise<{ 
 
 async function describe(image: string, tag: string, indexDigest: string, layer: Descriptor, readAt: ReadAt): Promise<ImageInfo> {
   const found = await readToc(readAt, layer.size);
+  const annotated = layer.annotations?.[ANNOTATION.tocDigest];
+  if (found && annotated && found.tocDigest !== annotated) throw new Error(`${image}:${tag}: the layer's TOC has digest ${found.tocDigest}, its ${ANNOTATION.tocDigest} annotation says ${annotated}`);
   const files = (found?.toc.entries ?? [])
     .filter((e) => e.type === 'reg' && e.name !== NO_PREFETCH_LANDMARK)
     .map((e) => ({ path: e.name, size: e.size ?? 0 }));
