@@ -63,7 +63,7 @@ export interface UploadOptions {
    * The same bytes again from the start, for when the registry drops the session after a cut
    * PATCH (the CNCF registry does): the upload restarts in a new session. Without it, that fails.
    */
-  reopen?: () => AsyncIterable<Uint8Array>;
+  reopen?: () => AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
 }
 
 /** The registry no longer knows the upload session: only a restart from byte 0 can go on. */
@@ -176,7 +176,7 @@ export class Pusher {
    * session), PUT ?digest= at the end, then HEAD it back. On failure the session is DELETEd.
    * Returns the blob's digest and size. Throws RemoteError.
    */
-  async uploadBlob(repository: string, chunks: AsyncIterable<Uint8Array>, options: UploadOptions = {}): Promise<Pick<Descriptor, 'digest' | 'size'>> {
+  async uploadBlob(repository: string, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: UploadOptions = {}): Promise<Pick<Descriptor, 'digest' | 'size'>> {
     let sent = 0;
     let reported = 0; // progress never goes backwards when a restart sends bytes again
     const onProgress = (bytes: number) => {
@@ -190,7 +190,7 @@ export class Pusher {
     });
   }
 
-  private async uploadOnce(repository: string, chunks: AsyncIterable<Uint8Array>, options: UploadOptions): Promise<Pick<Descriptor, 'digest' | 'size'>> {
+  private async uploadOnce(repository: string, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: UploadOptions): Promise<Pick<Descriptor, 'digest' | 'size'>> {
     const chunkSize = this.options.chunkSize ?? (Number(process.env.DEPOT_UPLOAD_CHUNK_BYTES) || DEFAULT_UPLOAD_CHUNK);
     const startUrl = this.client.transport.url(`${repository}/blobs/uploads/`);
     const start = await this.retrying(() => this.send('POST', startUrl, { accept: (s) => s === 202, scope: pushScope(repository) }));
@@ -297,7 +297,7 @@ function location(response: Response, requestUrl: string): string {
 }
 
 /** Re-cut `chunks` into windows of exactly `size` bytes (the last may be shorter). */
-async function* windows(chunks: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Buffer> {
+async function* windows(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, size: number): AsyncGenerator<Buffer> {
   let parts: Buffer[] = [];
   let length = 0;
   for await (const chunk of chunks) {

@@ -103,9 +103,13 @@ export class Transport {
     const controller = new AbortController();
     const stalled = () => controller.abort(new RemoteError(`${init.method} ${url.href}: ${this.registry} sent nothing for ${this.idleTimeoutMs / 1000} s`));
     let timer = setTimeout(stalled, this.idleTimeoutMs);
+    const touch = () => {
+      clearTimeout(timer);
+      timer = setTimeout(stalled, this.idleTimeoutMs);
+    };
     let response: Response;
     try {
-      response = await fetch(url, { ...init, redirect: 'manual', signal: controller.signal });
+      response = await fetch(url, { ...init, ...sentWithProgress(init, touch), redirect: 'manual', signal: controller.signal });
     } catch (error) {
       throw controller.signal.aborted ? controller.signal.reason : this.unreachable(error);
     } finally {
@@ -139,6 +143,27 @@ export class Transport {
     const hint = !this.options.insecure && /EPROTO|wrong version number|ssl/i.test(`${cause?.code} ${cause?.message}`) ? ' (plain HTTP? use --insecure)' : '';
     return new RemoteError(`cannot reach ${this.registry}: ${cause?.message ?? (error as Error).message}${hint}`, { cause: error });
   }
+}
+
+/**
+ * A request body of more than 1 MiB as a stream of 256 KiB slices that calls `touch` as each is
+ * taken, so a slow but moving upload is not mistaken for a stalled peer (Content-Length kept).
+ */
+function sentWithProgress(init: RequestInit, touch: () => void): Partial<RequestInit> {
+  const body = init.body;
+  if (body instanceof ReadableStream) {
+    return { body: body.pipeThrough(new TransformStream({ transform: (chunk, controller) => (touch(), controller.enqueue(chunk)) })) };
+  }
+  if (!(body instanceof Uint8Array) || body.length <= 1 << 20) return {};
+  let offset = 0;
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      touch();
+      if (offset >= body.length) return controller.close();
+      controller.enqueue(body.subarray(offset, (offset += 256 * 1024)));
+    },
+  });
+  return { body: stream, headers: { 'Content-Length': String(body.length), ...(init.headers as Record<string, string>) } };
 }
 
 /** The registry's refusal as one line: status, and its OCI error code and message when it sent them. */
