@@ -65,9 +65,10 @@ async function copyLazily(client: RegistryClient, repository: string, layer: Des
   try {
     found = await readToc((offset, length) => client.readRange(repository, layer, offset, length), layer.size);
   } catch (error) {
-    throw error instanceof RangeError ? new RemoteError(`${layer.digest}: ${error.message}`) : error;
+    throw error instanceof RemoteError ? error : new RemoteError(`${layer.digest}: its eStargz TOC cannot be read: ${(error as Error).message}`);
   }
   if (!found) return 0;
+  if (!Array.isArray(found.toc?.entries)) throw new RemoteError(`${layer.digest}: its eStargz TOC has no entries list`);
   if (found.tocDigest !== tocDigest) throw new RemoteError(`${layer.digest}: its TOC has digest ${found.tocDigest}, the manifest's ${ANNOTATION.tocDigest} says ${tocDigest}: refusing it`);
   const { entries } = found.toc;
   const first = entries.findIndex((e) => e.type === 'reg' && e.name === file);
