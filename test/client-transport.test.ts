@@ -112,4 +112,32 @@ describe('transport', () => {
     await assert.rejects(client.manifest('a/b', 'latest'), /larger than the 4194304 bytes allowed/);
     assert.ok(sent < 32 << 20, `the registry got to send ${sent} bytes`);
   });
+
+  test('GET is retried on 503 and a reset; POST is tried once', async () => {
+    let gets = 0;
+    let posts = 0;
+    behave = (req, res) => {
+      if (req.method === 'POST') {
+        posts++;
+        res.writeHead(503).end();
+        return;
+      }
+      gets++;
+      if (gets === 1) res.writeHead(503).end();
+      else if (gets === 2) res.destroy();
+      else res.writeHead(200, { 'Content-Type': 'application/json' }).end('{}');
+    };
+    const saved = process.env.DEPOT_RETRY_DELAY_MS;
+    process.env.DEPOT_RETRY_DELAY_MS = '1';
+    try {
+      const client = new RegistryClient(server.hostPort, { insecure: true });
+      assert.equal((await client.transport.send('GET', 'a/b/tags/list')).status, 200);
+      assert.equal(gets, 3);
+      await assert.rejects(client.transport.send('POST', 'a/b/blobs/uploads/'), /: 503$/);
+      assert.equal(posts, 1);
+    } finally {
+      if (saved === undefined) delete process.env.DEPOT_RETRY_DELAY_MS;
+      else process.env.DEPOT_RETRY_DELAY_MS = saved;
+    }
+  });
 });

@@ -81,6 +81,22 @@ describe('pull-through from a lying upstream', () => {
     assert.equal(fromCache.headers.etag, `"${sha256Digest(third)}"`, 'verified: now it may carry the ETag');
   });
 
+  test('several ranges: a multipart/byteranges 206 is relayed as it is, unlabelled', async () => {
+    const other = pseudoRandom('multi-blob', 30_000);
+    const boundary = 'depot-test-boundary';
+    const parts = [[0, 9], [100, 109]].map(([a, b]) => `--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes ${a}-${b}/${other.length}\r\n\r\n${other.subarray(a, b + 1).toString('latin1')}\r\n`);
+    const body = Buffer.from(`${parts.join('')}--${boundary}--\r\n`, 'latin1');
+    behave = (req, res) => {
+      if (req.headers.range === 'bytes=0-9,100-109') res.writeHead(206, { 'Content-Type': `multipart/byteranges; boundary=${boundary}`, 'Content-Length': String(body.length) }).end(body);
+      else sendBytes(req, res, other);
+    };
+    const res = await raw(registry.url, `/v2/lie/up/blobs/${sha256Digest(other)}`, { headers: { Range: 'bytes=0-9,100-109' } });
+    assert.equal(res.status, 206);
+    assert.match(String(res.headers['content-type']), /^multipart\/byteranges; boundary=depot-test-boundary/);
+    assert.ok(res.body.equals(body));
+    assert.equal(res.headers.etag, undefined);
+  });
+
   test('an upstream that stalls in the body fails the request and every request waiting on it', async () => {
     const stalled = pseudoRandom('stalled', 100_000);
     behave = (req, res) => {
