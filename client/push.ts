@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { registryCredentials } from './auth.ts';
 import { ImageLayout } from '../image/layout.ts';
-import { ANNOTATION, MEDIA_TYPE, sha256Digest, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
+import { ANNOTATION, sha256Digest, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
 import { pullScope, RegistryClient, RemoteError } from './remote.ts';
 import { withRetries } from './retry.ts';
 import { isRetryable, type SendOptions } from './transport.ts';
