@@ -117,6 +117,51 @@ describe('push trusts no registry', () => {
   });
 });
 
+describe('streaming upload resumes where the registry says it stands', () => {
+  test('a PATCH cut halfway is resumed from the Range the session reports, not restarted', async () => {
+    const bytes = pseudoRandom('resume', 3 * 1024 * 1024 + 5);
+    let stored = Buffer.alloc(0);
+    let cut = false;
+    const ranges: string[] = [];
+    const registry = await startLyingServer((req, res, body) => {
+      const url = new URL(req.url!, 'http://x');
+      if (req.method === 'POST') return res.writeHead(202, { Location: '/v2/r/s/blobs/uploads/1', Range: '0-0' }).end();
+      if (req.method === 'PATCH') {
+        ranges.push(String(req.headers['content-range']));
+        if (!cut && stored.length > 0) {
+          cut = true; // keep half of this window, then drop the connection as a flaky network does
+          stored = Buffer.concat([stored, body.subarray(0, body.length >> 1)]);
+          return res.destroy();
+        }
+        stored = Buffer.concat([stored, body]);
+        return res.writeHead(202, { Location: '/v2/r/s/blobs/uploads/1', Range: `0-${stored.length - 1}` }).end();
+      }
+      if (req.method === 'GET' && url.pathname.endsWith('/uploads/1')) return res.writeHead(204, { Location: '/v2/r/s/blobs/uploads/1', Range: `0-${stored.length - 1}` }).end();
+      if (req.method === 'PUT') {
+        const ok = url.searchParams.get('digest') === sha256Digest(stored);
+        return res.writeHead(ok ? 201 : 400, { 'Docker-Content-Digest': sha256Digest(stored) }).end();
+      }
+      if (req.method === 'HEAD' && url.pathname === `/v2/r/s/blobs/${sha256Digest(stored)}`) return res.writeHead(200, { 'Content-Length': String(stored.length) }).end();
+      res.writeHead(404).end();
+    });
+    try {
+      const saved = process.env.DEPOT_RETRY_DELAY_MS;
+      process.env.DEPOT_RETRY_DELAY_MS = '1';
+      const pusher = await Pusher.connect(parsePushTarget(registry.hostPort), { insecure: true, chunkSize: 1024 * 1024 });
+      const pushed = await pusher.uploadBlob('r/s', (async function* () {
+        for (let i = 0; i < bytes.length; i += 100_000) yield bytes.subarray(i, i + 100_000);
+      })()).finally(() => (saved === undefined ? delete process.env.DEPOT_RETRY_DELAY_MS : (process.env.DEPOT_RETRY_DELAY_MS = saved)));
+      assert.deepEqual(pushed, { digest: sha256Digest(bytes), size: bytes.length });
+      assert.ok(stored.equals(bytes), 'the registry holds exactly the blob');
+      const half = 1024 * 1024 + (1024 * 1024 >> 1);
+      assert.deepEqual(ranges.slice(0, 3), [`0-${1024 * 1024 - 1}`, `${1024 * 1024}-${2 * 1024 * 1024 - 1}`, `${half}-${2 * 1024 * 1024 - 1}`], 'resumed mid-window');
+      assert.ok(!registry.seen.some((s) => s.method === 'POST' && registry.seen.indexOf(s) > 0), 'no new session');
+    } finally {
+      await registry.close();
+    }
+  });
+});
+
 describe('streaming upload to the CNCF registry', () => {
   let cncf: CncfRegistry;
   before(async () => {
