@@ -97,7 +97,7 @@ describe('pull-through from a lying upstream', () => {
     assert.equal(res.headers.etag, undefined);
   });
 
-  test('an upstream that stalls in the body fails the request and every request waiting on it', async () => {
+  test('an upstream that stalls in the body fails the request and every request waiting on it', { timeout: 30_000 }, async () => {
     const stalled = pseudoRandom('stalled', 100_000);
     behave = (req, res) => {
       res.writeHead(200, { 'Content-Length': String(stalled.length) });
