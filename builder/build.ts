@@ -4,7 +4,7 @@
 import { open, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { imageName, nameProblem, shaProblem, tagProblem } from '../models/catalog.ts';
-import { NO_PREFETCH_LANDMARK, TOC_TAR_NAME } from '../image/estargz.ts';
+import { NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK, TOC_TAR_NAME } from '../image/estargz.ts';
 import { assembleImage } from '../image/image.ts';
 import { writeLayer } from '../image/layer.ts';
 import { ImageLayout } from '../image/layout.ts';
@@ -39,7 +39,11 @@ export interface BuildResult {
   seconds: number;
 }
 
-const RESERVED = new Set([NO_PREFETCH_LANDMARK, TOC_TAR_NAME]);
+/**
+ * Names the eStargz format gives a meaning at the top of a layer: the TOC and the two landmarks
+ * (the stargz snapshotter hides the landmarks at the root only, so deeper copies are fine).
+ */
+const RESERVED = new Set([NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK, TOC_TAR_NAME]);
 
 export function validateBuildInput(name: string, tag: string, sha?: string): void {
   const problem = nameProblem(name) ?? tagProblem(tag) ?? (sha === undefined ? undefined : shaProblem(sha));
@@ -105,7 +109,7 @@ function withProgress(source: ModelSource, onProgress?: (done: number, total: nu
     async list(): Promise<SourceFile[]> {
       const files = await source.list();
       const reserved = files.find((f) => RESERVED.has(f.path));
-      if (reserved) throw new SourceError(`${reserved.path} is reserved by the eStargz format and cannot be part of a model`);
+      if (reserved) throw new SourceError(`${reserved.path} is reserved by the eStargz format at the top of a layer; rename it or move it into a folder`);
       wrapped.total = files.reduce((sum, f) => sum + f.size, 0);
       onProgress?.(0, wrapped.total);
       return files;
