@@ -8,6 +8,7 @@ import { NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK, TOC_TAR_NAME } from '../image/
 import { assembleImage } from '../image/image.ts';
 import { writeLayer } from '../image/layer.ts';
 import { ImageLayout } from '../image/layout.ts';
+import { sha256Digest } from '../image/oci.ts';
 import { SourceError, type ModelSource, type SourceFile } from '../sources/folder.ts';
 
 export class BuildError extends Error {}
@@ -75,11 +76,24 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
     throw error;
   }
   await handle.close();
-  await layout.commitBlob(temp, layer.digest);
 
+  // Blobs this build adds to the layout: on a failure (a full disk) they are removed again, so
+  // nothing unreferenced stays behind.
+  const added: string[] = [];
   const image = assembleImage(layer, { name: options.name, sha: options.sha, created: epoch });
-  for (const blob of image.blobs) await layout.writeBlob(blob);
-  await layout.setTag(options.tag, image.index);
+  try {
+    if ((await layout.blobSize(layer.digest)) === undefined) added.push(layer.digest);
+    await layout.commitBlob(temp, layer.digest);
+    for (const blob of image.blobs) {
+      const digest = sha256Digest(blob);
+      if ((await layout.blobSize(digest)) === undefined) added.push(digest);
+      await layout.writeBlob(blob);
+    }
+    await layout.setTag(options.tag, image.index);
+  } catch (error) {
+    await layout.discard(added).catch(() => {}); // the write's own error is the one to report
+    throw error;
+  }
 
   return {
     image: layout.image,
