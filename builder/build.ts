@@ -4,10 +4,11 @@
 import { open, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { imageName, nameProblem, shaProblem, tagProblem } from '../models/catalog.ts';
-import { NO_PREFETCH_LANDMARK, TOC_TAR_NAME } from '../image/estargz.ts';
+import { NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK, TOC_TAR_NAME } from '../image/estargz.ts';
 import { assembleImage } from '../image/image.ts';
 import { writeLayer } from '../image/layer.ts';
 import { ImageLayout } from '../image/layout.ts';
+import { sha256Digest } from '../image/oci.ts';
 import { SourceError, type ModelSource, type SourceFile } from '../sources/folder.ts';
 
 export class BuildError extends Error {}
@@ -39,7 +40,11 @@ export interface BuildResult {
   seconds: number;
 }
 
-const RESERVED = new Set([NO_PREFETCH_LANDMARK, TOC_TAR_NAME]);
+/**
+ * Names the eStargz format gives a meaning at the top of a layer: the TOC and the two landmarks
+ * (the stargz snapshotter hides the landmarks at the root only, so deeper copies are fine).
+ */
+const RESERVED = new Set([NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK, TOC_TAR_NAME]);
 
 export function validateBuildInput(name: string, tag: string, sha?: string): void {
   const problem = nameProblem(name) ?? tagProblem(tag) ?? (sha === undefined ? undefined : shaProblem(sha));
@@ -71,11 +76,24 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
     throw error;
   }
   await handle.close();
-  await layout.commitBlob(temp, layer.digest);
 
+  // Blobs this build adds to the layout: on a failure (a full disk) they are removed again, so
+  // nothing unreferenced stays behind.
+  const added: string[] = [];
   const image = assembleImage(layer, { name: options.name, sha: options.sha, created: epoch });
-  for (const blob of image.blobs) await layout.writeBlob(blob);
-  await layout.setTag(options.tag, image.index);
+  try {
+    if ((await layout.blobSize(layer.digest)) === undefined) added.push(layer.digest);
+    await layout.commitBlob(temp, layer.digest);
+    for (const blob of image.blobs) {
+      const digest = sha256Digest(blob);
+      if ((await layout.blobSize(digest)) === undefined) added.push(digest);
+      await layout.writeBlob(blob);
+    }
+    await layout.setTag(options.tag, image.index);
+  } catch (error) {
+    await layout.discard(added).catch(() => {}); // the write's own error is the one to report
+    throw error;
+  }
 
   return {
     image: layout.image,
@@ -105,7 +123,7 @@ function withProgress(source: ModelSource, onProgress?: (done: number, total: nu
     async list(): Promise<SourceFile[]> {
       const files = await source.list();
       const reserved = files.find((f) => RESERVED.has(f.path));
-      if (reserved) throw new SourceError(`${reserved.path} is reserved by the eStargz format and cannot be part of a model`);
+      if (reserved) throw new SourceError(`${reserved.path} is reserved by the eStargz format at the top of a layer; rename it or move it into a folder`);
       wrapped.total = files.reduce((sum, f) => sum + f.size, 0);
       onProgress?.(0, wrapped.total);
       return files;

@@ -12,6 +12,7 @@ const gzip = promisify(gzipCallback);
 
 export const TOC_TAR_NAME = 'stargz.index.json';
 export const NO_PREFETCH_LANDMARK = '.no.prefetch.landmark';
+export const PREFETCH_LANDMARK = '.prefetch.landmark';
 export const DEFAULT_CHUNK_SIZE = 4 << 20;
 export const FOOTER_SIZE = 51;
 

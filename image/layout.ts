@@ -4,7 +4,7 @@
 // into place, and a tag is added to index.json only after everything it points to is there.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ANNOTATION, isDigest, MEDIA_TYPE, sha256Digest, type Descriptor } from './oci.ts';
@@ -99,17 +99,33 @@ export class ImageLayout {
    * bytes written to it (the writer hashes as it writes, so the blob is not read twice).
    */
   async commitBlob(tempPath: string, digest: string): Promise<void> {
-    await this.prepare();
-    await rename(tempPath, this.blobPath(digest));
+    await removeOnError(tempPath, async () => {
+      await this.prepare();
+      await rename(tempPath, this.blobPath(digest));
+    });
   }
 
   async writeBlob(bytes: Buffer): Promise<string> {
     const digest = sha256Digest(bytes);
     if ((await this.blobSize(digest)) === bytes.length) return digest;
     const temp = await this.tempBlobPath();
-    await writeFile(temp, bytes, { flush: true });
+    await removeOnError(temp, () => writeFile(temp, bytes, { flush: true }));
     await this.commitBlob(temp, digest);
     return digest;
+  }
+
+  /**
+   * Undo a failed write: remove `digests` (blobs this writer added, which nothing references yet),
+   * then, when no tag was ever written, the layout folder itself and any parents it leaves empty.
+   */
+  async discard(digests: string[]): Promise<void> {
+    for (const digest of digests) await rm(this.blobPath(digest), { force: true });
+    if ((await this.tagged()).length > 0) return;
+    await rm(this.dir, { recursive: true, force: true });
+    for (let dir = path.dirname(this.dir); dir.startsWith(this.store + path.sep); dir = path.dirname(dir)) {
+      if ((await readdir(dir).catch(() => [''])).length > 0) break;
+      await rm(dir, { recursive: true, force: true });
+    }
   }
 
   /** Point `tag` at `descriptor`, keeping every other tag. Call only once its blobs are all written. */
@@ -125,8 +141,20 @@ export class ImageLayout {
 /** Write a file whole or not at all: a temp file beside it, then a rename. */
 export async function writeAtomic(file: string, content: string): Promise<void> {
   const temp = `${file}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
-  await writeFile(temp, content, { flush: true });
-  await rename(temp, file);
+  await removeOnError(temp, async () => {
+    await writeFile(temp, content, { flush: true });
+    await rename(temp, file);
+  });
+}
+
+/** Runs `write`; if it fails (a full disk), `temp` is removed before the error goes on. */
+async function removeOnError(temp: string, write: () => Promise<void>): Promise<void> {
+  try {
+    await write();
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
 }
 
 export async function fileDigest(file: string): Promise<string> {

@@ -81,10 +81,14 @@ export function shaProblem(sha: string): string | undefined {
   return SHA.test(sha) ? undefined : `sha "${sha}" must be a full commit hash: 40 lower-case hex digits`;
 }
 
-/** Parse and validate catalog text. Every problem is reported; models is empty when there is any. */
-export function parseCatalog(text: string, file = DEFAULT_CATALOG): { models: ModelEntry[]; problems: CatalogProblem[] } {
+/**
+ * Parse and validate catalog text. Every problem is reported; models is empty when there is any.
+ * A plain scalar YAML reads as a number is kept only when its text survives the round trip
+ * (`tag: 2`); otherwise (`1.10`, `010`, `1e3`, a 40-digit sha) it is reported with "quote it".
+ */
+export function parseCatalog(source: string, file = DEFAULT_CATALOG): { models: ModelEntry[]; problems: CatalogProblem[] } {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, keepSourceTokens: false, uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(source, { lineCounter, keepSourceTokens: false, uniqueKeys: true, prettyErrors: false });
   const problems: CatalogProblem[] = [];
   const at = (offset: number | undefined, message: string) => {
     const { line, col } = lineCounter.linePos(offset ?? 0);
@@ -150,6 +154,13 @@ export function parseCatalog(text: string, file = DEFAULT_CATALOG): { models: Mo
         continue;
       }
       const text = String(value.value);
+      const written = typeof value.value === 'number' ? source.slice(value.range![0], value.range![1]) : text;
+      if (written !== text) {
+        // YAML read a number and lost how it was written (1.10 -> 1.1, 010 -> 10, 1e3 -> 1000).
+        report(value, `${key} ${written} is read by YAML as the number ${text}; quote it: ${key}: "${written}"`);
+        ok = false;
+        continue;
+      }
       const problem = key === 'name' ? nameProblem(text) : key === 'sha' ? shaProblem(text) : tagProblem(text);
       if (problem) {
         report(value, problem);

@@ -142,9 +142,14 @@ function parsePageSize(c: Context): number | undefined {
   return Math.min(Number(n), MAX_PAGE);
 }
 
-/** One page of a sorted list: entries after `last`, at most `n`, and the Link to the next page. */
+/**
+ * One page of a sorted list: entries after `last`, at most `n`, and the Link to the next page.
+ * `n=0` asks for an empty page and gets no Link: a Link that does not advance `last` would send
+ * a Link-following client round forever.
+ */
 function page(c: Context, all: string[], route: string): { items: string[]; link?: string } {
   const n = parsePageSize(c);
+  if (n === 0) return { items: [] };
   const last = c.req.query('last');
   let items = last === undefined ? all : all.filter((t) => t > last);
   if (n === undefined || items.length <= n) return { items };

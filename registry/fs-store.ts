@@ -262,14 +262,35 @@ function fileStream(handle: FileHandle, start: number, end: number, digest: stri
   return stream;
 }
 
-/** Buffers handed back after their write completed, for the next response to reuse. */
+/**
+ * Pump buffers. At most LARGE_BUFFERS of STREAM_CHUNK bytes exist at once (reused once their write
+ * completed); past that a response gets a SMALL_CHUNK buffer of its own. So clients that stop
+ * reading hold at most LARGE_BUFFERS MiB between them plus SMALL_CHUNK each, never a MiB each.
+ */
+const LARGE_BUFFERS = 64;
+const SMALL_CHUNK = 64 * 1024;
 const freeBuffers: Buffer[] = [];
-const MAX_FREE_BUFFERS = 64;
-const PUMP_DEPTH = 2;
+let largeBuffers = 0;
+
+function takeBuffer(): Buffer {
+  const free = freeBuffers.pop();
+  if (free) return free;
+  if (largeBuffers >= LARGE_BUFFERS) return Buffer.allocUnsafe(SMALL_CHUNK);
+  largeBuffers++;
+  return Buffer.allocUnsafeSlow(STREAM_CHUNK);
+}
+
+/** `written`: the socket no longer reads it (a buffer still queued in a dead socket is dropped, not reused). */
+function giveBack(buffer: Buffer, written: boolean): void {
+  if (buffer.length !== STREAM_CHUNK) return;
+  if (written) freeBuffers.push(buffer);
+  else largeBuffers--;
+}
 
 /**
- * Bytes start..end of a file into `out`, reading into a couple of reused buffers: one is being
- * read while the other is being written, and a buffer is reused only once its write completed.
+ * Bytes start..end of a file into `out`, one buffer at a time: the next chunk is read only once the
+ * socket took the previous one (the kernel's send buffer keeps the wire busy meanwhile), so a
+ * client that stops reading stops the pump, and the server's idle timeout then closes it.
  */
 async function pumpFile(
   handle: FileHandle,
@@ -287,38 +308,24 @@ async function pumpFile(
   };
   out.once('close', markGone);
   out.once('error', markGone);
-  const buffers: Buffer[] = [];
-  const writes: (Promise<void> | undefined)[] = [];
-  const inFlight: boolean[] = [];
+  const buffer = takeBuffer();
+  let written = true;
   try {
-    let position = start;
-    for (let i = 0; position <= end; i++) {
-      const slot = i % PUMP_DEPTH;
-      if (writes[slot]) await Promise.race([writes[slot], closed]);
+    for (let position = start; position <= end; ) {
       if (gone || out.destroyed) return;
-      const buffer = (buffers[slot] ??= freeBuffers.pop() ?? Buffer.allocUnsafeSlow(STREAM_CHUNK));
-      const want = Math.min(STREAM_CHUNK, end - position + 1);
+      const want = Math.min(buffer.length, end - position + 1);
       const { bytesRead } = await handle.read(buffer, 0, want, position);
       if (bytesRead === 0) throw new Error(`blob ${digest} is shorter than expected`);
       position += bytesRead;
-      const chunk = bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
-      inFlight[slot] = true;
-      writes[slot] = new Promise<void>((resolve) =>
-        out.write(chunk, () => {
-          inFlight[slot] = false;
-          resolve();
-        }),
-      );
+      written = false;
+      const write = new Promise<void>((resolve) => out.write(buffer.subarray(0, bytesRead), () => resolve()));
+      await Promise.race([write.then(() => (written = true)), closed]);
     }
-    await Promise.race([Promise.all(writes), closed]);
     if (!gone) out.end();
   } finally {
     out.off('close', markGone);
     out.off('error', markGone);
-    // A buffer whose write has not completed may still be read by the socket: drop it, never reuse it.
-    buffers.forEach((b, i) => {
-      if (!inFlight[i] && freeBuffers.length < MAX_FREE_BUFFERS) freeBuffers.push(b);
-    });
+    giveBack(buffer, written);
   }
 }
 

@@ -1,13 +1,13 @@
 // `depot-ai serve`: the registry app on Node's HTTP server, with a request log and graceful shutdown.
-import { getRequestListener } from '@hono/node-server';
+import { getRequestListener, RequestError } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { pipeline, Readable } from 'node:stream';
 import { createServer, ServerResponse, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
-import { Server, type AddressInfo } from 'node:net';
+import { Server, type AddressInfo, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { DEFAULT_STORE } from '../image/layout.ts';
 import { API_VERSION, API_VERSION_HEADER, createApp, type StreamSender } from './app.ts';
-import { errorBody } from './errors.ts';
+import { errorBody, type ErrorCode } from './errors.ts';
 import { LayoutStore } from './fs-store.ts';
 import { createRequestLog, formatRequest, type LogSink } from './log.ts';
 import { NODE_PUMP, type RegistryStore } from './store.ts';
@@ -30,7 +30,18 @@ export interface RegistryOptions {
   handleSignals?: boolean;
   /** How long close() waits for requests in flight before cutting them off (default 10 s). */
   shutdownTimeoutMs?: number;
+  /**
+   * A connection on which nothing moves for this long (no request bytes arrive and the client
+   * accepts no response bytes) is closed (default 60 s): a client that asks for a blob and never
+   * reads it gives its memory back.
+   */
+  idleTimeoutMs?: number;
 }
+
+/** Limits on what a client may make the server hold or wait for (RFC 9110 §15.5.9 408 on expiry). */
+const HEADERS_TIMEOUT_MS = 20_000;
+const REQUEST_TIMEOUT_MS = 30_000;
+const KEEP_ALIVE_TIMEOUT_MS = 65_000; // above the 60 s idle timeout of common load balancers
 
 export interface RunningRegistry {
   /** `http://host:port` */
@@ -62,14 +73,57 @@ class LoggedResponse<R extends IncomingMessage = IncomingMessage> extends Server
 /** Dot segments (`/../`, `/./`, also percent-encoded) in the raw request path: a traversal attempt. */
 const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)/i;
 
-function rejectTraversal(res: ServerResponse, path: string, head: boolean): void {
-  const body = errorBody('NAME_INVALID', 'path contains dot segments', { path });
-  res.writeHead(400, {
-    [API_VERSION_HEADER]: API_VERSION,
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': Buffer.byteLength(body),
-  });
+const jsonHeaders = (body: string) => ({
+  [API_VERSION_HEADER]: API_VERSION,
+  'Content-Type': 'application/json; charset=utf-8',
+  'Content-Length': String(Buffer.byteLength(body)),
+});
+
+function reject(res: ServerResponse, code: ErrorCode, message: string, detail: unknown, head: boolean): void {
+  const body = errorBody(code, message, detail);
+  res.writeHead(400, jsonHeaders(body));
   res.end(head ? undefined : body);
+}
+
+/** RFC 9112 §3.2: more than one Host field line is a 400 (Node would silently keep the first). */
+function hostCount(req: IncomingMessage): number {
+  return req.rawHeaders.filter((name, i) => i % 2 === 0 && name.toLowerCase() === 'host').length;
+}
+
+/**
+ * A request the adapter cannot turn into a URL (a backslash in the path, a missing or malformed
+ * Host): the spec's error JSON, like every other error, instead of the adapter's empty 400.
+ */
+function requestRejected(error: unknown): Response {
+  const invalid = error instanceof RequestError;
+  const message = invalid ? error.message.toLowerCase() : 'internal error';
+  const code: ErrorCode = /path/.test(message) ? 'NAME_INVALID' : 'UNKNOWN';
+  const body = errorBody(code, message === 'invalid url' ? 'invalid Host header or request path' : message);
+  return new Response(body, { status: invalid ? 400 : 500, headers: jsonHeaders(body) });
+}
+
+/** What Node's HTTP parser refused, by its error code: status and message for the error JSON. */
+function parserRejection(code: string | undefined): [number, string] {
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'ERR_HTTP_HEADERS_TIMEOUT') return [408, 'request not received in time'];
+  if (code === 'HPE_HEADER_OVERFLOW') return [431, 'request headers too large'];
+  if (code === 'HPE_INVALID_URL') return [400, 'invalid character in the request path'];
+  return [400, 'malformed HTTP request'];
+}
+
+/**
+ * Node's `clientError`: the parser refused the request (a raw control byte in the path, a bad
+ * header, a timeout) before any handler ran. Answers with the spec's error JSON and closes.
+ */
+function onClientError(error: NodeJS.ErrnoException, socket: Socket): void {
+  const inResponse = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage?.headersSent;
+  if (error.code === 'ECONNRESET' || !socket.writable || inResponse) {
+    socket.destroy();
+    return;
+  }
+  const [status, message] = parserRejection(error.code);
+  const body = errorBody(status === 400 && error.code === 'HPE_INVALID_URL' ? 'NAME_INVALID' : 'UNKNOWN', message);
+  const headers = Object.entries({ ...jsonHeaders(body), Connection: 'close' }).map(([k, v]) => `${k}: ${v}\r\n`);
+  socket.end(`HTTP/1.1 ${status} ${status === 408 ? 'Request Timeout' : status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n${headers.join('')}\r\n${body}`);
 }
 
 /**
@@ -96,10 +150,11 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
       })
     : undefined;
   const app = createApp({ store, upstream, sendStream: sendNodeStream });
-  const listener = getRequestListener(app.fetch);
+  const listener = getRequestListener(app.fetch, { errorHandler: requestRejected });
   const log = createRequestLog(options.log);
 
-  const server = createServer({ ServerResponse: LoggedResponse }, (req, res) => {
+  // requireHostHeader off: a missing Host reaches the adapter, which rejects it with error JSON.
+  const server = createServer({ ServerResponse: LoggedResponse, requireHostHeader: false }, (req, res) => {
     const start = performance.now();
     const url = req.url ?? '';
     const q = url.indexOf('?');
@@ -111,11 +166,19 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
       log.line(formatRequest(req.method ?? '-', path, res.statusCode, bytes, performance.now() - start));
     });
     if (stopping) res.setHeader('Connection', 'close'); // no more requests on this connection
-    if (DOT_SEGMENT.test(path)) return rejectTraversal(res, path, req.method === 'HEAD');
+    const head = req.method === 'HEAD';
+    if (DOT_SEGMENT.test(path)) return reject(res, 'NAME_INVALID', 'path contains dot segments', { path }, head);
+    if (hostCount(req) > 1) return reject(res, 'UNKNOWN', 'more than one Host header', undefined, head);
     listener(req, res);
   });
   let stopping = false;
-  server.keepAliveTimeout = 65_000;
+  server.on('clientError', onClientError);
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+  // Socket inactivity: reset whenever request bytes arrive or a write starts; the file pump writes
+  // again only once the client took the previous chunk, so a client that stops reading times out.
+  server.timeout = options.idleTimeoutMs ?? 60_000;
 
   const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {

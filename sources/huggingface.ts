@@ -3,10 +3,11 @@
 // resumed and retried) and verified against its LFS sha256 or git blob id and size before the
 // layer writer sees a byte. The token goes to the Hub only, never to the storage hosts it
 // redirects to.
-import { fileDownloadInfo, HubApiError, listFiles } from '@huggingface/hub';
+import { HubApiError, listFiles } from '@huggingface/hub';
 import { ContentCache, TransientError, type Body, type ContentKey } from './content-cache.ts';
 import { runConcurrently } from '../client/retry.ts';
 import { readFileChunks, SourceError, type ModelSource, type SourceFile } from './folder.ts';
+import { hubResolveUrl } from './hub-url.ts';
 import { hubSettings, isExcluded, type HubSettings } from '../models/repository.ts';
 
 export const DEFAULT_CACHE = '.depot/cache';
@@ -87,18 +88,13 @@ export class HuggingFaceSource implements ModelSource {
   /** The file's bytes from `offset`, resolved at the pinned sha. */
   private async open(file: HubFile, offset: number): Promise<Body> {
     const credentials = this.credentials();
-    let info;
-    try {
-      info = await fileDownloadInfo({ repo: { type: 'model', name: this.name }, path: file.path, revision: this.sha, ...credentials });
-    } catch (error) {
-      throw this.explain(error);
-    }
-    if (!info) throw new SourceError(`${this.name}: ${file.path} is listed at ${this.sha} but cannot be downloaded`);
     const headers: Record<string, string> = offset > 0 ? { Range: `bytes=${offset}-` } : {};
     if (credentials.accessToken) headers.Authorization = `Bearer ${credentials.accessToken}`;
-    const response = await credentials.fetch(info.url, { headers });
+    const response = await credentials.fetch(hubResolveUrl(this.settings.hubUrl, this.name, this.sha, file.path), { headers });
     if (!response.ok || !response.body) {
       await response.body?.cancel();
+      const missing = response.status === 404 && response.headers.get('X-Error-Code') === 'EntryNotFound';
+      if (missing) throw new SourceError(`${this.name}: ${file.path} is listed at ${this.sha} but cannot be downloaded`);
       const problem = `${this.name}: downloading ${file.path} failed with status ${response.status}`;
       throw response.status >= 500 || response.status === 429 ? new TransientError(problem) : new SourceError(problem);
     }

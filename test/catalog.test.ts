@@ -72,6 +72,34 @@ describe('catalog schema', () => {
     }
   });
 
+  // YAML 1.2 reads these plain scalars as numbers; each must come out exactly as written or be
+  // reported where it stands with the quoted form to write instead.
+  const numberLike = [
+    '1.10', '2.0', '010', '1e3', '1E3', '0x1F', '0o17', '.5', '1.', '+1', '-0', '00', '1.0e+10', '.inf', '-.Inf', '.NaN',
+    '2', '10', '123', ...Array.from({ length: 20 }, (_, i) => `${(i * 7919) % 97}.${String(i * 13).padEnd(1 + (i % 3), '0')}`),
+  ];
+  for (const written of numberLike) {
+    test(`tag: ${written} is kept as written or reported with "quote it"`, () => {
+      const { models, problems: found } = parseCatalog(entry(`name: gpt2\nsha: ${SHA}\ntag: ${written}`), 'm.yaml');
+      if (found.length === 0) assert.equal(models[0].tag, written);
+      else {
+        assert.equal(found.length, 1);
+        assert.equal(formatProblem(found[0]).startsWith('m.yaml:4:10: '), true, formatProblem(found[0]));
+        assert.match(found[0].message, new RegExp(`quote it: tag: "${written.replace(/[.+]/g, '\\$&')}"`));
+      }
+      const quoted = parseCatalog(entry(`name: gpt2\nsha: ${SHA}\ntag: "${written}"`), 'm.yaml');
+      if (quoted.problems.length === 0) assert.equal(quoted.models[0].tag, written);
+    });
+  }
+
+  test('an unquoted all-digit sha is reported as written, with "quote it"', () => {
+    for (const sha of ['1234567890123456789012345678901234567890', '0000000000000000000000000000000000000001']) {
+      const found = problems(entry(`name: gpt2\nsha: ${sha}`));
+      assert.deepEqual(found, [`m.yaml:3:10: sha ${sha} is read by YAML as the number ${Number(sha)}; quote it: sha: "${sha}"`]);
+      assert.deepEqual(parseCatalog(entry(`name: gpt2\nsha: "${sha}"`), 'm.yaml').models[0].sha, sha);
+    }
+  });
+
   test('name and sha are required', () => {
     assert.deepEqual(problems(entry('name: gpt2')), ['m.yaml:2:5: model is missing "sha"']);
     assert.deepEqual(problems(entry(`sha: ${SHA}`)), ['m.yaml:2:5: model is missing "name"']);

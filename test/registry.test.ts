@@ -260,8 +260,28 @@ describe('pagination', () => {
       const page3 = await raw(reg.url, '/v2/pages/one/tags/list?n=2&last=d');
       assert.deepEqual(JSON.parse(page3.body.toString()).tags, ['e']);
       assert.equal(page3.headers.link, undefined);
-      const none = await raw(reg.url, '/v2/pages/one/tags/list?n=0');
-      assert.deepEqual(JSON.parse(none.body.toString()).tags, []);
+      for (const route of ['/v2/pages/one/tags/list', '/v2/_catalog']) {
+        const none = await raw(reg.url, `${route}?n=0`);
+        assert.deepEqual(JSON.parse(none.body.toString()).tags ?? JSON.parse(none.body.toString()).repositories, []);
+        assert.equal(none.headers.link, undefined, `${route}?n=0 must not link to itself`);
+      }
+      // A client that follows Link: every page size ends, and the pages add up to the whole list.
+      for (const [route, field, all] of [
+        ['/v2/pages/one/tags/list', 'tags', ['a', 'b', 'c', 'd', 'e']],
+        ['/v2/_catalog', 'repositories', ['pages/one', 'pages/two']],
+      ] as const) {
+        for (let n = 1; n <= all.length + 1; n++) {
+          const seen: string[] = [];
+          let next: string | undefined = `${route}?n=${n}`;
+          for (let pages = 0; next; pages++) {
+            assert.ok(pages <= all.length, `${route} n=${n}: Link keeps going after ${pages} pages`);
+            const res = await raw(reg.url, next);
+            seen.push(...JSON.parse(res.body.toString())[field]);
+            next = /^<([^>]+)>; rel="next"$/.exec(String(res.headers.link ?? ''))?.[1];
+          }
+          assert.deepEqual(seen, all, `${route} n=${n}`);
+        }
+      }
       const catalog = await raw(reg.url, '/v2/_catalog?n=1');
       assert.deepEqual(JSON.parse(catalog.body.toString()).repositories, ['pages/one']);
       assert.equal(catalog.headers.link, '</v2/_catalog?n=1&last=pages%2Fone>; rel="next"');

@@ -238,7 +238,14 @@ export async function startHubServer(options: { repos?: HubRepoSpec[]; token?: s
 
   const handleHub = (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url!, hub.url);
-    const path = decodeURIComponent(url.pathname);
+    // Like the Hub: `?` and `#` end the path; each segment's %XX escapes are decoded (a malformed
+    // escape is a 400), so a file name holding `?`, `#`, `%` or `/`-free unicode must come encoded.
+    let path: string;
+    try {
+      path = url.pathname.split('/').map(decodeURIComponent).join('/');
+    } catch {
+      return sendError(res, 400, `Invalid URL escape in ${url.pathname}`);
+    }
     if (path === '/api/models') {
       const search = url.searchParams.get('search')?.toLowerCase();
       const author = url.searchParams.get('author');

@@ -1,0 +1,94 @@
+// `npm run bench` (slow-readers part): 1,500 clients each ask for a 9 MiB blob and never read it.
+// Measured for depot-ai `serve` and the CNCF registry, each in its own process: how much resident
+// memory the load adds, and how long a normal manifest GET takes while it lasts.
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { CLI, startProcess } from '../test/helpers/cli.ts';
+import { makeTestImage, pushLayout, raw, startCncfRegistry, tempDir } from '../test/helpers/registry.ts';
+import { residentBytes, startSlowReaders } from '../test/helpers/slow-readers.ts';
+
+const INDEX_ACCEPT = 'application/vnd.oci.image.index.v1+json';
+const MiB = 2 ** 20;
+
+interface Server {
+  pid: number;
+  port: number;
+  url: string;
+}
+
+interface Outcome {
+  /** RSS growth under load, bytes. */
+  growth: number;
+  /** Manifest GET latencies under load, ms, sorted. */
+  latencies: number[];
+}
+
+async function underLoad(server: Server, blob: string, manifest: string, clients: number): Promise<Outcome> {
+  await raw(server.url, manifest, { headers: { Accept: INDEX_ACCEPT } }); // warm
+  const before = await residentBytes(server.pid);
+  const readers = await startSlowReaders(server.port, blob, clients);
+  try {
+    // Let the writes stall (the kernel buffers fill), keeping the highest RSS seen.
+    let peak = 0;
+    for (let i = 0; i < 20; i++) {
+      peak = Math.max(peak, await residentBytes(server.pid));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const latencies: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const start = performance.now();
+      const res = await raw(server.url, manifest, { headers: { Accept: INDEX_ACCEPT } });
+      if (res.status !== 200) throw new Error(`manifest GET under load: ${res.status}`);
+      latencies.push(performance.now() - start);
+      peak = Math.max(peak, await residentBytes(server.pid));
+    }
+    return { growth: peak - before, latencies: latencies.sort((a, b) => a - b) };
+  } finally {
+    readers.close();
+  }
+}
+
+export async function benchSlowReaders(clients = 1500): Promise<void> {
+  if (!existsSync('/usr/bin/docker-registry') || !existsSync('/usr/bin/skopeo')) {
+    console.log('slow-readers bench: skipped (docker-registry or skopeo missing; run node scripts/ensure-tools.js)');
+    return;
+  }
+  const dir = await tempDir('bench-slow');
+  const image = await makeTestImage({ name: 'bench/slow', tag: 'v1', weights: 9 * MiB, store: path.join(dir, 'store') });
+  const ours = startProcess([CLI, 'serve', '--store', image.store, '--port', '0']);
+  const cncf = await startCncfRegistry({ dir: path.join(dir, 'cncf') });
+  try {
+    const [, url, port] = await ours.waitFor(/at (http:\/\/127\.0\.0\.1:(\d+))/);
+    await pushLayout(image.store, image.name, image.tag, cncf.hostPort);
+    const blob = `/v2/${image.name}/blobs/${image.layer}`;
+    const manifest = `/v2/${image.name}/manifests/${image.tag}`;
+    const servers: [string, Server][] = [
+      ['depot-ai', { pid: ours.child.pid!, port: Number(port), url }],
+      ['CNCF', { pid: cncf.process.pid!, port: Number(cncf.hostPort.split(':')[1]), url: cncf.url }],
+    ];
+    console.log(`slow readers: ${clients} clients GET a ${(image.layerSize / MiB).toFixed(1)} MiB blob and never read`);
+    const results: Outcome[] = [];
+    for (const [label, server] of servers) {
+      const r = await underLoad(server, blob, manifest, clients);
+      results.push(r);
+      const p50 = r.latencies[r.latencies.length >> 1];
+      console.log(
+        `  ${label.padEnd(8)}  RSS +${(r.growth / MiB).toFixed(0)} MiB  manifest GET under load p50 ${p50.toFixed(1)} ms, max ${r.latencies.at(-1)!.toFixed(1)} ms`,
+      );
+    }
+    const ratio = results[0].growth / Math.max(results[1].growth, MiB);
+    console.log(`  RSS growth depot-ai/CNCF: ${ratio.toFixed(2)}x (target <= 4x) ${ratio <= 4 ? 'ok' : 'ABOVE TARGET'}`);
+  } finally {
+    ours.child.kill('SIGTERM');
+    await ours.exited;
+    await cncf.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  await benchSlowReaders(Number(process.argv[2] ?? 1500));
+}
