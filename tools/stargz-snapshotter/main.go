@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -22,9 +23,12 @@ import (
 
 	snapshotsapi "github.com/containerd/containerd/api/services/snapshots/v1"
 	"github.com/containerd/containerd/contrib/snapshotservice"
+	"github.com/containerd/containerd/reference"
+	"github.com/containerd/containerd/remotes/docker"
 	stargzfs "github.com/containerd/stargz-snapshotter/fs"
 	"github.com/containerd/stargz-snapshotter/fs/config"
 	"github.com/containerd/stargz-snapshotter/fs/layer"
+	"github.com/containerd/stargz-snapshotter/fs/source"
 	snbase "github.com/containerd/stargz-snapshotter/snapshot"
 	"google.golang.org/grpc"
 )
@@ -42,7 +46,14 @@ func main() {
 	ctx := context.Background()
 	cfg := config.Config{NoPrefetch: *noPrefetch, NoBackgroundFetch: *noBackground, NoPrometheus: true}
 	cfg.BlobConfig.ForceSingleRangeMode = *singleRange
-	fs, err := stargzfs.NewFilesystem(filepath.Join(*root, "stargz"), cfg, stargzfs.WithOverlayOpaqueType(layer.OverlayOpaqueTrusted))
+	// The fetcher needs a client with a Transport (http.DefaultClient has none); upstream's
+	// retrying client lives in a package that needs the CRI API.
+	client := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	registries := docker.ConfigureDefaultRegistries(docker.WithClient(client), docker.WithPlainHTTP(docker.MatchLocalhost))
+	hosts := func(spec reference.Spec) ([]docker.RegistryHost, error) { return registries(spec.Hostname()) }
+	fs, err := stargzfs.NewFilesystem(filepath.Join(*root, "stargz"), cfg,
+		stargzfs.WithGetSources(source.FromDefaultLabels(hosts)),
+		stargzfs.WithOverlayOpaqueType(layer.OverlayOpaqueTrusted))
 	if err != nil {
 		fail(err)
 	}
