@@ -57,7 +57,8 @@ describe('docker build: FROM scratch + COPY --from', () => {
       const context = await tempDir('docker-ctx');
       await writeFile(path.join(context, 'Dockerfile'), ['FROM scratch', `COPY --from=${ref} /config.json /`, `COPY --from=${ref} / /all/`, ''].join('\n'));
       const tag = `depot-test/built-${buildkit}`;
-      await dockerd.docker(['build', '-t', tag, context], { DOCKER_BUILDKIT: buildkit });
+      const built = await dockerd.docker(['build', '-t', tag, context], { DOCKER_BUILDKIT: buildkit });
+      assert.equal(/^Step 1\/3 : FROM scratch$/m.test(built), buildkit === '0', 'the classic builder prints Steps, BuildKit does not');
       const container = (await dockerd.docker(['create', tag, 'none'])).trim();
       const out = path.join(context, 'out');
       await mkdir(out);
@@ -65,14 +66,20 @@ describe('docker build: FROM scratch + COPY --from', () => {
       await dockerd.docker(['export', '-o', tar, container]);
       await run('tar', ['-xf', tar, '-C', out]);
       await dockerd.docker(['rm', container]);
-      const built = await filesUnder(out);
-      assert.ok(built['config.json']?.equals(image.files['config.json']), '/config.json');
-      for (const [file, bytes] of Object.entries(image.files)) assert.ok(built[`all/${file}`]?.equals(bytes), `/all/${file}`);
-      const extra = Object.keys(built).filter((f) => f !== 'config.json' && !(f.startsWith('all/') && f.slice(4) in image.files));
+      const files = await filesUnder(out);
+      assert.ok(files['config.json']?.equals(image.files['config.json']), '/config.json');
+      for (const [file, bytes] of Object.entries(image.files)) assert.ok(files[`all/${file}`]?.equals(bytes), `/all/${file}`);
+      const extra = Object.keys(files).filter((f) => f !== 'config.json' && !(f.startsWith('all/') && f.slice(4) in image.files));
       // A builder that is not lazy unpacks the layer as a plain tar, so eStargz's own two entries
       // (landmark, TOC) come along; docker export adds the runtime's files (/.dockerenv, /etc/hosts...).
       assert.deepEqual(extra.filter((f) => f.startsWith('all/')).sort(), ['all/.no.prefetch.landmark', 'all/stargz.index.json']);
       assert.deepEqual(extra.filter((f) => !f.startsWith('all/') && !/^(\.dockerenv|dev\/console|etc\/(hosts|hostname|resolv\.conf))$/.test(f)), []);
     });
   }
+});
+
+test('COPY --link needs a newer Dockerfile frontend than dockerd 20.10 carries (the README says so)', { timeout: 120_000 }, async () => {
+  const context = await tempDir('docker-ln');
+  await writeFile(path.join(context, 'Dockerfile'), ['FROM scratch', `COPY --link --from=${ref} /config.json /`, ''].join('\n'));
+  await assert.rejects(dockerd.docker(['build', '-t', 'depot-test/linked', context], { DOCKER_BUILDKIT: '1' }), /Unknown flag: link/);
 });
