@@ -2,10 +2,11 @@
 // snapshotter plugin, each test's own: root, state, sockets and config in a temp dir. Lazy pulls
 // go through `ctr-remote image rpull`; a read-only view of the pulled image is mounted so tests
 // read files the way a build step would, through the snapshotter's FUSE mount.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { mountsUnder, removeDaemonDir, startDaemon, waitForDaemon } from './daemon.ts';
 import { ROOT, tempDir, tool } from './registry.ts';
 
 const run = promisify(execFile);
@@ -13,7 +14,6 @@ const CONTAINERD = '/usr/bin/containerd';
 const CTR_REMOTE = '/usr/bin/ctr-remote';
 const SNAPSHOTTER = path.join(ROOT, 'tools/bin/stargz-snapshotter');
 const NAMESPACE = 'depot-test';
-const WAIT_MS = 60_000;
 
 export interface SnapshotterOptions {
   /** Fetch the files an image lists before its prefetch landmark at mount time (default off, for measuring). */
@@ -34,45 +34,6 @@ export interface Containerd {
    */
   mountView(chainId: string): Promise<string>;
   close(): Promise<void>;
-}
-
-/** Waits until `probe` resolves truthy or the process exits (then throws with its output). */
-async function waitFor(probe: () => Promise<boolean>, child: ChildProcess, output: () => string, what: string): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what} exited: ${output()}`);
-    if (await probe().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`${what} did not start: ${output()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function startLogged(file: string, args: string[]): { child: ChildProcess; output: () => string } {
-  const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  const keep = (d: Buffer) => (output = (output + d.toString()).slice(-20_000)); // bounded
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  return { child, output: () => output };
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-/** Every mount point under `dir`, deepest first (so they can be unmounted in order). */
-async function mountsUnder(dir: string): Promise<string[]> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8');
-  return info
-    .split('\n')
-    .map((line) => line.split(' ')[4])
-    .filter((point) => point && (point === dir || point.startsWith(`${dir}/`)))
-    .reverse();
 }
 
 export async function startContainerd(options: SnapshotterOptions = {}): Promise<Containerd> {
@@ -104,8 +65,8 @@ export async function startContainerd(options: SnapshotterOptions = {}): Promise
   const snapshotterArgs = ['-address', snapshotterAddress, '-root', path.join(dir, 'snapshotter')];
   if (!options.prefetch) snapshotterArgs.push('-no-prefetch');
   if (!options.backgroundFetch) snapshotterArgs.push('-no-background-fetch');
-  const snapshotter = startLogged(SNAPSHOTTER, snapshotterArgs);
-  const containerd = startLogged(CONTAINERD, ['--config', config]);
+  const snapshotter = startDaemon(SNAPSHOTTER, snapshotterArgs);
+  const containerd = startDaemon(CONTAINERD, ['--config', config]);
   const ctr = async (args: string[]) => {
     try {
       return (await run(CTR_REMOTE, ['--address', address, '--namespace', NAMESPACE, ...args], { maxBuffer: 16 * 1024 * 1024 })).stdout;
@@ -116,14 +77,13 @@ export async function startContainerd(options: SnapshotterOptions = {}): Promise
   };
   const close = async () => {
     for (const point of await mountsUnder(`${dir}/views`)) await run('umount', [point]).catch(() => run('umount', ['-l', point]));
-    await stop(containerd.child);
-    await stop(snapshotter.child); // unmounts its FUSE layers
-    for (const point of await mountsUnder(dir)) await run('umount', ['-l', point]).catch(() => {});
-    await rm(dir, { recursive: true, force: true });
+    await containerd.stop();
+    await snapshotter.stop(); // unmounts its FUSE layers
+    await removeDaemonDir(dir);
   };
   try {
-    await waitFor(async () => snapshotter.output().includes('serving on'), snapshotter.child, snapshotter.output, 'stargz-snapshotter');
-    await waitFor(async () => (await ctr(['plugins', 'ls'])).match(/stargz\s+\S+\s+ok/) !== null, containerd.child, containerd.output, 'containerd');
+    await waitForDaemon(snapshotter, 'stargz-snapshotter', async () => snapshotter.output().includes('serving on'));
+    await waitForDaemon(containerd, 'containerd', async () => /stargz\s+\S+\s+ok/.test(await ctr(['plugins', 'ls'])));
   } catch (error) {
     await close();
     throw error;
@@ -139,11 +99,13 @@ export async function startContainerd(options: SnapshotterOptions = {}): Promise
       const key = `view-${++views}`;
       const target = path.join(dir, 'views', key);
       await mkdir(target);
-      await ctr(['snapshots', '--snapshotter', 'stargz', 'view', key, chainId]);
-      const mount = (await ctr(['snapshots', '--snapshotter', 'stargz', 'mounts', target, key])).trim();
-      const m = /^mount -t (\S+) (\S+) (\S+)(?: -o (\S+))?$/.exec(mount);
-      if (!m) throw new Error(`unexpected mount command: ${mount}`);
-      await run('mount', ['-t', m[1], m[2], m[3], ...(m[4] ? ['-o', m[4]] : [])]);
+      // The mounts are printed by the command that creates the view: a view nothing references
+      // may be garbage-collected as soon as that command ends (the bind mount stays valid: it is
+      // of the image's committed layer).
+      const mounts = JSON.parse(await ctr(['snapshots', '--snapshotter', 'stargz', 'view', '--mounts', key, chainId])) as { Type: string; Source: string; Options?: string[] }[];
+      if (mounts.length !== 1) throw new Error(`unexpected mounts for a one-layer view: ${JSON.stringify(mounts)}`);
+      const [{ Type, Source, Options = [] }] = mounts;
+      await run('mount', ['-t', Type, Source, target, ...(Options.length ? ['-o', Options.join(',')] : [])]);
       return target;
     },
     close,
