@@ -101,10 +101,10 @@ export async function benchLazy(): Promise<void> {
     proxy = await countingProxy(cncf.url);
     const reference = await median(() => measure(image, proxy!.hostPort, proxy!.sent));
     console.log(`\n## Lazy pull through the stargz snapshotter (${image.layerSize} B layer; multi-range fetches, no prefetch/background fetch; median of ${RUNS})`);
-    console.log('step                       serve B   of layer    CNCF registry B   ratio   compressed extent B');
+    console.log('step                           serve B   of layer    CNCF registry B   ratio   compressed extent B');
     const row = (name: string, bytes: number, ref: number, extent: number) =>
       console.log(
-        `${name.padEnd(24)}${String(bytes).padStart(10)}${`${((100 * bytes) / image.layerSize).toFixed(3)}%`.padStart(11)}${String(ref).padStart(19)}${(ref === 0 ? '-' : (bytes / ref).toFixed(2)).padStart(8)}${String(extent).padStart(22)}`,
+        `${name.padEnd(28)}${String(bytes).padStart(10)}${`${((100 * bytes) / image.layerSize).toFixed(3)}%`.padStart(11)}${String(ref).padStart(19)}${(ref === 0 ? '-' : (bytes / ref).toFixed(2)).padStart(8)}${String(extent).padStart(22)}`,
       );
     row('rpull (footer + TOC)', ours.rpull, reference.rpull, image.tocAndFooter);
     for (const [file, bytes] of Object.entries(ours.files)) row(`read ${file}`, bytes, reference.files[file], image.compressed[file]);
