@@ -1,6 +1,7 @@
 // npm run bench: every speed and size target, measured and printed (never asserted in tests).
-// Pass section names to run only some: npm run bench -- image registry site
+// Pass section names to run only some: npm run bench -- image registry site lazy
 import { benchImage } from './image.ts';
+import { benchLazy } from './lazy.ts';
 import { benchRegistry } from './registry.ts';
 import { benchSite } from './site.ts';
 import { benchSlowReaders } from './slow-readers.ts';
@@ -10,6 +11,7 @@ const SECTIONS: Record<string, () => Promise<void>> = {
   registry: benchRegistry,
   'slow-readers': () => benchSlowReaders(),
   site: benchSite,
+  lazy: benchLazy,
 };
 const wanted = process.argv.slice(2);
 for (const name of wanted.length > 0 ? wanted : Object.keys(SECTIONS)) {

@@ -15,7 +15,7 @@ import {
   unsupported,
 } from './errors.ts';
 import { isSha256Digest, normalizeName, parseReference, type Reference } from './names.ts';
-import { parseRange } from './range.ts';
+import { multipartByteranges, parseRange } from './range.ts';
 import type { BlobBody, BlobStat, ManifestRecord, RegistryStore, StreamBody } from './store.ts';
 
 export const API_VERSION_HEADER = 'Docker-Distribution-API-Version';
@@ -239,12 +239,18 @@ export function createApp({ store, upstream, sendStream }: AppOptions): Hono {
     if (range.kind === 'unsatisfiable') throw rangeInvalid(rangeHeader ?? '', stat.size);
     let status = 200;
     let body: BlobBody | null = null;
-    if (range.kind === 'range') {
-      const { start, end } = range.range;
+    if (range.kind === 'ranges' && range.ranges.length > 1) {
+      const multipart = multipartByteranges(range.ranges, stat.size);
+      headers['Content-Type'] = multipart.contentType;
+      headers['Content-Length'] = String(multipart.length);
+      return send(c, 206, headers, head ? null : multipart.body((r) => store.openBlob(name, digest, r)));
+    }
+    if (range.kind === 'ranges') {
+      const [only] = range.ranges;
       status = 206;
-      headers['Content-Range'] = `bytes ${start}-${end}/${stat.size}`;
-      headers['Content-Length'] = String(end - start + 1);
-      if (!head) body = (await store.openBlob(name, digest, range.range)) ?? null;
+      headers['Content-Range'] = `bytes ${only.start}-${only.end}/${stat.size}`;
+      headers['Content-Length'] = String(only.end - only.start + 1);
+      if (!head) body = (await store.openBlob(name, digest, only)) ?? null;
     } else {
       headers['Content-Length'] = String(stat.size);
       if (!head) body = (await store.openBlob(name, digest)) ?? null;

@@ -1,5 +1,13 @@
-// HTTP byte ranges (RFC 9110 §14): one range is served as 206; several are ignored (a full 200,
-// which every client handles); an invalid or unsatisfiable `bytes=` range is a 416.
+// HTTP byte ranges (RFC 9110 §14), the one rule every blob answer follows:
+// - no Range header, or another unit than `bytes`: 200 with the whole blob;
+// - a malformed `bytes=` set (a spec that is not `N-M`, `N-` or `-N`, or has M < N): 416;
+// - specs past the end (`N-` with N >= size, `-0`) are dropped (§14.1.1); none left: 416;
+// - the rest are sorted and overlapping or adjacent ones merged; one left: 206 + Content-Range;
+//   several: 206 multipart/byteranges (§14.6), as Go's http.ServeContent answers (the stargz
+//   snapshotter asks for several chunks at once);
+// - more than MAX_RANGES after merging: one range covering them all (206), so a lazy puller
+//   still gets no more than the span it asked about, and the server never builds a huge
+//   multipart answer.
 
 /** Inclusive byte offsets. */
 export interface ByteRange {
@@ -7,21 +15,26 @@ export interface ByteRange {
   end: number;
 }
 
+/** Past this many (merged) ranges, the answer is one range covering them all. */
+export const MAX_RANGES = 64;
+
 export type RangeResult =
-  | { kind: 'none' } // no Range header, another unit, or several ranges: serve everything
-  | { kind: 'range'; range: ByteRange }
+  | { kind: 'none' } // no Range header or another unit: serve everything
+  | { kind: 'ranges'; ranges: ByteRange[] } // sorted, disjoint, non-adjacent, 1..MAX_RANGES
   | { kind: 'unsatisfiable' };
 
 const SPEC = /^(\d*)-(\d*)$/;
 
+/** Parses a Range header against a blob of `size` bytes (see the rule above). */
 export function parseRange(header: string | undefined | null, size: number): RangeResult {
   if (!header) return { kind: 'none' };
   const eq = header.indexOf('=');
   if (eq < 0) return { kind: 'unsatisfiable' };
   if (header.slice(0, eq).trim().toLowerCase() !== 'bytes') return { kind: 'none' };
-  const specs = header.slice(eq + 1).split(',').map((s) => s.trim());
   const parsed: ByteRange[] = [];
-  for (const spec of specs) {
+  for (const raw of header.slice(eq + 1).split(',')) {
+    const spec = raw.trim();
+    if (spec === '') continue; // RFC 9110 §5.6.1: empty list elements are ignored
     const m = SPEC.exec(spec);
     if (!m || (m[1] === '' && m[2] === '')) return { kind: 'unsatisfiable' };
     if (m[1] === '') {
@@ -34,11 +47,79 @@ export function parseRange(header: string | undefined | null, size: number): Ran
     }
     const start = Number(m[1]);
     const end = m[2] === '' ? size - 1 : Number(m[2]);
-    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || end < start) return { kind: 'unsatisfiable' };
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end)) return { kind: 'unsatisfiable' };
     if (start >= size) continue;
+    if (end < start) return { kind: 'unsatisfiable' };
     parsed.push({ start, end: Math.min(end, size - 1) });
   }
   if (parsed.length === 0) return { kind: 'unsatisfiable' };
-  if (parsed.length > 1) return { kind: 'none' };
-  return { kind: 'range', range: parsed[0] };
+  const ranges = mergeRanges(parsed);
+  if (ranges.length > MAX_RANGES) return { kind: 'ranges', ranges: [{ start: ranges[0].start, end: ranges[ranges.length - 1].end }] };
+  return { kind: 'ranges', ranges };
+}
+
+/** Sorted by start, with overlapping or adjacent ranges joined. */
+function mergeRanges(ranges: ByteRange[]): ByteRange[] {
+  const sorted = [...ranges].sort((a, b) => a.start - b.start);
+  const out: ByteRange[] = [{ ...sorted[0] }];
+  for (const r of sorted.slice(1)) {
+    const last = out[out.length - 1];
+    if (r.start <= last.end + 1) last.end = Math.max(last.end, r.end);
+    else out.push({ ...r });
+  }
+  return out;
+}
+
+/** A multipart/byteranges answer (RFC 9110 §14.6): its Content-Type, Content-Length and body. */
+export interface Multipart {
+  contentType: string;
+  length: number;
+  /** The parts, each read with `open` only when the client has taken in the previous one. */
+  body(open: (range: ByteRange) => Promise<Uint8Array | ReadableStream<Uint8Array> | undefined>): ReadableStream<Uint8Array>;
+}
+
+/**
+ * Lays out `ranges` (sorted, disjoint) of a `size`-byte blob as multipart/byteranges, parts typed
+ * `application/octet-stream`, in the framing Go's mime/multipart writes (CRLF before each
+ * delimiter, so a part's bytes end right before it). The body errors when `open` finds the blob gone.
+ */
+export function multipartByteranges(ranges: ByteRange[], size: number): Multipart {
+  const boundary = Array.from(crypto.getRandomValues(new Uint8Array(15)), (b) => b.toString(16).padStart(2, '0')).join('');
+  const encoder = new TextEncoder();
+  const heads = ranges.map((r, i) =>
+    encoder.encode(`${i === 0 ? '' : '\r\n'}--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes ${r.start}-${r.end}/${size}\r\n\r\n`),
+  );
+  const tail = encoder.encode(`\r\n--${boundary}--\r\n`);
+  let length = tail.length;
+  ranges.forEach((r, i) => (length += heads[i].length + r.end - r.start + 1));
+  return {
+    contentType: `multipart/byteranges; boundary=${boundary}`,
+    length,
+    body(open) {
+      let part = 0;
+      let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+      return new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (reader) {
+            const { done, value } = await reader.read();
+            if (!done) return controller.enqueue(value);
+            reader = undefined;
+          }
+          if (part === ranges.length) {
+            controller.enqueue(tail);
+            return controller.close();
+          }
+          const range = ranges[part];
+          controller.enqueue(heads[part++]);
+          const data = await open(range);
+          if (!data) throw new Error('blob removed while it was being sent');
+          if (data instanceof Uint8Array) controller.enqueue(data);
+          else reader = data.getReader();
+        },
+        async cancel(reason) {
+          await reader?.cancel(reason);
+        },
+      });
+    },
+  };
 }

