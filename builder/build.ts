@@ -117,6 +117,7 @@ function withProgress(source: ModelSource, onProgress?: (done: number, total: nu
         yield chunk;
       }
     },
+    close: () => source.close?.() ?? Promise.resolve(),
   };
   return wrapped;
 }

@@ -15,4 +15,6 @@ export interface ModelSource {
    * belongs to the caller once yielded (the layer writer hands it to a compression thread).
    */
   chunks(file: SourceFile, chunkSize: number): AsyncIterable<Buffer>;
+  /** Stop any work still running for this source (downloads ahead) and free what it holds. */
+  close?(): Promise<void>;
 }
