@@ -45,7 +45,10 @@ export class DownloadWindow {
   /** The most bytes the spool held (reserved) at once: never above the window. */
   peakBytes = 0;
   private readonly segments: Segment[] = [];
-  private readonly bySegment = new Map<Segment, () => Promise<void>>();
+  /** Segments not started yet, and how to start each. */
+  private readonly starters = new Map<Segment, () => Promise<void>>();
+  /** Read pieces of the chunk being put together. */
+  private pending: Buffer[] = [];
   private readonly controller = new AbortController();
   private readonly windowBytes: number;
   private readonly concurrency: number;
@@ -76,7 +79,7 @@ export class DownloadWindow {
         let run!: () => Promise<void>;
         segment.done = new Promise<void>((resolve, reject) => (run = () => this.download(segment).then(resolve, reject)));
         segment.done.catch(() => {}); // seen by the reader, or dropped by close()
-        this.bySegment.set(segment, run);
+        this.starters.set(segment, run);
         this.segments.push(segment);
       }
     });
@@ -126,12 +129,11 @@ export class DownloadWindow {
   async close(): Promise<void> {
     this.controller.abort();
     this.nextStart = this.segments.length;
-    await Promise.allSettled(this.segments.map((s) => (this.bySegment.has(s) ? undefined : s.done)));
+    await Promise.allSettled(this.segments.map((s) => (this.starters.has(s) ? undefined : s.done)));
     if (this.spoolDir) await rm(this.spoolDir, { recursive: true, force: true });
   }
 
   // Pieces end at chunk or segment boundaries; a chunk split over two segments is joined here.
-  private pending: Buffer[] = [];
   private *assemble(piece: Buffer, chunkSize: number, last: boolean): Iterable<Buffer> {
     if (piece.length > 0) this.pending.push(piece);
     const held = this.pending.reduce((sum, b) => sum + b.length, 0);
@@ -157,8 +159,8 @@ export class DownloadWindow {
       this.reserved += size;
       this.peakBytes = Math.max(this.peakBytes, this.reserved);
       this.inFlight++;
-      const run = this.bySegment.get(segment)!;
-      this.bySegment.delete(segment);
+      const run = this.starters.get(segment)!;
+      this.starters.delete(segment);
       void run().finally(() => {
         this.inFlight--;
         this.pump();
