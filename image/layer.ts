@@ -41,7 +41,7 @@ export async function writeLayer(source: ModelSource, sink: ByteSink, options: L
   const chunkSize = writer.chunkSize;
   try {
     const files = await source.list();
-    await writer.addFile({ name: NO_PREFETCH_LANDMARK, type: 'file', size: 1, mode: FILE_MODE, mtime }, [Buffer.from(LANDMARK_CONTENT)]);
+    await writer.addFile({ name: NO_PREFETCH_LANDMARK, type: 'file', size: 1, mode: FILE_MODE, mtime }, [LANDMARK_CONTENT]);
     for (const item of archiveOrder(files)) {
       if (item.file) {
         const entry = { name: item.name, type: 'file' as const, size: item.file.size, mode: FILE_MODE, mtime };
