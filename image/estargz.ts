@@ -56,7 +56,10 @@ export interface EStargzOptions {
   chunkSize?: number;
   /** A fixed gzip level for every member (as estargz.Build -level); by default chosen per member. */
   level?: number;
-  /** Members being compressed or waiting to be written at once (memory: about 2 x chunkSize each). */
+  /**
+   * Members being compressed or waiting to be written at once (memory: about 2 x chunkSize each).
+   * Default: two per compression thread plus two, so no thread waits while the oldest is written.
+   */
   concurrency?: number;
 }
 
@@ -94,7 +97,7 @@ export class EStargzWriter {
   ) {
     this.chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
     if (options.level !== undefined) this.fixed = { ...DEFAULT_DEFLATE, level: options.level };
-    this.concurrency = Math.max(1, options.concurrency ?? 3);
+    this.concurrency = Math.max(1, options.concurrency ?? 2 * gzipPool().threads + 2);
   }
 
   async addDirectory(entry: TarEntry): Promise<void> {
