@@ -64,7 +64,6 @@ class GzipPool {
 
   private spawn(): Worker {
     const worker = new Worker(WORKER_SOURCE, { eval: true });
-    worker.unref();
     worker.on('message', (message: { id: number; gzip?: Uint8Array; digest?: string; error?: string }) => {
       const waiter = this.waiting.get(message.id)!;
       this.waiting.delete(message.id);
@@ -76,6 +75,7 @@ class GzipPool {
       else waiter.resolve({ gzip: Buffer.from(message.gzip!.buffer, message.gzip!.byteOffset, message.gzip!.byteLength), digest: message.digest });
     });
     worker.on('error', (error) => this.replace(worker, error));
+    worker.unref(); // after the listeners: adding one refs the worker again
     return worker;
   }
 
