@@ -2,7 +2,6 @@
 // Nothing becomes visible until it is complete: the layer streams into a temp file and is renamed
 // into the layout once written, and the tag is the very last write.
 import { open, rm } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import { imageName, nameProblem, shaProblem, tagProblem } from '../models/catalog.ts';
 import { NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK, TOC_TAR_NAME } from '../image/estargz.ts';
 import { assembleImage } from '../image/image.ts';
@@ -66,7 +65,6 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
       mtime: epoch,
       chunkSize: options.chunkSize,
       level: options.level,
-      concurrency: availableParallelism() + 1,
     });
     await handle.sync();
   } catch (error) {
@@ -135,6 +133,7 @@ function withProgress(source: ModelSource, onProgress?: (done: number, total: nu
         yield chunk;
       }
     },
+    close: () => source.close?.() ?? Promise.resolve(),
   };
   return wrapped;
 }

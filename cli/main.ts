@@ -1,8 +1,7 @@
 // depot-ai: one entry point, one small module per command. Bad input ends in one clear line
 // and a non-zero exit, never a stack trace (set DEPOT_DEBUG=1 to see one).
-import { CatalogError } from '../models/catalog.ts';
-import { BuildError } from '../builder/build.ts';
-import { RemoteError } from '../client/remote.ts';
+// Only what --help needs is imported up front: the catalog (yaml), builder and client load with
+// the command that uses them, or with the error being explained, so start-up stays short.
 import { UsageError } from './args.ts';
 
 const USAGE = `Usage: depot-ai <command>
@@ -48,6 +47,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     if (process.env.DEPOT_DEBUG) console.error(error);
     if (error instanceof UsageError) return fail(error.message, 2);
+    const [{ CatalogError }, { BuildError }, { RemoteError }] = await Promise.all([import('../models/catalog.ts'), import('../builder/build.ts'), import('../client/remote.ts')]);
     // Catalog problems are FILE:LINE:COL lines already, the same ones the site build prints.
     if (error instanceof CatalogError) {
       process.stderr.write(`${error.message}\n`);

@@ -2,13 +2,12 @@
 // writes and reads it: the tar stream cut into gzip members so that every chunk of every regular
 // file starts a member of its own (headers and tar padding ride in the member before or after),
 // then one member holding the TOC `stargz.index.json` (plus the tar trailer), then the 51-byte footer.
-// Members are compressed in parallel on the zlib thread pool and written strictly in order.
+// Members are compressed in parallel on worker threads (deflate settings chosen per member from
+// its bytes, see deflate.ts) and handed to the sink strictly in order, one write at a time.
 import { createHash, type Hash } from 'node:crypto';
-import { promisify } from 'node:util';
-import { gzip as gzipCallback } from 'node:zlib';
+import { chooseDeflate, DEFAULT_DEFLATE, type DeflateSettings } from './deflate.ts';
+import { gzipPool, type GzipResult } from './gzip-pool.ts';
 import { padding, tarHeader, tarTrailer, type TarEntry } from './tar.ts';
-
-const gzip = promisify(gzipCallback);
 
 export const TOC_TAR_NAME = 'stargz.index.json';
 export const NO_PREFETCH_LANDMARK = '.no.prefetch.landmark';
@@ -34,7 +33,10 @@ export interface Toc {
   entries: TocEntry[];
 }
 
-/** Where compressed bytes go, in order. The writer waits for each write before the next. */
+/**
+ * Where compressed bytes go, in order: a file, an upload, a hash. The writer awaits each write
+ * before the next one (backpressure), and never touches a buffer again once it is written.
+ */
 export interface ByteSink {
   write(bytes: Buffer): Promise<void>;
 }
@@ -53,20 +55,33 @@ export interface LayerResult {
 
 export interface EStargzOptions {
   chunkSize?: number;
+  /** A fixed gzip level for every member (as estargz.Build -level); by default chosen per member. */
   level?: number;
-  /** Members being compressed at once; enough to keep every core busy while one is written. */
+  /**
+   * Members being compressed or waiting to be written at once (memory: about 2 x chunkSize each).
+   * Default: two per compression thread plus two, so no thread waits while the oldest is written.
+   */
   concurrency?: number;
 }
 
+/** The chunk a member begins with: its TOC entry gets the chunk's digest once compressed. */
+interface LeadingChunk {
+  entry: TocEntry;
+  length: number;
+  /** The file's own entry when this chunk is the whole file (its digest is the chunk's). */
+  wholeFile?: TocEntry;
+}
+
 interface PendingMember {
-  compressed: Promise<Buffer>;
+  compressed: Promise<GzipResult>;
   /** TOC entries whose `offset` is where this member starts. */
   startsAt: TocEntry[];
+  leading?: LeadingChunk;
 }
 
 export class EStargzWriter {
   readonly chunkSize: number;
-  private readonly level: number;
+  private readonly fixed?: DeflateSettings;
   private readonly concurrency: number;
   private readonly entries: TocEntry[] = [];
   private readonly diffHash = createHash('sha256');
@@ -75,15 +90,15 @@ export class EStargzWriter {
   private compressedSize = 0;
   private readonly inFlight: PendingMember[] = [];
   /** The member being filled: uncompressed parts and the entries that start it. */
-  private open: { parts: Buffer[]; startsAt: TocEntry[] } = { parts: [], startsAt: [] };
+  private open: { parts: Buffer[]; startsAt: TocEntry[]; leading?: LeadingChunk } = { parts: [], startsAt: [] };
 
   constructor(
     private readonly sink: ByteSink,
     options: EStargzOptions = {},
   ) {
     this.chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
-    this.level = options.level ?? 6;
-    this.concurrency = Math.max(1, options.concurrency ?? 3);
+    if (options.level !== undefined) this.fixed = { ...DEFAULT_DEFLATE, level: options.level };
+    this.concurrency = Math.max(1, options.concurrency ?? 2 * gzipPool().threads + 2);
   }
 
   async addDirectory(entry: TarEntry): Promise<void> {
@@ -99,7 +114,9 @@ export class EStargzWriter {
     this.append(tarHeader(entry));
     const fileEntry: TocEntry = { name: entry.name, type: 'reg', size: entry.size, modtime: modtime(entry.mtime), mode: entry.mode };
     this.entries.push(fileEntry);
-    const fileHash = createHash('sha256');
+    // One chunk's digest is the file's digest: that hash is taken on a worker with the chunk's.
+    const wholeFile = entry.size <= this.chunkSize ? fileEntry : undefined;
+    const fileHash = wholeFile ? undefined : createHash('sha256');
     let written = 0;
     let tocEntry = fileEntry;
     for await (const chunk of chunks) {
@@ -108,15 +125,15 @@ export class EStargzWriter {
       if (tocEntry !== fileEntry) this.entries.push(tocEntry);
       if (chunk.length === this.chunkSize) tocEntry.chunkSize = chunk.length;
       tocEntry.chunkOffset = written || undefined;
-      tocEntry.chunkDigest = digestOf(createHash('sha256').update(chunk));
-      fileHash.update(chunk);
-      await this.startMember(tocEntry);
+      fileHash?.update(chunk);
+      await this.startMember({ entry: tocEntry, length: chunk.length, wholeFile });
       this.append(chunk);
       written += chunk.length;
       tocEntry = { name: entry.name, type: 'chunk' };
     }
     if (written !== entry.size) throw new Error(`${entry.name}: read ${written} bytes, expected ${entry.size} (did it change during the build?)`);
-    fileEntry.digest = digestOf(fileHash);
+    if (fileHash) fileEntry.digest = digestOf(fileHash);
+    else if (entry.size === 0) fileEntry.digest = EMPTY_DIGEST;
     this.append(Buffer.alloc(padding(entry.size)));
   }
 
@@ -135,7 +152,7 @@ export class EStargzWriter {
       tarTrailer(),
     ]);
     this.hashUncompressed(tocTar);
-    await this.emit(await gzip(tocTar, { level: this.level }));
+    await this.emit((await gzipPool().compress({ bytes: tocTar, settings: this.fixed ?? DEFAULT_DEFLATE, digestLength: 0 })).gzip);
     await this.emit(footer(tocOffset));
     return {
       digest: digestOf(this.blobHash),
@@ -151,27 +168,35 @@ export class EStargzWriter {
     if (bytes.length > 0) this.open.parts.push(bytes);
   }
 
-  /** Close the open member and start a new one that begins at `entry`'s data. */
-  private async startMember(entry: TocEntry): Promise<void> {
+  /** Close the open member and start a new one that begins with `leading`'s data. */
+  private async startMember(leading: LeadingChunk): Promise<void> {
     await this.closeMember();
-    this.open.startsAt.push(entry);
+    this.open.startsAt.push(leading.entry);
+    this.open.leading = leading;
   }
 
   private async closeMember(): Promise<void> {
-    const { parts, startsAt } = this.open;
+    const { parts, startsAt, leading } = this.open;
     this.open = { parts: [], startsAt: [] };
     if (parts.length === 0) return;
     const bytes = parts.length === 1 ? parts[0] : Buffer.concat(parts);
     this.hashUncompressed(bytes);
-    this.inFlight.push({ compressed: gzip(bytes, { level: this.level }), startsAt });
+    const settings = this.fixed ?? chooseDeflate(bytes);
+    const compressed = gzipPool().compress({ bytes, settings, digestLength: leading?.length ?? 0 });
+    compressed.catch(() => {}); // awaited in order by writeOldest; a failure is seen there
+    this.inFlight.push({ compressed, startsAt, leading });
     if (this.inFlight.length >= this.concurrency) await this.writeOldest();
   }
 
   private async writeOldest(): Promise<void> {
     const member = this.inFlight.shift()!;
-    const compressed = await member.compressed;
+    const { gzip, digest } = await member.compressed;
     for (const entry of member.startsAt) entry.offset = this.compressedSize;
-    await this.emit(compressed);
+    if (member.leading) {
+      member.leading.entry.chunkDigest = digest;
+      if (member.leading.wholeFile) member.leading.wholeFile.digest = digest;
+    }
+    await this.emit(gzip);
   }
 
   private hashUncompressed(bytes: Buffer): void {
@@ -185,6 +210,8 @@ export class EStargzWriter {
     await this.sink.write(bytes);
   }
 }
+
+const EMPTY_DIGEST = `sha256:${createHash('sha256').digest('hex')}`;
 
 function digestOf(hash: Hash): string {
   return `sha256:${hash.digest('hex')}`;

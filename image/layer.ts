@@ -29,19 +29,29 @@ export function archiveOrder(files: SourceFile[]): Item[] {
   return [...items.values()].sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
 }
 
+/**
+ * Write `source` as one eStargz layer into `sink` (any ByteSink: a file, an upload, a hash; each
+ * write is awaited, so a slow sink slows the reading). Files are read once, in archive order;
+ * the source is closed at the end, failed or not. Resolves with the blob's digest and size, the
+ * diffID, the TOC digest and the file count once the last byte has been written.
+ */
 export async function writeLayer(source: ModelSource, sink: ByteSink, options: LayerOptions = {}): Promise<LayerResult & { files: number }> {
   const mtime = options.mtime ?? 0;
   const writer = new EStargzWriter(sink, options);
   const chunkSize = writer.chunkSize;
-  const files = await source.list();
-  await writer.addFile({ name: NO_PREFETCH_LANDMARK, type: 'file', size: 1, mode: FILE_MODE, mtime }, [LANDMARK_CONTENT]);
-  for (const item of archiveOrder(files)) {
-    if (item.file) {
-      const entry = { name: item.name, type: 'file' as const, size: item.file.size, mode: FILE_MODE, mtime };
-      await writer.addFile(entry, source.chunks(item.file, chunkSize));
-    } else {
-      await writer.addDirectory({ name: item.name, type: 'dir', size: 0, mode: DIR_MODE, mtime });
+  try {
+    const files = await source.list();
+    await writer.addFile({ name: NO_PREFETCH_LANDMARK, type: 'file', size: 1, mode: FILE_MODE, mtime }, [LANDMARK_CONTENT]);
+    for (const item of archiveOrder(files)) {
+      if (item.file) {
+        const entry = { name: item.name, type: 'file' as const, size: item.file.size, mode: FILE_MODE, mtime };
+        await writer.addFile(entry, source.chunks(item.file, chunkSize));
+      } else {
+        await writer.addDirectory({ name: item.name, type: 'dir', size: 0, mode: DIR_MODE, mtime });
+      }
     }
+    return { ...(await writer.finish()), files: files.length };
+  } finally {
+    await source.close?.();
   }
-  return { ...(await writer.finish()), files: files.length };
 }

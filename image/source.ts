@@ -10,6 +10,11 @@ export interface SourceFile {
 export interface ModelSource {
   /** Every regular file, in any order. */
   list(): Promise<SourceFile[]>;
-  /** The file's content in buffers of exactly `chunkSize` bytes (the last one shorter). */
+  /**
+   * The file's content in buffers of exactly `chunkSize` bytes (the last one shorter). Each buffer
+   * belongs to the caller once yielded (the layer writer hands it to a compression thread).
+   */
   chunks(file: SourceFile, chunkSize: number): AsyncIterable<Buffer>;
+  /** Stop any work still running for this source (downloads ahead) and free what it holds. */
+  close?(): Promise<void>;
 }

@@ -72,13 +72,13 @@ export class ContentCache {
           await truncate(partial, 0);
           offset = 0;
         }
-        let hash = hasher(key);
+        let hash = contentHasher(key);
         if (offset > 0) for await (const chunk of createReadStream(partial, { end: offset - 1 })) hash.update(chunk as Buffer);
         const { from, body } = offset < key.size ? await openBody(offset) : { from: offset, body: emptyBody() };
         if (from !== offset) {
           // The server ignored the range and sent the whole file: start over.
           offset = 0;
-          hash = hasher(key);
+          hash = contentHasher(key);
         }
         await this.appendFrom(partial, offset, key, label, body, hash, report);
       },
@@ -114,7 +114,8 @@ export class ContentCache {
   }
 }
 
-function hasher(key: ContentKey): Hash {
+/** The hash a key names: sha256 of the bytes, or git's blob id (sha1 over "blob SIZE\0" and the bytes). */
+export function contentHasher(key: ContentKey): Hash {
   if (key.algorithm === 'sha256') return createHash('sha256');
   return createHash('sha1').update(`blob ${key.size}\0`);
 }

@@ -1,10 +1,16 @@
 // A model straight from Hugging Face, exactly at its pinned sha: the recursive file list (every
-// page) through @huggingface/hub, each file downloaded into the content cache (several at a time,
-// resumed and retried) and verified against its LFS sha256 or git blob id and size before the
-// layer writer sees a byte. The token goes to the Hub only, never to the storage hosts it
-// redirects to.
+// page) through @huggingface/hub, then the files' bytes in one of two ways:
+// - with a content cache: every file downloaded into it first (several at a time, resumed and
+//   retried) and verified against its LFS sha256 or git blob id before the writer sees a byte;
+// - streaming (no cache): ranged requests run ahead of the writer through a bounded disk window
+//   (download-window.ts), each file verified as its last byte is read, so disk stays within the
+//   window whatever the model's size.
+// The token goes to the Hub only, never to the storage hosts it redirects to.
+import { tmpdir } from 'node:os';
 import { HubApiError, listFiles } from '@huggingface/hub';
+import { archiveOrder } from '../image/layer.ts';
 import { ContentCache, TransientError, type Body, type ContentKey } from './content-cache.ts';
+import { DownloadWindow } from './download-window.ts';
 import { runConcurrently } from '../client/retry.ts';
 import { readFileChunks, SourceError, type ModelSource, type SourceFile } from './folder.ts';
 import { hubResolveUrl } from './hub-url.ts';
@@ -13,10 +19,15 @@ import { hubSettings, isExcluded, type HubSettings } from '../models/repository.
 export const DEFAULT_CACHE = '.depot/cache';
 
 export interface HuggingFaceOptions extends Partial<HubSettings> {
-  cache: ContentCache | string;
-  /** Files downloaded at once (default 4). */
+  /** Download every file into this content cache first; without one, stream through a window. */
+  cache?: ContentCache | string;
+  /** Streaming: disk the download window may use, in bytes (default 1 GiB). */
+  windowBytes?: number;
+  /** Streaming: where the window's spool folder is made (default the OS temp folder). */
+  spoolDir?: string;
+  /** Files (cache) or ranged requests (streaming) downloaded at once (default 4). */
   concurrency?: number;
-  /** Download progress: bytes in the cache so far (cached files count at once) and the total. */
+  /** Download progress: bytes received so far (cached files count at once) and the total. */
   onDownload?: (done: number, total: number) => void;
 }
 
@@ -26,8 +37,10 @@ interface HubFile extends SourceFile {
 
 export class HuggingFaceSource implements ModelSource {
   private readonly settings: HubSettings;
-  private readonly cache: ContentCache;
+  private readonly cache?: ContentCache;
   private readonly local = new Map<string, string>();
+  private window?: DownloadWindow;
+  private readonly listed = new Map<string, HubFile>();
 
   constructor(
     readonly name: string,
@@ -40,26 +53,55 @@ export class HuggingFaceSource implements ModelSource {
     this.cache = typeof options.cache === 'string' ? new ContentCache(options.cache) : options.cache;
   }
 
-  /** Lists the files at the sha and downloads every one of them into the cache. */
+  /**
+   * Lists the files at the sha. With a cache, downloads every one of them into it; streaming,
+   * starts fetching them in archive order (the order the layer writer must read them in).
+   */
   async list(): Promise<SourceFile[]> {
     const files = await this.listing();
     const total = files.reduce((sum, f) => sum + f.size, 0);
     let done = 0;
+    const onBytes = (bytes: number) => {
+      done += bytes;
+      this.options.onDownload?.(done, total);
+    };
     this.options.onDownload?.(0, total);
-    await runConcurrently(files, this.options.concurrency ?? 4, async (file) => {
-      const local = await this.cache.fetch(file.key, file.path, (offset) => this.open(file, offset), (bytes) => {
-        done += bytes;
-        this.options.onDownload?.(done, total);
+    if (this.cache) {
+      const cache = this.cache;
+      await runConcurrently(files, this.options.concurrency ?? 4, async (file) => {
+        this.local.set(file.path, await cache.fetch(file.key, file.path, (offset) => this.open(file, offset, file.size), onBytes));
       });
-      this.local.set(file.path, local);
-    });
+    } else {
+      const ordered = archiveOrder(files).flatMap((item) => (item.file ? [item.file as HubFile] : []));
+      for (const file of ordered) this.listed.set(file.path, file);
+      this.window = new DownloadWindow(ordered, (file, start, end, signal) => this.open(file as HubFile, start, end, signal), {
+        dir: this.options.spoolDir ?? tmpdir(),
+        windowBytes: this.options.windowBytes,
+        concurrency: this.options.concurrency,
+        onBytes,
+      });
+      await this.window.start();
+    }
     return files.map(({ path, size }) => ({ path, size }));
   }
 
+  /** The file's bytes; streaming, files must be read in archive order. */
   chunks(file: SourceFile, chunkSize: number): AsyncIterable<Buffer> {
+    const listed = this.listed.get(file.path);
+    if (this.window && listed) return this.window.chunks(listed, chunkSize);
     const local = this.local.get(file.path);
     if (!local) throw new SourceError(`${file.path} was not downloaded`);
     return readFileChunks(local, file.size, chunkSize);
+  }
+
+  /** Streaming: the most bytes the download window held on disk at once. */
+  get peakWindowBytes(): number {
+    return this.window?.peakBytes ?? 0;
+  }
+
+  /** Stops the downloads still running and deletes the streaming spool. */
+  async close(): Promise<void> {
+    await this.window?.close();
   }
 
   private async listing(): Promise<HubFile[]> {
@@ -85,20 +127,18 @@ export class HuggingFaceSource implements ModelSource {
     return { hubUrl: this.settings.hubUrl, accessToken: this.settings.token, fetch: hubFetch(this.settings.hubUrl) };
   }
 
-  /** The file's bytes from `offset`, resolved at the pinned sha. */
-  private async open(file: HubFile, offset: number): Promise<Body> {
+  /** Bytes [start, end) of the file, resolved at the pinned sha (the storage host it redirects to gets no token). */
+  private async open(file: HubFile, start: number, end: number, signal?: AbortSignal): Promise<Body> {
     const credentials = this.credentials();
-    const headers: Record<string, string> = offset > 0 ? { Range: `bytes=${offset}-` } : {};
+    const headers: Record<string, string> = start > 0 || end < file.size ? { Range: `bytes=${start}-${end - 1}` } : {};
     if (credentials.accessToken) headers.Authorization = `Bearer ${credentials.accessToken}`;
-    const response = await credentials.fetch(hubResolveUrl(this.settings.hubUrl, this.name, this.sha, file.path), { headers });
+    const response = await credentials.fetch(hubResolveUrl(this.settings.hubUrl, this.name, this.sha, file.path), { headers, signal });
     if (!response.ok || !response.body) {
       await response.body?.cancel();
-      const missing = response.status === 404 && response.headers.get('X-Error-Code') === 'EntryNotFound';
-      if (missing) throw new SourceError(`${this.name}: ${file.path} is listed at ${this.sha} but cannot be downloaded`);
-      const problem = `${this.name}: downloading ${file.path} failed with status ${response.status}`;
-      throw response.status >= 500 || response.status === 429 ? new TransientError(problem) : new SourceError(problem);
+      throw this.explain(new HubApiError(response.url, response.status, response.headers.get('x-request-id') ?? undefined, `downloading ${file.path} failed with status ${response.status}`));
     }
-    return { from: response.status === 206 ? offset : 0, body: response.body };
+    const range = /^bytes (\d+)-/.exec(response.headers.get('content-range') ?? '');
+    return { from: response.status === 206 && range ? Number(range[1]) : 0, body: response.body };
   }
 
   /** One clear line for what the Hub said. */
