@@ -1,0 +1,209 @@
+// The registry as a Cloudflare Worker over R2, run in workerd (Miniflare 3, R2 on disk): the same
+// API conformance as `serve`, real clients (skopeo, buildah, the reference estargz reader reading
+// lazily), the optional redirect of blob GETs, and pull-through from the CNCF registry into R2.
+import assert from 'node:assert/strict';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { sha256Digest } from '../image/oci.ts';
+import { blobKey, tagKey } from '../registry/r2-store.ts';
+import { assertBuildahCopies } from './helpers/buildah.ts';
+import { registryConformance } from './helpers/conformance.ts';
+import { startRecordingProxy, type RecordingProxy } from './helpers/proxy.ts';
+import {
+  errorCode,
+  makeTestImage,
+  pushLayout,
+  raw,
+  ROOT,
+  runTool,
+  startCncfRegistry,
+  tempDir,
+  tool,
+  type CncfRegistry,
+  type TestImage,
+} from './helpers/registry.ts';
+import { startTestWorker, type TestWorker } from './helpers/worker.ts';
+
+for (const file of ['/usr/bin/docker-registry', '/usr/bin/skopeo', '/usr/bin/buildah']) tool(file);
+const checker = tool(path.join(ROOT, 'tools/bin/estargz-check'));
+const sha = sha256Digest;
+const hostPort = (url: string) => new URL(url).host;
+
+let image: TestImage;
+let layer: Buffer;
+let worker: TestWorker;
+
+before(async () => {
+  // 20 MiB of weights: the layer is loaded into R2 as a multipart upload (8 MiB parts).
+  image = await makeTestImage({ name: 'Test-Org/Tiny-Model', tag: 'v1', weights: 20 * 1024 * 1024 });
+  layer = await readFile(path.join(image.store, ...image.name.split('/'), 'blobs/sha256', image.layer.slice(7)));
+  worker = await startTestWorker({ store: image.store });
+});
+after(async () => {
+  await worker?.close();
+  if (image) await rm(image.store, { recursive: true, force: true });
+});
+
+registryConformance(() => ({ url: worker.url, image, layer }), { dotSegments: false });
+
+describe('the Worker', () => {
+  test('dot segments are resolved by the platform before the Worker: nothing outside /v2/<name> is reachable', async () => {
+    const outside = await raw(worker.url, '/v2/../../../../etc/passwd');
+    assert.equal(outside.status, 404);
+    assert.equal(errorCode(outside), 'NOT_FOUND');
+    const resolved = await raw(worker.url, '/v2/test-org/../tiny-model/manifests/v1');
+    assert.equal(resolved.status, 404);
+    assert.equal(errorCode(resolved), 'NAME_UNKNOWN'); // it asked for "tiny-model"
+  });
+
+  test('R2 holds the layout the README documents', async () => {
+    assert.equal(((await worker.bucket.head(blobKey(image.name, image.layer)))?.size), image.layerSize);
+    const tag = await worker.bucket.get(tagKey(image.name, 'v1'));
+    assert.equal(await tag?.text(), image.index);
+  });
+
+  test('skopeo copy --all to an OCI layout: identical digests and blobs', async () => {
+    const out = await tempDir('worker-skopeo');
+    try {
+      await runTool('/usr/bin/skopeo', ['copy', '--all', '--src-tls-verify=false', `docker://${hostPort(worker.url)}/${image.name}:v1`, `oci:${out}:v1`]);
+      const index = JSON.parse(await readFile(path.join(out, 'index.json'), 'utf8'));
+      assert.equal(index.manifests[0].digest, image.index);
+      const copied = (await readdir(path.join(out, 'blobs/sha256'))).sort();
+      const stored = (await readdir(path.join(image.store, ...image.name.split('/'), 'blobs/sha256'))).filter((f) => !f.startsWith('.')).sort();
+      assert.deepEqual(copied, stored);
+      for (const file of copied) assert.equal(sha(await readFile(path.join(out, 'blobs/sha256', file))), `sha256:${file}`);
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
+  });
+
+  test('buildah: FROM scratch + COPY --from=<image on the Worker>: byte-identical files', { timeout: 300_000 }, async () => {
+    const hp = hostPort(worker.url);
+    await assertBuildahCopies(hp, `${hp}/${image.name}:v1`, image.files, 'model.safetensors');
+  });
+
+  test('the reference estargz reader reads one file lazily: right bytes, a small fraction of the layer', async () => {
+    const manifest = JSON.parse(await readFile(path.join(image.store, ...image.name.split('/'), 'blobs/sha256', image.manifest.slice(7)), 'utf8'));
+    const dir = await tempDir('worker-lazy');
+    try {
+      const out = path.join(dir, 'notes.txt');
+      const { stdout } = await runTool(checker, [
+        'read', '-url', `${worker.url}/v2/${image.name}/blobs/${image.layer}`,
+        '-toc-digest', manifest.layers[0].annotations['containerd.io/snapshot/stargz/toc.digest'],
+        '-file', 'nested/dir/notes.txt', '-out', out,
+      ]);
+      const report = JSON.parse(stdout) as { blobSize: number; fetched: number };
+      assert.ok((await readFile(out)).equals(image.files['nested/dir/notes.txt']));
+      assert.equal(report.blobSize, image.layerSize);
+      assert.ok(report.fetched < report.blobSize / 50, `fetched ${report.fetched} of ${report.blobSize} bytes`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('PUBLIC_BLOB_URL: a full blob GET is a 307 to the bucket key; ranges and misses are still served here', async () => {
+    const cdn = 'https://blobs.example.test/';
+    const redirecting = await startTestWorker({ store: image.store, bindings: { PUBLIC_BLOB_URL: cdn } });
+    try {
+      const full = await raw(redirecting.url, `/v2/Test-Org/Tiny-Model/blobs/${image.layer}`);
+      assert.equal(full.status, 307);
+      assert.equal(full.headers.location, `https://blobs.example.test/blobs/test-org/tiny-model%40sha256%3A${image.layer.slice(7)}`);
+      const range = await raw(redirecting.url, `/v2/${image.name}/blobs/${image.layer}`, { headers: { Range: 'bytes=10-4105' } });
+      assert.equal(range.status, 206);
+      assert.ok(range.body.equals(layer.subarray(10, 4106)));
+      const missing = await raw(redirecting.url, `/v2/${image.name}/blobs/sha256:${'0'.repeat(64)}`);
+      assert.equal(errorCode(missing), 'BLOB_UNKNOWN');
+    } finally {
+      await redirecting.close();
+    }
+  });
+});
+
+describe('pull-through from the CNCF registry into R2', () => {
+  let cncf: CncfRegistry;
+  let proxy: RecordingProxy;
+  let cold: TestWorker;
+
+  before(async () => {
+    cncf = await startCncfRegistry();
+    await pushLayout(image.store, image.name, 'v1', cncf.hostPort);
+    proxy = await startRecordingProxy(cncf.url);
+    cold = await startTestWorker({ bindings: { UPSTREAM: proxy.url } });
+  });
+  after(async () => {
+    await cold?.close();
+    await proxy?.close();
+    await cncf?.stop();
+    if (cncf) await rm(cncf.dir, { recursive: true, force: true });
+  });
+
+  test('concurrent misses for one blob: one upstream fetch, every client gets the verified bytes, then R2 has it', async () => {
+    const path = `/v2/${image.name}/blobs/${image.layer}`;
+    const bodies = await Promise.all([1, 2, 3, 4].map(() => raw(cold.url, path)));
+    for (const res of bodies) {
+      assert.equal(res.status, 200);
+      assert.equal(sha(res.body), image.layer);
+    }
+    assert.equal(proxy.count('GET', image.layer), 1);
+    assert.equal((await cold.bucket.head(blobKey(image.name, image.layer)))?.size, image.layerSize);
+    const warm = await raw(cold.url, path, { headers: { Range: 'bytes=0-4095' } });
+    assert.equal(warm.status, 206);
+    assert.ok(warm.body.equals(layer.subarray(0, 4096)));
+    assert.equal(proxy.count('GET', image.layer), 1, 'served from R2');
+  });
+
+  test('skopeo copy through the Worker: the upstream image, digests intact, manifests and tag now in R2', async () => {
+    const out = await tempDir('worker-pull');
+    try {
+      await runTool('/usr/bin/skopeo', ['copy', '--all', '--src-tls-verify=false', `docker://${hostPort(cold.url)}/${image.name}:v1`, `oci:${out}:v1`]);
+      const index = JSON.parse(await readFile(path.join(out, 'index.json'), 'utf8'));
+      assert.equal(index.manifests[0].digest, image.index);
+      for (const file of await readdir(path.join(out, 'blobs/sha256'))) assert.equal(sha(await readFile(path.join(out, 'blobs/sha256', file))), `sha256:${file}`);
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
+    assert.equal(await (await cold.bucket.get(tagKey(image.name, 'v1')))?.text(), image.index);
+    assert.ok(await cold.bucket.head(blobKey(image.name, image.manifest)));
+  });
+
+  test('an upstream sending bytes that do not match the digest: the client never gets a complete body, R2 stays empty', async () => {
+    const liar = await startLyingUpstream(layer);
+    const fooled = await startTestWorker({ bindings: { UPSTREAM: liar.url } });
+    try {
+      const res = await raw(fooled.url, `/v2/${image.name}/blobs/${image.layer}`).catch((error: Error) => error);
+      if (!(res instanceof Error)) assert.ok(res.status !== 200 || sha(res.body) !== image.layer, 'a bad body passed as good');
+      if (!(res instanceof Error) && res.status === 200) assert.ok(res.body.length < layer.length, 'the whole corrupted body was delivered');
+      assert.equal(await fooled.bucket.head(blobKey(image.name, image.layer)), null);
+      assert.ok(liar.gets >= 1);
+    } finally {
+      await fooled.close();
+      await liar.close();
+    }
+  });
+});
+
+/** An upstream that answers every blob GET with `bytes` flipped in one place (same length). */
+async function startLyingUpstream(bytes: Buffer): Promise<{ url: string; gets: number; close(): Promise<void> }> {
+  const bad = Buffer.from(bytes);
+  bad[bad.length >> 1] ^= 0xff;
+  const liar = { url: '', gets: 0, close: async () => {} };
+  const server: Server = createServer((req, res) => {
+    if (req.url?.includes('/blobs/')) {
+      liar.gets++;
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(bad.length) });
+      res.end(req.method === 'HEAD' ? undefined : bad);
+      return;
+    }
+    res.writeHead(404, { 'Content-Type': 'application/json' });
+    res.end('{"errors":[{"code":"NOT_FOUND","message":"no"}]}');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  liar.url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  liar.close = () => new Promise((r) => {
+    server.closeAllConnections();
+    server.close(() => r());
+  });
+  return liar;
+}
