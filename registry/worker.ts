@@ -32,9 +32,13 @@ export interface Env {
   FILLS?: DurableObjectNamespace;
 }
 
-/** A fetch that adds the upstream credentials to requests for the upstream's origin, and only those. */
+/**
+ * A fetch that adds the upstream credentials to requests for the upstream's origin, and only those.
+ * Always a fresh function: workerd's fetch throws "Illegal invocation" when called as a method of
+ * another object, as the pull-through calls its `fetch` option.
+ */
 function credentialedFetch(env: Env, upstream: string): typeof fetch {
-  if (!env.UPSTREAM_USER) return fetch;
+  if (!env.UPSTREAM_USER) return (input, init) => fetch(input, init);
   const origin = new URL(upstream).origin;
   const basic = `Basic ${btoa(`${env.UPSTREAM_USER}:${env.UPSTREAM_PASSWORD ?? ''}`)}`;
   return (input, init) => {
