@@ -88,7 +88,10 @@ async function main(): Promise<void> {
     console.log(`loaded ${images.length} image(s) from ${process.env.DEPOT_STORE}`);
   }
   console.log(`depot.ai Worker listening on ${worker.url} (R2 in ${r2Dir})`);
+  // Miniflare's own signal hooks exit with 128+signal before anything is closed; ours disposes
+  // Miniflare (which stops workerd) and exits 0, as `depot-ai serve` does.
   const stop = () => void worker.close().then(() => process.exit(0));
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.removeAllListeners(signal);
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
 }

@@ -3,6 +3,7 @@
 // lazily), the optional redirect of blob GETs, and pull-through from the CNCF registry into R2.
 import assert from 'node:assert/strict';
 import { readdir, readFile, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -117,6 +118,48 @@ describe('the Worker', () => {
       assert.equal(errorCode(missing), 'BLOB_UNKNOWN');
     } finally {
       await redirecting.close();
+    }
+  });
+});
+
+describe('npm run worker', () => {
+  test('serves a store copied into R2 at $PORT with R2 in $DEPOT_R2_DIR; the bucket outlives a restart; SIGTERM stops it', async () => {
+    const pkg = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8'));
+    assert.equal(pkg.scripts.worker, 'node --import tsx scripts/worker.ts');
+    const r2Dir = await tempDir('npm-worker-r2');
+    const run = async (env: Record<string, string>, check: (url: string) => Promise<void>) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/worker.ts'], {
+        cwd: ROOT,
+        env: { ...process.env, PORT: '0', DEPOT_R2_DIR: r2Dir, DEPOT_UPSTREAM: '', ...env },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      let out = '';
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+          out += chunk;
+          const m = /listening on (http:\/\/127\.0\.0\.1:\d+) \(R2 in (.+)\)/.exec(out);
+          if (m) resolve(m[1]);
+        });
+        void exited.then((code) => reject(new Error(`exited (${code}) before listening:\n${out}`)));
+      });
+      try {
+        await check(url);
+      } finally {
+        child.kill('SIGTERM');
+      }
+      assert.equal(await exited, 0);
+    };
+    try {
+      const manifest = async (url: string) => {
+        const res = await raw(url, `/v2/${image.name}/manifests/v1`, { method: 'HEAD' });
+        assert.equal(res.status, 200);
+        assert.equal(res.headers['docker-content-digest'], image.index);
+      };
+      await run({ DEPOT_STORE: image.store }, manifest);
+      await run({}, manifest); // nothing loaded this time: served from the bucket on disk
+    } finally {
+      await rm(r2Dir, { recursive: true, force: true });
     }
   });
 });
