@@ -66,18 +66,7 @@ describe('the Worker', () => {
   });
 
   test('skopeo copy --all to an OCI layout: identical digests and blobs', async () => {
-    const out = await tempDir('worker-skopeo');
-    try {
-      await runTool('/usr/bin/skopeo', ['copy', '--all', '--src-tls-verify=false', `docker://${hostPort(worker.url)}/${image.name}:v1`, `oci:${out}:v1`]);
-      const index = JSON.parse(await readFile(path.join(out, 'index.json'), 'utf8'));
-      assert.equal(index.manifests[0].digest, image.index);
-      const copied = (await readdir(path.join(out, 'blobs/sha256'))).sort();
-      const stored = (await readdir(path.join(image.store, ...image.name.split('/'), 'blobs/sha256'))).filter((f) => !f.startsWith('.')).sort();
-      assert.deepEqual(copied, stored);
-      for (const file of copied) assert.equal(sha(await readFile(path.join(out, 'blobs/sha256', file))), `sha256:${file}`);
-    } finally {
-      await rm(out, { recursive: true, force: true });
-    }
+    await assertSkopeoCopies(worker.url);
   });
 
   test('buildah: FROM scratch + COPY --from=<image on the Worker>: byte-identical files', { timeout: 300_000 }, async () => {
@@ -198,17 +187,26 @@ describe('pull-through from the CNCF registry into R2', () => {
   });
 
   test('skopeo copy through the Worker: the upstream image, digests intact, manifests and tag now in R2', async () => {
-    const out = await tempDir('worker-pull');
-    try {
-      await runTool('/usr/bin/skopeo', ['copy', '--all', '--src-tls-verify=false', `docker://${hostPort(cold.url)}/${image.name}:v1`, `oci:${out}:v1`]);
-      const index = JSON.parse(await readFile(path.join(out, 'index.json'), 'utf8'));
-      assert.equal(index.manifests[0].digest, image.index);
-      for (const file of await readdir(path.join(out, 'blobs/sha256'))) assert.equal(sha(await readFile(path.join(out, 'blobs/sha256', file))), `sha256:${file}`);
-    } finally {
-      await rm(out, { recursive: true, force: true });
-    }
+    await assertSkopeoCopies(cold.url);
     assert.equal(await (await cold.bucket.get(tagKey(image.name, 'v1')))?.text(), image.index);
     assert.ok(await cold.bucket.head(blobKey(image.name, image.manifest)));
+  });
+
+  test('a range of a blob not in R2 yet: the right bytes at once, and the whole blob lands in R2 in the background', async () => {
+    const other = await makeTestImage({ name: 'Range/Model', tag: 'v1', weights: 2 * 1024 * 1024 });
+    try {
+      await pushLayout(other.store, other.name, 'v1', cncf.hostPort);
+      const otherLayer = await readFile(path.join(other.store, 'range/model/blobs/sha256', other.layer.slice(7)));
+      const res = await raw(cold.url, `/v2/${other.name}/blobs/${other.layer}`, { headers: { Range: 'bytes=100-4195' } });
+      assert.equal(res.status, 206);
+      assert.ok(res.body.equals(otherLayer.subarray(100, 4196)));
+      for (const deadline = Date.now() + 30_000; (await cold.bucket.head(blobKey(other.name, other.layer)))?.size !== other.layerSize; ) {
+        assert.ok(Date.now() < deadline, 'the whole blob never landed in R2');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      await rm(other.store, { recursive: true, force: true });
+    }
   });
 
   test('an upstream sending bytes that do not match the digest: the client never gets a complete body, R2 stays empty', async () => {
@@ -226,6 +224,22 @@ describe('pull-through from the CNCF registry into R2', () => {
     }
   });
 });
+
+/** skopeo copy --all of the image from `url` to an OCI layout: the store's index digest and blobs, each matching its digest. */
+async function assertSkopeoCopies(url: string): Promise<void> {
+  const out = await tempDir('worker-skopeo');
+  try {
+    await runTool('/usr/bin/skopeo', ['copy', '--all', '--src-tls-verify=false', `docker://${hostPort(url)}/${image.name}:v1`, `oci:${out}:v1`]);
+    const index = JSON.parse(await readFile(path.join(out, 'index.json'), 'utf8'));
+    assert.equal(index.manifests[0].digest, image.index);
+    const copied = (await readdir(path.join(out, 'blobs/sha256'))).sort();
+    const stored = (await readdir(path.join(image.store, ...image.name.split('/'), 'blobs/sha256'))).filter((f) => !f.startsWith('.')).sort();
+    assert.deepEqual(copied, stored);
+    for (const file of copied) assert.equal(sha(await readFile(path.join(out, 'blobs/sha256', file))), `sha256:${file}`);
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+}
 
 /** An upstream that answers every blob GET with `bytes` flipped in one place (same length). */
 async function startLyingUpstream(bytes: Buffer): Promise<{ url: string; gets: number; close(): Promise<void> }> {
