@@ -32,22 +32,30 @@ export interface Env {
   FILLS?: DurableObjectNamespace;
 }
 
+const MAX_REDIRECTS = 5;
+
 /**
- * A fetch that adds the upstream credentials to requests for the upstream's origin, and only those.
- * Always a fresh function: workerd's fetch throws "Illegal invocation" when called as a method of
- * another object, as the pull-through calls its `fetch` option.
+ * A fetch that adds the upstream credentials to requests for the upstream's origin, and only those:
+ * redirects (a registry handing a blob to its storage bucket) are followed here, each hop getting
+ * the credentials only if it is on the upstream's origin. Always a fresh function: workerd's fetch
+ * throws "Illegal invocation" when called as a method of another object, as the pull-through does.
  */
 function credentialedFetch(env: Env, upstream: string): typeof fetch {
   if (!env.UPSTREAM_USER) return (input, init) => fetch(input, init);
   const origin = new URL(upstream).origin;
   const basic = `Basic ${btoa(`${env.UPSTREAM_USER}:${env.UPSTREAM_PASSWORD ?? ''}`)}`;
-  return (input, init) => {
-    const request = new Request(input, init);
+  const send = async (request: Request, hops: number): Promise<Response> => {
     if (new URL(request.url).origin !== origin || request.headers.has('authorization')) return fetch(request);
     const headers = new Headers(request.headers);
     headers.set('Authorization', basic);
-    return fetch(new Request(request, { headers }));
+    const res = await fetch(new Request(request, { headers, redirect: 'manual' }));
+    const location = res.headers.get('location');
+    if (res.status < 300 || res.status >= 400 || !location || hops >= MAX_REDIRECTS) return res;
+    await res.body?.cancel().catch(() => {});
+    const next = new URL(location, request.url).href;
+    return send(new Request(next, { method: request.method, headers: request.headers, signal: request.signal, redirect: 'follow' }), hops + 1);
   };
+  return (input, init) => send(new Request(input, init), 0);
 }
 
 /**

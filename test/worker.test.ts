@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { sha256Digest } from '../image/oci.ts';
@@ -225,6 +225,42 @@ describe('pull-through from the CNCF registry into R2', () => {
   });
 });
 
+describe('upstream credentials (secrets UPSTREAM_USER, UPSTREAM_PASSWORD)', () => {
+  test('sent to the upstream origin only: a blob redirected to another origin is fetched there without them', async () => {
+    const seen: { server: string; authorization?: string }[] = [];
+    const storage = await startServer((req, res) => {
+      seen.push({ server: 'storage', authorization: req.headers.authorization });
+      res.writeHead(200, { 'Content-Length': String(layer.length) });
+      res.end(layer);
+    });
+    const upstream = await startServer((req, res) => {
+      seen.push({ server: 'upstream', authorization: req.headers.authorization });
+      if (req.headers.authorization !== `Basic ${Buffer.from('puller:s3cret').toString('base64')}`) {
+        res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="test"' });
+        res.end();
+        return;
+      }
+      res.writeHead(307, { Location: `${storage.url}/bucket/${image.layer.slice(7)}?sig=1` });
+      res.end();
+    });
+    const withSecrets = await startTestWorker({ bindings: { UPSTREAM: upstream.url, UPSTREAM_USER: 'puller', UPSTREAM_PASSWORD: 's3cret' } });
+    try {
+      const res = await raw(withSecrets.url, `/v2/${image.name}/blobs/${image.layer}`);
+      assert.equal(res.status, 200);
+      assert.equal(sha(res.body), image.layer);
+      assert.deepEqual(seen, [
+        { server: 'upstream', authorization: `Basic ${Buffer.from('puller:s3cret').toString('base64')}` },
+        { server: 'storage', authorization: undefined },
+      ]);
+      assert.equal((await withSecrets.bucket.head(blobKey(image.name, image.layer)))?.size, image.layerSize);
+    } finally {
+      await withSecrets.close();
+      await upstream.close();
+      await storage.close();
+    }
+  });
+});
+
 /** skopeo copy --all of the image from `url` to an OCI layout: the store's index digest and blobs, each matching its digest. */
 async function assertSkopeoCopies(url: string): Promise<void> {
   const out = await tempDir('worker-skopeo');
@@ -241,14 +277,28 @@ async function assertSkopeoCopies(url: string): Promise<void> {
   }
 }
 
+/** A small HTTP server on 127.0.0.1 (a hostile or scripted peer). */
+async function startServer(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ url: string; close(): Promise<void> }> {
+  const server: Server = createServer(handler);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    close: () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
 /** An upstream that answers every blob GET with `bytes` flipped in one place (same length). */
 async function startLyingUpstream(bytes: Buffer): Promise<{ url: string; gets: number; close(): Promise<void> }> {
   const bad = Buffer.from(bytes);
   bad[bad.length >> 1] ^= 0xff;
-  const liar = { url: '', gets: 0, close: async () => {} };
-  const server: Server = createServer((req, res) => {
+  let gets = 0;
+  const server = await startServer((req, res) => {
     if (req.url?.includes('/blobs/')) {
-      liar.gets++;
+      gets++;
       res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(bad.length) });
       res.end(req.method === 'HEAD' ? undefined : bad);
       return;
@@ -256,11 +306,5 @@ async function startLyingUpstream(bytes: Buffer): Promise<{ url: string; gets: n
     res.writeHead(404, { 'Content-Type': 'application/json' });
     res.end('{"errors":[{"code":"NOT_FOUND","message":"no"}]}');
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  liar.url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-  liar.close = () => new Promise((r) => {
-    server.closeAllConnections();
-    server.close(() => r());
-  });
-  return liar;
+  return { ...server, get gets() { return gets; } };
 }
