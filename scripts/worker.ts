@@ -2,7 +2,7 @@
 // simulated on disk, configured from wrangler.toml like a deployment. Also the test and bench entry.
 //   PORT            where to listen on 127.0.0.1 (default 8787; 0 picks a free port)
 //   DEPOT_R2_DIR    the simulated bucket's folder (default .depot/r2)
-//   DEPOT_UPSTREAM  registry to pull through from (default: wrangler.toml's UPSTREAM var; "" for none)
+//   DEPOT_UPSTREAM  registry to pull through from (default none: serve what the bucket holds)
 //   DEPOT_STORE     optional: a store folder copied into the bucket first (scripts/worker-load.ts)
 import { build } from 'esbuild';
 import { Miniflare } from 'miniflare';
@@ -80,8 +80,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
 
 async function main(): Promise<void> {
   const r2Dir = path.resolve(process.env.DEPOT_R2_DIR || '.depot/r2');
-  const bindings: Record<string, string> = {};
-  if (process.env.DEPOT_UPSTREAM !== undefined) bindings.UPSTREAM = process.env.DEPOT_UPSTREAM;
+  const bindings = { UPSTREAM: process.env.DEPOT_UPSTREAM ?? '' };
   const worker = await startWorker({ port: Number(process.env.PORT || 8787), r2Dir, bindings });
   if (process.env.DEPOT_STORE) {
     const images = await loadStore(process.env.DEPOT_STORE, worker.bucket);

@@ -119,7 +119,7 @@ describe('npm run worker', () => {
     const run = async (env: Record<string, string>, check: (url: string) => Promise<void>) => {
       const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/worker.ts'], {
         cwd: ROOT,
-        env: { ...process.env, PORT: '0', DEPOT_R2_DIR: r2Dir, DEPOT_UPSTREAM: '', ...env },
+        env: { ...process.env, PORT: '0', DEPOT_R2_DIR: r2Dir, ...env },
         stdio: ['ignore', 'pipe', 'inherit'],
       });
       const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
