@@ -99,6 +99,7 @@ describe('the Worker', () => {
     try {
       const full = await raw(redirecting.url, `/v2/Test-Org/Tiny-Model/blobs/${image.layer}`);
       assert.equal(full.status, 307);
+      assert.equal(full.headers['docker-distribution-api-version'], 'registry/2.0');
       assert.equal(full.headers.location, `https://blobs.example.test/blobs/test-org/tiny-model%40sha256%3A${image.layer.slice(7)}`);
       const range = await raw(redirecting.url, `/v2/${image.name}/blobs/${image.layer}`, { headers: { Range: 'bytes=10-4105' } });
       assert.equal(range.status, 206);
