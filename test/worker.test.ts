@@ -210,20 +210,22 @@ describe('pull-through from the CNCF registry into R2', () => {
     }
   });
 
-  test('an upstream sending bytes that do not match the digest: the client never gets a complete body, R2 stays empty', async () => {
-    const liar = await startLyingUpstream(layer);
-    const fooled = await startTestWorker({ bindings: { UPSTREAM: liar.url } });
-    try {
-      const res = await raw(fooled.url, `/v2/${image.name}/blobs/${image.layer}`).catch((error: Error) => error);
-      if (!(res instanceof Error)) assert.ok(res.status !== 200 || sha(res.body) !== image.layer, 'a bad body passed as good');
-      if (!(res instanceof Error) && res.status === 200) assert.ok(res.body.length < layer.length, 'the whole corrupted body was delivered');
-      assert.equal(await fooled.bucket.head(blobKey(image.name, image.layer)), null);
-      assert.ok(liar.gets >= 1);
-    } finally {
-      await fooled.close();
-      await liar.close();
-    }
-  });
+  for (const fault of ['corrupt', 'cut'] as const) {
+    const what = fault === 'corrupt' ? 'sending bytes that do not match the digest' : 'cutting the transfer halfway';
+    test(`an upstream ${what}: the client never gets a complete body, R2 stays empty`, async () => {
+      const liar = await startLyingUpstream(layer, fault);
+      const fooled = await startTestWorker({ bindings: { UPSTREAM: liar.url } });
+      try {
+        const res = await raw(fooled.url, `/v2/${image.name}/blobs/${image.layer}`).catch((error: Error) => error);
+        if (!(res instanceof Error) && res.status === 200) assert.ok(res.body.length < layer.length, 'the whole bad body was delivered');
+        assert.equal(await fooled.bucket.head(blobKey(image.name, image.layer)), null);
+        assert.ok(liar.gets >= 1);
+      } finally {
+        await fooled.close();
+        await liar.close();
+      }
+    });
+  }
 });
 
 describe('upstream credentials (secrets UPSTREAM_USER, UPSTREAM_PASSWORD)', () => {
@@ -292,16 +294,18 @@ async function startServer(handler: (req: IncomingMessage, res: ServerResponse) 
   };
 }
 
-/** An upstream that answers every blob GET with `bytes` flipped in one place (same length). */
-async function startLyingUpstream(bytes: Buffer): Promise<{ url: string; gets: number; close(): Promise<void> }> {
+/** An upstream that answers every blob GET with `bytes` flipped in one place, or cut off halfway (announcing the full length). */
+async function startLyingUpstream(bytes: Buffer, fault: 'corrupt' | 'cut'): Promise<{ url: string; gets: number; close(): Promise<void> }> {
   const bad = Buffer.from(bytes);
   bad[bad.length >> 1] ^= 0xff;
   let gets = 0;
   const server = await startServer((req, res) => {
     if (req.url?.includes('/blobs/')) {
       gets++;
-      res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(bad.length) });
-      res.end(req.method === 'HEAD' ? undefined : bad);
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(bytes.length) });
+      if (req.method === 'HEAD') res.end();
+      else if (fault === 'corrupt') res.end(bad);
+      else res.write(bytes.subarray(0, bytes.length >> 1), () => res.destroy());
       return;
     }
     res.writeHead(404, { 'Content-Type': 'application/json' });
