@@ -142,7 +142,7 @@ class R2Writer implements StoreWriter {
     let done = false;
     const flush = async () => {
       upload ??= await bucket.createMultipartUpload(key, { httpMetadata: { contentType: 'application/octet-stream' } });
-      // uploadPart may keep a reference until it resolves; the part buffer is reused only after.
+      // A copy: the part buffer is refilled at once, whatever the binding does with the bytes it was given.
       parts.push(await upload.uploadPart(parts.length + 1, part.slice(0, filled)));
       filled = 0;
     };
