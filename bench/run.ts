@@ -5,6 +5,7 @@ import { benchLazy } from './lazy.ts';
 import { benchRegistry } from './registry.ts';
 import { benchSite } from './site.ts';
 import { benchSlowReaders } from './slow-readers.ts';
+import { benchWorker } from './worker.ts';
 
 const SECTIONS: Record<string, () => Promise<void>> = {
   image: benchImage,
@@ -12,6 +13,7 @@ const SECTIONS: Record<string, () => Promise<void>> = {
   'slow-readers': () => benchSlowReaders(),
   site: benchSite,
   lazy: benchLazy,
+  worker: benchWorker,
 };
 const wanted = process.argv.slice(2);
 for (const name of wanted.length > 0 ? wanted : Object.keys(SECTIONS)) {
