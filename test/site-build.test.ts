@@ -8,7 +8,7 @@ import { gzipSync } from 'node:zlib';
 import { CatalogError, loadCatalog, type ModelEntry } from '../models/catalog.ts';
 import { readImageInfo } from '../builder/image-info.ts';
 import { buildSite, cachedSiteBuild, listFiles, makeTempDir, resolveStatic, ROOT } from './helpers/site.ts';
-import { builtFixture, EMPTY_STORE, FIXTURE_FILES, FIXTURE_HOST } from './helpers/site-fixtures.ts';
+import { builtFixture, EMPTY_STORE, FIXTURE_DIFFUSERS, FIXTURE_FILES, FIXTURE_HOST } from './helpers/site-fixtures.ts';
 
 const REAL_CATALOG = path.join(ROOT, 'models/models.yaml');
 
@@ -166,9 +166,8 @@ describe('site build with a built model and a custom registry host', () => {
     assert.deepEqual(info.files.map((f) => f.path).sort(), Object.keys(FIXTURE_FILES).sort());
     for (const file of info.files) {
       assert.ok(html.includes(`data-size="${file.size}"`), `${file.path}: size`);
-      const line = /\s/.test(file.path)
-        ? `COPY --link --from=${ref} ["/${file.path}", "."]`
-        : `COPY --link --from=${ref} /${file.path} .`;
+      const source = file.path === 'weights[0].bin' ? 'weights[[]0].bin' : file.path;
+      const line = /\s/.test(file.path) ? `COPY --link --from=${ref} ["/${source}", "."]` : `COPY --link --from=${ref} /${source} .`;
       assert.ok(copies.includes(line), `${file.path}: ${line}`);
     }
     const latest = html.slice(html.indexOf('id="tag-latest"'), html.indexOf('id="tag-v2"'));
@@ -176,12 +175,48 @@ describe('site build with a built model and a custom registry host', () => {
     assert.ok(attrs(html, 'href').includes('https://models.example.test/gpt2'), 'canonical URL uses DEPOT_SITE_URL');
   });
 
+  test('file sets: the lines a library loads, with their bytes against the whole image', async () => {
+    const gpt2 = await readFile(pageFile(dist, 'gpt2'), 'utf8');
+    const ref = `${FIXTURE_HOST}/gpt2:latest`;
+    const set = ['config.json', 'merges.txt', 'model.safetensors', 'tokenizer.json', 'vocab.json'];
+    assert.deepEqual(JSON.parse(attrs(gpt2, 'data-paths')[0]), set);
+    assert.ok(attrs(gpt2, 'data-copy').includes(`COPY --link --from=${ref} ${set.map((p) => '/' + p).join(' ')} ./`));
+    const bytes = set.reduce((sum, p) => sum + Buffer.byteLength(FIXTURE_FILES[p]), 0);
+    assert.ok(gpt2.includes(`data-set-bytes="${bytes}"`));
+
+    const sd = await readFile(pageFile(dist, 'runwayml/stable-diffusion-v1-5'), 'utf8');
+    const sdRef = `${FIXTURE_HOST}/runwayml/stable-diffusion-v1-5:latest`;
+    assert.ok(sd.includes('data-file-set="diffusers-fp16"'));
+    assert.ok(attrs(sd, 'data-copy').includes(
+      [
+        `COPY --link --from=${sdRef} /model_index.json ./`,
+        `COPY --link --from=${sdRef} /scheduler/scheduler_config.json ./scheduler/`,
+        `COPY --link --from=${sdRef} /text_encoder/config.json /text_encoder/model.fp16.safetensors ./text_encoder/`,
+        `COPY --link --from=${sdRef} /tokenizer/merges.txt /tokenizer/vocab.json ./tokenizer/`,
+        `COPY --link --from=${sdRef} /unet/config.json /unet/diffusion_pytorch_model.fp16.safetensors ./unet/`,
+        `COPY --link --from=${sdRef} /vae/config.json /vae/diffusion_pytorch_model.safetensors ./vae/`,
+      ].join('\n'),
+    ));
+  });
+
+  test('the file tree: folders as <details> with their bytes and a line per folder', async () => {
+    const sd = await readFile(pageFile(dist, 'runwayml/stable-diffusion-v1-5'), 'utf8');
+    const sdRef = `${FIXTURE_HOST}/runwayml/stable-diffusion-v1-5:latest`;
+    const unet = Object.entries(FIXTURE_DIFFUSERS).filter(([p]) => p.startsWith('unet/'));
+    const folder = sd.slice(sd.indexOf('data-folder="unet"'));
+    assert.match(folder, /^data-folder="unet">\s*<details[^>]*>\s*<summary/);
+    assert.ok(folder.includes(`data-size="${unet.reduce((sum, [, c]) => sum + Buffer.byteLength(c), 0)}"`), 'bytes under unet/');
+    assert.ok(attrs(sd, 'data-copy').includes(`COPY --link --from=${sdRef} /unet/ ./unet/`));
+    const gpt2 = await readFile(pageFile(dist, 'gpt2'), 'utf8');
+    assert.ok(gpt2.includes('data-folder="deep/nested/dir"'), 'nested folders');
+  });
+
   test('a tag that is not built still renders, on the same page', async () => {
     const html = await readFile(pageFile(dist, 'gpt2'), 'utf8');
     assert.ok(attrs(html, 'data-copy').includes(`COPY --link --from=${FIXTURE_HOST}/gpt2:v2 / .`));
     assert.ok(html.includes('id="tag-v2"'));
-    const other = await readFile(pageFile(dist, 'runwayml/stable-diffusion-v1-5'), 'utf8');
-    assert.ok(attrs(other, 'data-copy').includes(`COPY --link --from=${FIXTURE_HOST}/runwayml/stable-diffusion-v1-5:latest /path/to/file .`));
+    const v2 = html.slice(html.indexOf('id="tag-v2"'));
+    assert.ok(attrs(v2, 'data-copy').includes(`COPY --link --from=${FIXTURE_HOST}/gpt2:v2 /path/to/file .`));
   });
 
   test('every snippet uses the configured registry host', async () => {
