@@ -38,6 +38,7 @@ export const FIXTURE_FILES: Record<string, string> = {
   'deep/nested/dir/vocab-ünï.txt': 'a\nb\n',
   'weights[0].bin': 'the file the escaped line names\n',
   'weights0.bin': 'the sibling an unescaped glob would copy\n',
+  'LICENSE': 'MIT License\n',
 };
 
 /** runwayml/stable-diffusion-v1-5:latest, shaped like a diffusers repository: fp16 and fp32 weights per component, a root checkpoint. */
@@ -58,13 +59,22 @@ export const FIXTURE_DIFFUSERS: Record<string, string> = {
   'vae/diffusion_pytorch_model.safetensors': 'v'.repeat(6_000),
 };
 
+/** Facts as `models update` writes them, for gpt2 (built) and the diffusers model; none for others. */
+export const FIXTURE_FACTS = {
+  updated: '2026-11-23T04:00:00.000Z',
+  models: {
+    gpt2: { sha: '11c5a3d5811f50298f278a704980280950aedb10', task: 'text-generation', library: 'transformers', license: 'mit', gated: false, parameters: 137_022_720, downloads: 12_345_678, likes: 2_890, files: 11, bytes: 140_200 },
+    'runwayml/stable-diffusion-v1-5': { sha: '1d0c4ebf6ff58a5caecab40fa1406526bca4b5b9', task: 'text-to-image', library: 'diffusers', license: 'creativeml-openrail-m', gated: false, downloads: 3_456, likes: 11_000, files: 14, bytes: 88_200 },
+  },
+};
+
 /**
  * A catalog (gpt2 with two tags, one other model) and a store in which gpt2:latest and
  * runwayml/stable-diffusion-v1-5:latest are built with `depot-ai build` from FIXTURE_FILES and
  * FIXTURE_DIFFUSERS. Paths are fixed so site builds over them can be cached.
  */
 export async function builtFixture(): Promise<{ catalog: string; store: string }> {
-  const key = createHash('sha256').update(JSON.stringify([FIXTURE_CATALOG_TEXT, FIXTURE_FILES, FIXTURE_DIFFUSERS])).digest('hex').slice(0, 12);
+  const key = createHash('sha256').update(JSON.stringify([FIXTURE_CATALOG_TEXT, FIXTURE_FILES, FIXTURE_DIFFUSERS, FIXTURE_FACTS])).digest('hex').slice(0, 12);
   const dir = path.join(os.tmpdir(), `depot-ai-site-fixture-${key}`);
   const catalog = path.join(dir, 'models.yaml');
   const store = path.join(dir, 'store');
@@ -73,6 +83,7 @@ export async function builtFixture(): Promise<{ catalog: string; store: string }
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   await writeFile(catalog, FIXTURE_CATALOG_TEXT);
+  await writeFile(path.join(dir, 'facts.json'), JSON.stringify(FIXTURE_FACTS, null, 2) + '\n');
   for (const [name, files, sha] of [
     ['gpt2', FIXTURE_FILES, '11c5a3d5811f50298f278a704980280950aedb10'],
     ['runwayml/stable-diffusion-v1-5', FIXTURE_DIFFUSERS, '1d0c4ebf6ff58a5caecab40fa1406526bca4b5b9'],

@@ -78,14 +78,15 @@ export async function listFiles(dir: string): Promise<string[]> {
 /** A key for everything a site build depends on: site sources, configs, catalog, store metadata. */
 async function inputsKey(options: Omit<SiteBuildOptions, 'outDir'>): Promise<string> {
   const hash = createHash('sha256');
-  const sources = ['astro.config.mjs', 'tailwind.config.mjs', 'package-lock.json', 'models/catalog.ts'];
+  const sources = ['astro.config.mjs', 'tailwind.config.mjs', 'package-lock.json', 'models/catalog.ts', 'models/facts.ts'];
   for (const dir of ['site', 'builder']) for (const f of await listFiles(path.join(ROOT, dir))) sources.push(path.join(dir, f));
   for (const f of sources) {
     hash.update(f + '\0');
     if (existsSync(path.join(ROOT, f))) hash.update(await readFile(path.join(ROOT, f)));
   }
   hash.update(JSON.stringify([options.catalog, options.registryHost, options.siteUrl, options.store]));
-  hash.update(await readFile(path.resolve(ROOT, options.catalog ?? 'models/models.yaml')).catch(() => Buffer.from('missing')));
+  const catalog = path.resolve(ROOT, options.catalog ?? 'models/models.yaml');
+  for (const file of [catalog, path.join(path.dirname(catalog), 'facts.json')]) hash.update(await readFile(file).catch(() => Buffer.from('missing')));
   if (options.store) {
     for (const f of await listFiles(options.store)) {
       hash.update(f + '\0');
