@@ -8,6 +8,7 @@ import { gzipSync } from 'node:zlib';
 import { CatalogError, loadCatalog, type ModelEntry } from '../models/catalog.ts';
 import { readImageInfo } from '../builder/image-info.ts';
 import { buildSite, cachedSiteBuild, listFiles, makeTempDir, resolveStatic, ROOT } from './helpers/site.ts';
+import { generatedCatalog } from './helpers/site-catalog.ts';
 import { builtFixture, EMPTY_STORE, FIXTURE_DIFFUSERS, FIXTURE_FILES, FIXTURE_HOST } from './helpers/site-fixtures.ts';
 
 const REAL_CATALOG = path.join(ROOT, 'models/models.yaml');
@@ -129,18 +130,55 @@ describe('site build for the real catalog', () => {
   });
 
   test('the homepage ships under 5 KB of JavaScript and 60 KB in all (gzip)', async () => {
-    const html = await readFile(path.join(dist, 'index.html'), 'utf8');
-    const assets = [...attrs(html, 'src'), ...attrs(html, 'href')].filter((u) => /\.(js|css)$/.test(u) && u.startsWith('/'));
-    const gz = (b: Buffer | string) => gzipSync(b, { level: 9 }).length;
-    let js = [...html.matchAll(/<script\b[^>]*>(.*?)<\/script>/gs)].map((m) => m[1]).join('');
-    let total = gz(html);
-    for (const asset of assets) {
-      const bytes = await readFile(path.join(dist, asset));
-      total += gz(bytes);
-      if (asset.endsWith('.js')) js += bytes.toString();
-    }
-    assert.ok(gz(js) < 5 * 1024, `JS is ${gz(js)} bytes gzip`);
+    const { js, total } = await homepageWeight(dist);
+    assert.ok(js < 5 * 1024, `JS is ${js} bytes gzip`);
     assert.ok(total < 60 * 1024, `homepage is ${total} bytes gzip`);
+  });
+
+  test('no facts fetched yet: no facts shown, no empty filters', async () => {
+    const html = await readFile(pageFile(dist, entries[0].name), 'utf8');
+    assert.ok(!html.includes('data-facts'), 'no facts block');
+    const home = await readFile(path.join(dist, 'index.html'), 'utf8');
+    assert.ok(!/data-task=/.test(home) && !home.includes(' downloads</p>'));
+    assert.match(home, /<select id="model-task"[^>]*>\s*<option value="">All tasks<\/option>\s*<\/select>/);
+  });
+
+  test('the 404 page carries the catalog names for its suggestions', async () => {
+    const html = await readFile(path.join(dist, '404.html'), 'utf8');
+    const names = JSON.parse(/<script id="model-names" type="application\/json">(.*?)<\/script>/s.exec(html)![1]);
+    assert.deepEqual(names, [...new Set(entries.map((e) => e.name))]);
+  });
+});
+
+/** Gzip bytes of the homepage: its JavaScript, and everything it loads (HTML, CSS, JS). */
+async function homepageWeight(dist: string): Promise<{ js: number; total: number }> {
+  const html = await readFile(path.join(dist, 'index.html'), 'utf8');
+  const assets = [...attrs(html, 'src'), ...attrs(html, 'href')].filter((u) => /\.(js|css)$/.test(u) && u.startsWith('/'));
+  const gz = (b: Buffer | string) => gzipSync(b, { level: 9 }).length;
+  let js = [...html.matchAll(/<script\b[^>]*>(.*?)<\/script>/gs)].map((m) => m[1]).join('');
+  let total = gz(html);
+  for (const asset of assets) {
+    const bytes = await readFile(path.join(dist, asset));
+    total += gz(bytes);
+    if (asset.endsWith('.js')) js += bytes.toString();
+  }
+  return { js: gz(js), total };
+}
+
+describe('site build for a catalog of 1,000 models', () => {
+  test('the homepage lists all of them in under 200 KB gzip, with their facts for filtering', async () => {
+    const { catalog, models } = await generatedCatalog(1000);
+    const dist = await cachedSiteBuild({ catalog, store: EMPTY_STORE });
+    const { total } = await homepageWeight(dist);
+    assert.ok(total < 200 * 1024, `homepage is ${total} bytes gzip`);
+    const html = await readFile(path.join(dist, 'index.html'), 'utf8');
+    const rows = [...html.matchAll(/<li data-name="[^"]*"([^>]*)>/g)];
+    assert.equal(rows.length, 1000);
+    rows.forEach((row, i) => {
+      const model = models[i];
+      assert.equal(attrs(row[1], 'data-task')[0], model.task, `${model.name}: task`);
+      assert.equal(attrs(row[1], 'data-downloads')[0], model.downloads?.toString(), `${model.name}: downloads`);
+    });
   });
 });
 
@@ -209,6 +247,27 @@ describe('site build with a built model and a custom registry host', () => {
     assert.ok(attrs(sd, 'data-copy').includes(`COPY --link --from=${sdRef} /unet/ ./unet/`));
     const gpt2 = await readFile(pageFile(dist, 'gpt2'), 'utf8');
     assert.ok(gpt2.includes('data-folder="deep/nested/dir"'), 'nested folders');
+  });
+
+  test('facts: task, library, license linked to the image’s license file, parameters, downloads, likes', async () => {
+    const gpt2 = await readFile(pageFile(dist, 'gpt2'), 'utf8');
+    const fact = (html: string, name: string) => decode(new RegExp(`data-fact="${name}">(.*?)</dd>`).exec(html)?.[1].replace(/<[^>]+>/g, '') ?? '');
+    assert.equal(fact(gpt2, 'task'), 'text-generation');
+    assert.equal(fact(gpt2, 'library'), 'transformers');
+    assert.equal(fact(gpt2, 'license'), 'mit');
+    assert.ok(attrs(gpt2, 'href').includes('https://huggingface.co/gpt2/blob/11c5a3d5811f50298f278a704980280950aedb10/LICENSE'));
+    assert.equal(fact(gpt2, 'gated'), 'No');
+    assert.equal(fact(gpt2, 'parameters'), '137M parameters');
+    assert.equal(fact(gpt2, 'downloads'), '12M');
+    assert.equal(fact(gpt2, 'likes'), '2.9K');
+    assert.ok(gpt2.includes('as of 2026-11-23'));
+    const sd = await readFile(pageFile(dist, 'runwayml/stable-diffusion-v1-5'), 'utf8');
+    assert.equal(fact(sd, 'license'), 'creativeml-openrail-m', 'no license file in the image: the id alone');
+    assert.ok(!attrs(sd, 'href').some((h) => h.includes('/blob/')));
+    assert.ok(!sd.includes('data-fact="parameters"'), 'no parameter count where the Hub states none');
+    const home = await readFile(path.join(dist, 'index.html'), 'utf8');
+    assert.match(home, /<li data-name="gpt2" data-task="text-generation" data-library="transformers" data-downloads="12345678" data-bytes="140200"/);
+    assert.match(home, /<option value="text-to-image">text-to-image<\/option>/);
   });
 
   test('a tag that is not built still renders, on the same page', async () => {
