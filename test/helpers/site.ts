@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import os from 'node:os';
@@ -177,4 +178,25 @@ export async function makeTempDir(prefix: string): Promise<string> {
   const dir = path.join(os.tmpdir(), `${prefix}-${process.pid}-${Math.random().toString(36).slice(2)}`);
   await mkdir(dir, { recursive: true });
   return dir;
+}
+
+interface Bytes {
+  raw: number;
+  gzip: number;
+}
+
+const measure = (text: Buffer | string): Bytes => ({ raw: Buffer.byteLength(text), gzip: gzipSync(text, { level: 9 }).length });
+
+/** Bytes of HTML, CSS and JS the homepage of a built site ships (inline scripts count as JS too). */
+export async function homepageBytes(dist: string): Promise<{ html: Bytes; css: Bytes; js: Bytes; total: Bytes }> {
+  const html = await readFile(path.join(dist, 'index.html'), 'utf8');
+  const urls = [...html.matchAll(/\s(?:src|href)="(\/[^"]+\.(?:css|js))"/g)].map((m) => m[1]);
+  const css: Buffer[] = [Buffer.from([...html.matchAll(/<style\b[^>]*>(.*?)<\/style>/gs)].map((m) => m[1]).join(''))];
+  const js: Buffer[] = [Buffer.from([...html.matchAll(/<script\b[^>]*>(.*?)<\/script>/gs)].map((m) => m[1]).join(''))];
+  for (const url of urls) (url.endsWith('.css') ? css : js).push(await readFile(path.join(dist, url)));
+  const external = urls.length ? await Promise.all(urls.map((u) => readFile(path.join(dist, u)))) : [];
+  const total = measure(Buffer.concat([Buffer.from(html), ...external]));
+  // Total gzip counts each file compressed on its own, as a server sends them.
+  total.gzip = measure(html).gzip + external.reduce((sum, b) => sum + measure(b).gzip, 0);
+  return { html: measure(html), css: measure(Buffer.concat(css)), js: measure(Buffer.concat(js)), total };
 }
