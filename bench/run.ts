@@ -3,8 +3,9 @@
 import { benchImage } from './image.ts';
 import { benchRegistry } from './registry.ts';
 import { benchSite } from './site.ts';
+import { benchLighthouse } from './lighthouse.ts';
 
-const SECTIONS: Record<string, () => Promise<void>> = { image: benchImage, registry: benchRegistry, site: benchSite };
+const SECTIONS: Record<string, () => Promise<void>> = { image: benchImage, registry: benchRegistry, site: benchSite, lighthouse: benchLighthouse };
 const wanted = process.argv.slice(2);
 for (const name of wanted.length > 0 ? wanted : Object.keys(SECTIONS)) {
   const run = SECTIONS[name];

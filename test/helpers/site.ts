@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { gzipSync } from 'node:zlib';
+import { createGzip, gzipSync } from 'node:zlib';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import os from 'node:os';
@@ -156,15 +156,18 @@ export interface StaticServer {
   close(): Promise<void>;
 }
 
-/** Serve a built site on 127.0.0.1 (random port), with 404.html for missing paths. */
+/** Serve a built site on 127.0.0.1 (random port), with 404.html for missing paths, gzip when asked. */
 export async function serveStatic(dir: string): Promise<StaticServer> {
   const server: Server = createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const file = await resolveStatic(dir, url.pathname);
     const status = file ? 200 : 404;
     const body = file ?? path.join(dir, '404.html');
-    res.writeHead(status, { 'content-type': TYPES[path.extname(body)] ?? 'application/octet-stream' });
-    createReadStream(body).pipe(res);
+    // Compressed like any static host, so Lighthouse measures what users get.
+    const gzip = /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+    res.writeHead(status, { 'content-type': TYPES[path.extname(body)] ?? 'application/octet-stream', ...(gzip ? { 'content-encoding': 'gzip' } : {}) });
+    if (gzip) createReadStream(body).pipe(createGzip()).pipe(res);
+    else createReadStream(body).pipe(res);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
