@@ -13,11 +13,9 @@ export interface Dockerd {
   close(): Promise<void>;
 }
 
-const DOCKER = ['/usr/bin/docker', '/usr/local/bin/docker'].find(existsSync) ?? '/usr/bin/docker';
-
 export async function startDockerd(): Promise<Dockerd> {
   const dockerd = tool('/usr/sbin/dockerd');
-  const docker = tool(DOCKER);
+  const docker = tool('/usr/bin/docker');
   const dir = await tempDir('site-dockerd');
   const socket = path.join(dir, 'sock');
   const child: ChildProcess = spawn(dockerd, ['--data-root', path.join(dir, 'data'), '--exec-root', path.join(dir, 'exec'), '--pidfile', path.join(dir, 'pid'), '-H', `unix://${socket}`, '--iptables=false', '--ip6tables=false', '--bridge=none'], { stdio: ['ignore', 'ignore', 'pipe'] });
