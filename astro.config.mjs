@@ -19,5 +19,5 @@ export default defineConfig({
   build: { format: 'file', inlineStylesheets: 'always' },
   compressHTML: true,
   devToolbar: { enabled: false },
-  integrations: [catalogGuard(config.catalog), tailwind({ applyBaseStyles: true }), sitemap()],
+  integrations: [catalogGuard(config.catalog, config.facts), tailwind({ applyBaseStyles: true }), sitemap()],
 });

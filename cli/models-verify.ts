@@ -1,12 +1,15 @@
 // depot-ai models verify [FILE] [--changed-since REF] [--summary FILE]: before anything is built,
 // check on Hugging Face that each entry (or each one added or changed since REF) exists, is
-// public and not gated, and that its sha is a real revision; print the size of each. Problems are
+// public and not gated, and that its sha is a real revision; print the size of each and record
+// its facts (models/facts.json) for the site. Problems are
 // FILE:LINE:COL lines and a non-zero exit. --summary appends a Markdown table (a CI job summary).
 import { appendFile } from 'node:fs/promises';
 import { Hub, repoProblemMessage } from '../models/hub.ts';
 import { parseCommandArgs } from './args.ts';
 import { catalogFile } from './models.ts';
-import { reportProblems } from './models-edit.ts';
+import { recordFacts, reportProblems } from './models-edit.ts';
+import { loadCatalog } from '../models/catalog.ts';
+import { factsFileFor, loadFacts, type ModelFacts } from '../models/facts.ts';
 import { targets, type Target } from './models-changed.ts';
 import { formatBytes } from './progress.ts';
 
@@ -20,13 +23,19 @@ export async function verifyCommand(args: string[]): Promise<number> {
   const file = catalogFile(positionals, 'verify');
   const since = values['changed-since'];
   const hub = new Hub();
+  await loadFacts(factsFileFor(file)); // a broken facts file stops here, before any request
   const results: Verified[] = (await targets(file, since)).map((t) => ({ ...t }));
+  const fetched = new Map<string, ModelFacts>();
   for (const result of results) {
     const { name, sha } = result.model;
     const status = await hub.repo(name);
     if (status.problem) result.problem = repoProblemMessage(name, status.problem, hub.options.hubUrl);
     else if (!(await hub.revisionExists(name, sha))) result.problem = `sha ${sha} is not a revision of ${name} on ${hub.options.hubUrl}`;
-    else result.size = await hub.size(name, sha);
+    else {
+      const facts = await hub.facts(name, sha);
+      result.size = { files: facts.files!, bytes: facts.bytes! };
+      fetched.set(name, facts);
+    }
   }
 
   for (const r of results) {
@@ -35,6 +44,7 @@ export async function verifyCommand(args: string[]): Promise<number> {
   const ok = results.filter((r) => r.size).length;
   const scope = since === undefined ? 'models' : `models added or changed since ${since}`;
   console.log(`${file}: ${ok} of ${results.length} ${scope} verified`);
+  await recordFacts(file, fetched, new Set((await loadCatalog(file)).map((m) => m.name)));
   if (values.summary) await appendFile(values.summary, summaryTable(results, since));
   return reportProblems(file, results.flatMap((r) => (r.problem ? [{ model: r.model, message: r.problem }] : [])));
 }

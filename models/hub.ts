@@ -1,9 +1,10 @@
 // What the catalog commands ask Hugging Face, through @huggingface/hub: a repository's head sha,
-// whether it is public and not gated, whether a revision exists, its total file size, and the
-// most-downloaded models. The endpoint comes from HF_ENDPOINT (default https://huggingface.co),
+// whether it is public and not gated, whether a revision exists, its total file size, the facts
+// the site shows (models/facts.ts), and the most-downloaded models. The endpoint comes from HF_ENDPOINT (default https://huggingface.co),
 // the token from HF_TOKEN. Network errors, 429 and 5xx are retried with backoff (Retry-After is
 // honoured), then reported as one HubError line.
 import { listFiles, listModels, modelInfo } from '@huggingface/hub';
+import type { ModelFacts } from './facts.ts';
 import { hubSettings, isExcluded } from './repository.ts';
 
 export class HubError extends Error {}
@@ -128,6 +129,36 @@ export class Hub {
       throw hubError(error);
     }
     return { files, bytes };
+  }
+
+  /**
+   * What the Hub states about a repository (task, library, license, gated, parameter count,
+   * downloads, likes), with the files and bytes at `sha`. Fields the Hub leaves out stay absent.
+   */
+  async facts(name: string, sha: string): Promise<ModelFacts> {
+    let info;
+    try {
+      info = await modelInfo({ name, additionalFields: ['library_name', 'cardData', 'safetensors', 'tags'], ...this.params });
+    } catch (error) {
+      throw hubError(error);
+    }
+    const { files, bytes } = await this.size(name, sha);
+    const cardLicense = (info.cardData as { license?: unknown } | undefined)?.license;
+    const tagLicense = (info.tags as string[] | undefined)?.find((t) => t.startsWith('license:'))?.slice('license:'.length);
+    const license = typeof cardLicense === 'string' ? cardLicense : Array.isArray(cardLicense) && typeof cardLicense[0] === 'string' ? cardLicense[0] : tagLicense;
+    const parameters = (info.safetensors as { total?: unknown } | undefined)?.total;
+    return {
+      sha,
+      task: info.task || undefined,
+      library: (info.library_name as string | undefined) || undefined,
+      license: license || undefined,
+      gated: Boolean(info.gated),
+      parameters: Number.isSafeInteger(parameters) ? (parameters as number) : undefined,
+      downloads: info.downloads ?? 0,
+      likes: info.likes ?? 0,
+      files,
+      bytes,
+    };
   }
 
   /** Public, ungated models, most downloaded first, with their head sha. */

@@ -20,6 +20,7 @@ const NEEDS = [
   { check: '/usr/bin/openssl', pkg: 'openssl' }, // the push tests' token-service certificate
   { check: '/usr/bin/go', pkg: 'golang-go' },
   { check: ESTARGZ_SRC, pkg: 'golang-github-containerd-stargz-snapshotter-dev' },
+  { check: '/usr/sbin/dockerd', pkg: 'docker.io' }, // the site's COPY lines built by Docker's builder
   { check: '/usr/bin/chromium', pkg: 'chromium' },
   { check: '/usr/share/fonts/truetype/dejavu', pkg: 'fonts-dejavu-core' },
   { check: '/usr/bin/wrk', pkg: 'wrk' }, // the benchmark's load tool

@@ -94,7 +94,8 @@ describe('depot-ai models update', () => {
     const before = hub.count((r) => r.url.startsWith('/api/models/org/current'));
     const run = await depotAiAsync(['models', 'update', file], env);
     assert.equal(run.status, 0, run.stderr);
-    assert.equal(hub.count((r) => r.url.startsWith('/api/models/org/current')) - before, 3);
+    // The head: two 429s, then the answer; then the facts: the model info and the file list.
+    assert.equal(hub.count((r) => r.url.startsWith('/api/models/org/current')) - before, 3 + 2);
     assert.match(await readFile(file, 'utf8'), new RegExp(hub.head('org/current')));
   });
 
@@ -179,7 +180,7 @@ describe('depot-ai models verify', () => {
       ].join('\n'),
     );
     // config.json and the weights (2 KiB); .gitattributes is not part of the image.
-    assert.equal(run.stdout, `org/current@${good.slice(0, 12)}: 2 files, 2.0 KiB\n${file}: 1 of 5 models verified\n`);
+    assert.equal(run.stdout, `org/current@${good.slice(0, 12)}: 2 files, 2.0 KiB\n${file}: 1 of 5 models verified\n${path.join(path.dirname(file), 'facts.json')}: facts of 1 model updated\n`);
   });
 
   test('an old sha that is still a revision passes', async () => {
@@ -187,6 +188,59 @@ describe('depot-ai models verify', () => {
     const run = await depotAiAsync(['models', 'verify', file], env);
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stdout, /^gpt2@0123456789ab: 2 files, 2\.0 KiB$/m);
+  });
+});
+
+describe('model facts (models/facts.json beside the catalog)', () => {
+  const factsOf = async (file: string) => JSON.parse(await readFile(path.join(path.dirname(file), 'facts.json'), 'utf8'));
+
+  test('update writes what the Hub states, and nothing it does not', async () => {
+    hub.setRepo({ name: 'facts/full', downloads: 1234, likes: 56, pipelineTag: 'text-generation', libraryName: 'transformers', license: 'apache-2.0', parameters: 124_439_808, commits: [{ files: files('m') }] });
+    hub.setRepo({ name: 'facts/bare', commits: [{ files: files('n') }] });
+    const file = await catalogFile(`models:\n  - name: facts/full\n    sha: ${OLD}\n  - name: facts/bare\n    sha: ${OLD}\n`);
+    const run = await depotAiAsync(['models', 'update', file], env);
+    assert.equal(run.status, 0, run.stderr);
+    const facts = await factsOf(file);
+    assert.ok(Date.now() - Date.parse(facts.updated) < 600_000);
+    assert.deepEqual(facts.models, {
+      'facts/bare': { sha: hub.head('facts/bare'), gated: false, downloads: 0, likes: 0, files: 2, bytes: 2048 + `{"seed":"m"}`.length },
+      'facts/full': { sha: hub.head('facts/full'), task: 'text-generation', library: 'transformers', license: 'apache-2.0', gated: false, parameters: 124_439_808, downloads: 1234, likes: 56, files: 2, bytes: 2048 + `{"seed":"m"}`.length },
+    });
+  });
+
+  test('verify refreshes the models it checks, keeps the others listed, drops the unlisted', async () => {
+    const file = await catalogFile(`models:\n  - name: org/current\n    sha: ${hub.head('org/current')}\n  - name: gpt2\n    sha: ${OLD}\n`);
+    const kept = { sha: OLD, gated: false, downloads: 1, likes: 2 };
+    await writeFile(path.join(path.dirname(file), 'facts.json'), JSON.stringify({ updated: '2024-01-01T00:00:00.000Z', models: { gpt2: kept, 'gone/model': kept } }));
+    hub.faults.push({ match: '/api/models/gpt2/revision/HEAD', status: 404, times: 1 });
+    const run = await depotAiAsync(['models', 'verify', file], env);
+    assert.equal(run.status, 1, 'gpt2 reads as missing once');
+    const facts = await factsOf(file);
+    assert.deepEqual(Object.keys(facts.models), ['gpt2', 'org/current']);
+    assert.deepEqual(facts.models.gpt2, kept);
+    assert.equal(facts.models['org/current'].downloads, 10);
+  });
+
+  test('a broken facts file is one line naming the file and field; nothing is written', async () => {
+    const text = `models:\n  - name: gpt2\n    sha: ${OLD}\n`;
+    const file = await catalogFile(text);
+    const factsFile = path.join(path.dirname(file), 'facts.json');
+    for (const [content, message] of [
+      ['{"updated":"2024-01-01","models":{"gpt2":{"sha":"' + OLD + '","gated":false,"downloads":-1,"likes":0}}}', 'models["gpt2"].downloads: expected a whole number >= 0, got -1'],
+      ['{"updated":"2024-01-01","models":{"gpt2":{"sha":"' + OLD + '","gated":false,"downloads":1,"likes":0,"stars":3}}}', 'models["gpt2"].stars: unknown key'],
+      ['{"updated":"2024-01-01","models":{"gpt2":{"gated":false,"downloads":1,"likes":0}}}', 'models["gpt2"].sha: missing'],
+      ['{"models":', 'not JSON'],
+    ]) {
+      await writeFile(factsFile, content);
+      for (const command of ['update', 'verify']) {
+        const run = await depotAiAsync(['models', command, file], env);
+        assert.equal(run.status, 1);
+        assert.ok(run.stderr.startsWith(`depot-ai: ${factsFile}: ${message}`), run.stderr);
+        assert.equal(run.stderr.split('\n').length, 2, 'one line');
+        assert.equal(await readFile(factsFile, 'utf8'), content);
+        assert.equal(await readFile(file, 'utf8'), text);
+      }
+    }
   });
 });
 

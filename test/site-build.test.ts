@@ -4,11 +4,11 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
-import { gzipSync } from 'node:zlib';
 import { CatalogError, loadCatalog, type ModelEntry } from '../models/catalog.ts';
 import { readImageInfo } from '../builder/image-info.ts';
-import { buildSite, cachedSiteBuild, listFiles, makeTempDir, resolveStatic, ROOT } from './helpers/site.ts';
-import { builtFixture, EMPTY_STORE, FIXTURE_FILES, FIXTURE_HOST } from './helpers/site-fixtures.ts';
+import { buildSite, cachedSiteBuild, homepageBytes, listFiles, makeTempDir, resolveStatic, ROOT } from './helpers/site.ts';
+import { generatedCatalog } from './helpers/site-catalog.ts';
+import { builtFixture, EMPTY_STORE, FIXTURE_DIFFUSERS, FIXTURE_FILES, FIXTURE_HOST } from './helpers/site-fixtures.ts';
 
 const REAL_CATALOG = path.join(ROOT, 'models/models.yaml');
 
@@ -129,18 +129,40 @@ describe('site build for the real catalog', () => {
   });
 
   test('the homepage ships under 5 KB of JavaScript and 60 KB in all (gzip)', async () => {
-    const html = await readFile(path.join(dist, 'index.html'), 'utf8');
-    const assets = [...attrs(html, 'src'), ...attrs(html, 'href')].filter((u) => /\.(js|css)$/.test(u) && u.startsWith('/'));
-    const gz = (b: Buffer | string) => gzipSync(b, { level: 9 }).length;
-    let js = [...html.matchAll(/<script\b[^>]*>(.*?)<\/script>/gs)].map((m) => m[1]).join('');
-    let total = gz(html);
-    for (const asset of assets) {
-      const bytes = await readFile(path.join(dist, asset));
-      total += gz(bytes);
-      if (asset.endsWith('.js')) js += bytes.toString();
-    }
-    assert.ok(gz(js) < 5 * 1024, `JS is ${gz(js)} bytes gzip`);
+    const { js: { gzip: js }, total: { gzip: total } } = await homepageBytes(dist);
+    assert.ok(js < 5 * 1024, `JS is ${js} bytes gzip`);
     assert.ok(total < 60 * 1024, `homepage is ${total} bytes gzip`);
+  });
+
+  test('no facts fetched yet: no facts shown, no empty filters', async () => {
+    const html = await readFile(pageFile(dist, entries[0].name), 'utf8');
+    assert.ok(!html.includes('data-facts'), 'no facts block');
+    const home = await readFile(path.join(dist, 'index.html'), 'utf8');
+    assert.ok(!/data-task=/.test(home) && !home.includes(' downloads</p>'));
+    assert.match(home, /<select id="model-task"[^>]*>\s*<option value="">All tasks<\/option>\s*<\/select>/);
+  });
+
+  test('the 404 page carries the catalog names for its suggestions', async () => {
+    const html = await readFile(path.join(dist, '404.html'), 'utf8');
+    const names = JSON.parse(/<script id="model-names" type="application\/json">(.*?)<\/script>/s.exec(html)![1]);
+    assert.deepEqual(names, [...new Set(entries.map((e) => e.name))]);
+  });
+});
+
+describe('site build for a catalog of 1,000 models', () => {
+  test('the homepage lists all of them in under 200 KB gzip, with their facts for filtering', async () => {
+    const { catalog, models } = await generatedCatalog(1000);
+    const dist = await cachedSiteBuild({ catalog, store: EMPTY_STORE });
+    const { total: { gzip: total } } = await homepageBytes(dist);
+    assert.ok(total < 200 * 1024, `homepage is ${total} bytes gzip`);
+    const html = await readFile(path.join(dist, 'index.html'), 'utf8');
+    const rows = [...html.matchAll(/<li data-name="[^"]*"([^>]*)>/g)];
+    assert.equal(rows.length, 1000);
+    rows.forEach((row, i) => {
+      const model = models[i];
+      assert.equal(attrs(row[1], 'data-task')[0], model.task, `${model.name}: task`);
+      assert.equal(attrs(row[1], 'data-downloads')[0], model.downloads?.toString(), `${model.name}: downloads`);
+    });
   });
 });
 
@@ -166,9 +188,8 @@ describe('site build with a built model and a custom registry host', () => {
     assert.deepEqual(info.files.map((f) => f.path).sort(), Object.keys(FIXTURE_FILES).sort());
     for (const file of info.files) {
       assert.ok(html.includes(`data-size="${file.size}"`), `${file.path}: size`);
-      const line = /\s/.test(file.path)
-        ? `COPY --link --from=${ref} ["/${file.path}", "."]`
-        : `COPY --link --from=${ref} /${file.path} .`;
+      const source = file.path === 'weights[0].bin' ? 'weights[[]0].bin' : file.path;
+      const line = /\s/.test(file.path) ? `COPY --link --from=${ref} ["/${source}", "."]` : `COPY --link --from=${ref} /${source} .`;
       assert.ok(copies.includes(line), `${file.path}: ${line}`);
     }
     const latest = html.slice(html.indexOf('id="tag-latest"'), html.indexOf('id="tag-v2"'));
@@ -176,12 +197,69 @@ describe('site build with a built model and a custom registry host', () => {
     assert.ok(attrs(html, 'href').includes('https://models.example.test/gpt2'), 'canonical URL uses DEPOT_SITE_URL');
   });
 
+  test('file sets: the lines a library loads, with their bytes against the whole image', async () => {
+    const gpt2 = await readFile(pageFile(dist, 'gpt2'), 'utf8');
+    const ref = `${FIXTURE_HOST}/gpt2:latest`;
+    const set = ['config.json', 'merges.txt', 'model.safetensors', 'tokenizer.json', 'vocab.json'];
+    assert.deepEqual(JSON.parse(attrs(gpt2, 'data-paths')[0]), set);
+    assert.ok(attrs(gpt2, 'data-copy').includes(`COPY --link --from=${ref} ${set.map((p) => '/' + p).join(' ')} ./`));
+    const bytes = set.reduce((sum, p) => sum + Buffer.byteLength(FIXTURE_FILES[p]), 0);
+    assert.ok(gpt2.includes(`data-set-bytes="${bytes}"`));
+
+    const sd = await readFile(pageFile(dist, 'runwayml/stable-diffusion-v1-5'), 'utf8');
+    const sdRef = `${FIXTURE_HOST}/runwayml/stable-diffusion-v1-5:latest`;
+    assert.ok(sd.includes('data-file-set="diffusers-fp16"'));
+    assert.ok(attrs(sd, 'data-copy').includes(
+      [
+        `COPY --link --from=${sdRef} /model_index.json ./`,
+        `COPY --link --from=${sdRef} /scheduler/scheduler_config.json ./scheduler/`,
+        `COPY --link --from=${sdRef} /text_encoder/config.json /text_encoder/model.fp16.safetensors ./text_encoder/`,
+        `COPY --link --from=${sdRef} /tokenizer/merges.txt /tokenizer/vocab.json ./tokenizer/`,
+        `COPY --link --from=${sdRef} /unet/config.json /unet/diffusion_pytorch_model.fp16.safetensors ./unet/`,
+        `COPY --link --from=${sdRef} /vae/config.json /vae/diffusion_pytorch_model.safetensors ./vae/`,
+      ].join('\n'),
+    ));
+  });
+
+  test('the file tree: folders as <details> with their bytes and a line per folder', async () => {
+    const sd = await readFile(pageFile(dist, 'runwayml/stable-diffusion-v1-5'), 'utf8');
+    const sdRef = `${FIXTURE_HOST}/runwayml/stable-diffusion-v1-5:latest`;
+    const unet = Object.entries(FIXTURE_DIFFUSERS).filter(([p]) => p.startsWith('unet/'));
+    const folder = sd.slice(sd.indexOf('data-folder="unet"'));
+    assert.match(folder, /^data-folder="unet">\s*<details[^>]*>\s*<summary/);
+    assert.ok(folder.includes(`data-size="${unet.reduce((sum, [, c]) => sum + Buffer.byteLength(c), 0)}"`), 'bytes under unet/');
+    assert.ok(attrs(sd, 'data-copy').includes(`COPY --link --from=${sdRef} /unet/ ./unet/`));
+    const gpt2 = await readFile(pageFile(dist, 'gpt2'), 'utf8');
+    assert.ok(gpt2.includes('data-folder="deep/nested/dir"'), 'nested folders');
+  });
+
+  test('facts: task, library, license linked to the image’s license file, parameters, downloads, likes', async () => {
+    const gpt2 = await readFile(pageFile(dist, 'gpt2'), 'utf8');
+    const fact = (html: string, name: string) => decode(new RegExp(`data-fact="${name}">(.*?)</dd>`).exec(html)?.[1].replace(/<[^>]+>/g, '') ?? '');
+    assert.equal(fact(gpt2, 'task'), 'text-generation');
+    assert.equal(fact(gpt2, 'library'), 'transformers');
+    assert.equal(fact(gpt2, 'license'), 'mit');
+    assert.ok(attrs(gpt2, 'href').includes('https://huggingface.co/gpt2/blob/11c5a3d5811f50298f278a704980280950aedb10/LICENSE'));
+    assert.equal(fact(gpt2, 'gated'), 'No');
+    assert.equal(fact(gpt2, 'parameters'), '137M parameters');
+    assert.equal(fact(gpt2, 'downloads'), '12M');
+    assert.equal(fact(gpt2, 'likes'), '2.9K');
+    assert.ok(gpt2.includes('as of 2026-11-23'));
+    const sd = await readFile(pageFile(dist, 'runwayml/stable-diffusion-v1-5'), 'utf8');
+    assert.equal(fact(sd, 'license'), 'creativeml-openrail-m', 'no license file in the image: the id alone');
+    assert.ok(!attrs(sd, 'href').some((h) => h.includes('/blob/')));
+    assert.ok(!sd.includes('data-fact="parameters"'), 'no parameter count where the Hub states none');
+    const home = await readFile(path.join(dist, 'index.html'), 'utf8');
+    assert.match(home, /<li data-name="gpt2" data-task="text-generation" data-library="transformers" data-downloads="12345678" data-bytes="140200"/);
+    assert.match(home, /<option value="text-to-image">text-to-image<\/option>/);
+  });
+
   test('a tag that is not built still renders, on the same page', async () => {
     const html = await readFile(pageFile(dist, 'gpt2'), 'utf8');
     assert.ok(attrs(html, 'data-copy').includes(`COPY --link --from=${FIXTURE_HOST}/gpt2:v2 / .`));
     assert.ok(html.includes('id="tag-v2"'));
-    const other = await readFile(pageFile(dist, 'runwayml/stable-diffusion-v1-5'), 'utf8');
-    assert.ok(attrs(other, 'data-copy').includes(`COPY --link --from=${FIXTURE_HOST}/runwayml/stable-diffusion-v1-5:latest /path/to/file .`));
+    const v2 = html.slice(html.indexOf('id="tag-v2"'));
+    assert.ok(attrs(v2, 'data-copy').includes(`COPY --link --from=${FIXTURE_HOST}/gpt2:v2 /path/to/file .`));
   });
 
   test('every snippet uses the configured registry host', async () => {

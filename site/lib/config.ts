@@ -1,5 +1,6 @@
 // Build-time settings for the website, all from the environment so a self-hosted copy shows its own host.
 import { DEFAULT_CATALOG } from '../../models/catalog.ts';
+import { factsFileFor } from '../../models/facts.ts';
 
 export interface SiteConfig {
   /** Registry host used in every snippet (`depot.ai`). */
@@ -8,6 +9,8 @@ export interface SiteConfig {
   siteUrl: string;
   /** The catalog file. */
   catalog: string;
+  /** The model facts written by `models update` (default: facts.json beside the catalog). */
+  facts: string;
   /** The image store (one OCI image layout per image) read for digests, sizes and file lists. */
   store: string;
   /** Where the built site is written. */
@@ -21,6 +24,7 @@ export function siteConfig(env: NodeJS.ProcessEnv = process.env): SiteConfig {
     registryHost: env.DEPOT_REGISTRY_HOST || 'depot.ai',
     siteUrl: env.DEPOT_SITE_URL || 'https://depot.ai',
     catalog: env.DEPOT_CATALOG || DEFAULT_CATALOG,
+    facts: env.DEPOT_FACTS || factsFileFor(env.DEPOT_CATALOG || DEFAULT_CATALOG),
     store: env.DEPOT_STORE || '.depot/store',
     outDir: env.DEPOT_SITE_OUT_DIR || 'dist',
     registryUrl: env.DEPOT_REGISTRY_URL || undefined,

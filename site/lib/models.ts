@@ -1,5 +1,6 @@
 // The catalog as the site sees it: loaded once per build, grouped into one page per image name.
 import { loadCatalog, type ModelEntry } from '../../models/catalog.ts';
+import { loadFacts, type FactsFile } from '../../models/facts.ts';
 import { siteConfig } from './config.ts';
 import { readImageInfo, readRemoteImageInfo, type ImageInfo } from './image-info.ts';
 
@@ -22,6 +23,14 @@ let catalog: Promise<ModelEntry[]> | undefined;
 export function catalogEntries(): Promise<ModelEntry[]> {
   catalog ??= loadCatalog(siteConfig().catalog);
   return catalog;
+}
+
+let facts: Promise<FactsFile> | undefined;
+
+/** The facts file (models/facts.json): facts per Hugging Face name; a model never fetched has none. */
+export function catalogFacts(): Promise<FactsFile> {
+  facts ??= loadFacts(siteConfig().facts);
+  return facts;
 }
 
 export async function modelPages(): Promise<ModelPage[]> {

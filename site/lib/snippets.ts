@@ -1,5 +1,6 @@
 // The Dockerfile lines and references the site shows and copies. One place, so the homepage,
 // the model pages and the tests agree byte for byte.
+import { copyLine } from './dockerfile.ts';
 
 /** `depot.ai/<image>:<tag>` */
 export function imageRef(host: string, image: string, tag: string): string {
@@ -16,11 +17,9 @@ export function copyAll(ref: string): string {
   return `COPY --link --from=${ref} / .`;
 }
 
-/** `COPY --link --from=<ref> /<path> .` — one file; the JSON form when the path needs quoting. */
+/** `COPY --link --from=<ref> /<path> .` — one file, escaped so it names only that file (see dockerfile.ts). */
 export function copyFile(ref: string, path: string): string {
-  const source = '/' + path.replace(/^\/+/, '');
-  if (/[\s"'\\$]/.test(source)) return `COPY --link --from=${ref} [${JSON.stringify(source)}, "."]`;
-  return `COPY --link --from=${ref} ${source} .`;
+  return copyLine(ref, [path], '.');
 }
 
 /** The Hugging Face tree of a model at its pinned revision. */

@@ -2,7 +2,8 @@
 // uses, so tests drive the real client (pass `hubUrl: hub.url`, or set HF_ENDPOINT=hub.url):
 //
 //   GET /api/models?sort=downloads&limit=N&search=&author=   model list, paginated (Link: rel="next")
-//   GET /api/models/{repo}                                     model info at main (sha, private, gated, siblings)
+//   GET /api/models/{repo}                                     model info at main (sha, private, gated, siblings,
+//                                                              pipeline_tag, library_name, cardData.license, safetensors.total)
 //   GET /api/models/{repo}/revision/{rev}                      model info at a branch, "HEAD" or a sha
 //   GET /api/models/{repo}/tree/{rev}[/{path}]?recursive=true  file list, paginated (Link: rel="next")
 //   GET|HEAD /{repo}/resolve/{rev}/{path}                      small files served here (Range supported);
@@ -32,6 +33,10 @@ export interface HubRepoSpec {
   downloads?: number;
   likes?: number;
   pipelineTag?: string;
+  /** library_name, the model card's license, and the safetensors metadata's parameter total. */
+  libraryName?: string;
+  license?: string;
+  parameters?: number;
   /** Which files are stored with LFS (default: 100 KiB and larger, or *.safetensors / *.bin). */
   lfs?: (path: string, size: number) => boolean;
   /** Bytes the storage host serves instead of a file's real content (the listing keeps the real hash). */
@@ -192,6 +197,10 @@ export async function startHubServer(options: { repos?: HubRepoSpec[]; token?: s
     downloads: repo.spec.downloads ?? 0,
     likes: repo.spec.likes ?? 0,
     pipeline_tag: repo.spec.pipelineTag,
+    library_name: repo.spec.libraryName,
+    tags: repo.spec.license ? [`license:${repo.spec.license}`] : [],
+    cardData: repo.spec.license ? { license: repo.spec.license } : undefined,
+    safetensors: repo.spec.parameters === undefined ? undefined : { total: repo.spec.parameters },
     lastModified: commit.date.toISOString(),
     createdAt: repo.commits[0].date.toISOString(),
     siblings: [...commit.files.keys()].sort().map((rfilename) => ({ rfilename })),

@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
+import { createGzip, gzipSync } from 'node:zlib';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import os from 'node:os';
@@ -78,14 +79,15 @@ export async function listFiles(dir: string): Promise<string[]> {
 /** A key for everything a site build depends on: site sources, configs, catalog, store metadata. */
 async function inputsKey(options: Omit<SiteBuildOptions, 'outDir'>): Promise<string> {
   const hash = createHash('sha256');
-  const sources = ['astro.config.mjs', 'tailwind.config.mjs', 'package-lock.json', 'models/catalog.ts'];
+  const sources = ['astro.config.mjs', 'tailwind.config.mjs', 'package-lock.json', 'models/catalog.ts', 'models/facts.ts'];
   for (const dir of ['site', 'builder']) for (const f of await listFiles(path.join(ROOT, dir))) sources.push(path.join(dir, f));
   for (const f of sources) {
     hash.update(f + '\0');
     if (existsSync(path.join(ROOT, f))) hash.update(await readFile(path.join(ROOT, f)));
   }
   hash.update(JSON.stringify([options.catalog, options.registryHost, options.siteUrl, options.store]));
-  hash.update(await readFile(path.resolve(ROOT, options.catalog ?? 'models/models.yaml')).catch(() => Buffer.from('missing')));
+  const catalog = path.resolve(ROOT, options.catalog ?? 'models/models.yaml');
+  for (const file of [catalog, path.join(path.dirname(catalog), 'facts.json')]) hash.update(await readFile(file).catch(() => Buffer.from('missing')));
   if (options.store) {
     for (const f of await listFiles(options.store)) {
       hash.update(f + '\0');
@@ -154,15 +156,18 @@ export interface StaticServer {
   close(): Promise<void>;
 }
 
-/** Serve a built site on 127.0.0.1 (random port), with 404.html for missing paths. */
+/** Serve a built site on 127.0.0.1 (random port), with 404.html for missing paths, gzip when asked. */
 export async function serveStatic(dir: string): Promise<StaticServer> {
   const server: Server = createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const file = await resolveStatic(dir, url.pathname);
     const status = file ? 200 : 404;
     const body = file ?? path.join(dir, '404.html');
-    res.writeHead(status, { 'content-type': TYPES[path.extname(body)] ?? 'application/octet-stream' });
-    createReadStream(body).pipe(res);
+    // Compressed like any static host, so Lighthouse measures what users get.
+    const gzip = /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+    res.writeHead(status, { 'content-type': TYPES[path.extname(body)] ?? 'application/octet-stream', ...(gzip ? { 'content-encoding': 'gzip' } : {}) });
+    if (gzip) createReadStream(body).pipe(createGzip()).pipe(res);
+    else createReadStream(body).pipe(res);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
@@ -176,4 +181,25 @@ export async function makeTempDir(prefix: string): Promise<string> {
   const dir = path.join(os.tmpdir(), `${prefix}-${process.pid}-${Math.random().toString(36).slice(2)}`);
   await mkdir(dir, { recursive: true });
   return dir;
+}
+
+interface Bytes {
+  raw: number;
+  gzip: number;
+}
+
+const measure = (text: Buffer | string): Bytes => ({ raw: Buffer.byteLength(text), gzip: gzipSync(text, { level: 9 }).length });
+
+/** Bytes of HTML, CSS and JS the homepage of a built site ships (inline scripts count as JS too). */
+export async function homepageBytes(dist: string): Promise<{ html: Bytes; css: Bytes; js: Bytes; total: Bytes }> {
+  const html = await readFile(path.join(dist, 'index.html'), 'utf8');
+  const urls = [...html.matchAll(/\s(?:src|href)="(\/[^"]+\.(?:css|js))"/g)].map((m) => m[1]);
+  const css: Buffer[] = [Buffer.from([...html.matchAll(/<style\b[^>]*>(.*?)<\/style>/gs)].map((m) => m[1]).join(''))];
+  const js: Buffer[] = [Buffer.from([...html.matchAll(/<script\b[^>]*>(.*?)<\/script>/gs)].map((m) => m[1]).join(''))];
+  for (const url of urls) (url.endsWith('.css') ? css : js).push(await readFile(path.join(dist, url)));
+  const external = urls.length ? await Promise.all(urls.map((u) => readFile(path.join(dist, u)))) : [];
+  const total = measure(Buffer.concat([Buffer.from(html), ...external]));
+  // Total gzip counts each file compressed on its own, as a server sends them.
+  total.gzip = measure(html).gzip + external.reduce((sum, b) => sum + measure(b).gzip, 0);
+  return { html: measure(html), css: measure(Buffer.concat(css)), js: measure(Buffer.concat(js)), total };
 }

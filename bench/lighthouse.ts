@@ -1,0 +1,38 @@
+// Lighthouse (mobile, the default) on the homepage and a built model page, served locally with
+// gzip, Debian's Chromium headless: every category's score against the target of 100.
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { cachedSiteBuild, ROOT, serveStatic } from '../test/helpers/site.ts';
+import { builtFixture, EMPTY_STORE, FIXTURE_HOST } from '../test/helpers/site-fixtures.ts';
+
+const run = promisify(execFile);
+const CHROME_FLAGS = '--headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking --disable-component-update --disable-sync';
+
+interface Report {
+  categories: Record<string, { score: number }>;
+  audits: Record<string, { score: number | null; scoreDisplayMode: string; displayValue?: string }>;
+}
+
+export async function benchLighthouse(): Promise<void> {
+  const real = await serveStatic(await cachedSiteBuild({ catalog: path.join(ROOT, 'models/models.yaml'), store: EMPTY_STORE }));
+  const built = await serveStatic(await cachedSiteBuild({ ...(await builtFixture()), registryHost: FIXTURE_HOST, siteUrl: 'https://models.example.test' }));
+  try {
+    for (const [label, url] of [['homepage (real catalog)', `${real.url}/`], ['model page (built, facts, sets, tree)', `${built.url}/runwayml/stable-diffusion-v1-5`]]) {
+      const { stdout } = await run(path.join(ROOT, 'node_modules/.bin/lighthouse'), [url, '--quiet', '--output=json', `--chrome-flags=${CHROME_FLAGS}`], {
+        env: { ...process.env, CHROME_PATH: '/usr/bin/chromium' },
+        maxBuffer: 256 * 1024 * 1024,
+      });
+      const report = JSON.parse(stdout) as Report;
+      const scores = Object.entries(report.categories).map(([name, c]) => `${name} ${Math.round(c.score * 100)}`);
+      const all = Object.values(report.categories).every((c) => c.score === 1);
+      console.log(`site: lighthouse ${label}: ${scores.join(', ')} (target 100 each) ${all ? 'ok' : 'MISSED'}`);
+      for (const [id, audit] of Object.entries(report.audits)) {
+        if (audit.score !== null && audit.score < 1 && ['numeric', 'binary', 'metricSavings'].includes(audit.scoreDisplayMode)) console.log(`  ${id}: ${audit.score} ${audit.displayValue ?? ''}`);
+      }
+    }
+  } finally {
+    await real.close();
+    await built.close();
+  }
+}

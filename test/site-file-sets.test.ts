@@ -1,0 +1,117 @@
+// "Copy only what you load": the file-set rules on file lists shaped like real Hugging Face
+// repositories of each library (names as the Hub lists them; sizes scaled down).
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { fileSets, setLines, type SizedFile } from '../site/lib/file-sets.ts';
+import { copyLine } from '../site/lib/dockerfile.ts';
+
+const repo = (spec: Record<string, number>): SizedFile[] => Object.entries(spec).map(([path, size]) => ({ path, size }));
+const byId = (files: SizedFile[], library?: string) => Object.fromEntries(fileSets(files, library).map((s) => [s.id, s.paths]));
+
+// google-bert/bert-base-uncased: the same weights in six formats, plus onnx/ and coreml/.
+const BERT = repo({
+  '.gitattributes': 1, 'LICENSE': 11, 'README.md': 10, 'config.json': 570, 'coreml/fill-mask/float32_model.mlpackage/Data/com.apple.CoreML/model.mlmodel': 164,
+  'flax_model.msgpack': 438, 'model.onnx': 532, 'model.safetensors': 440, 'pytorch_model.bin': 440, 'rust_model.ot': 534, 'tf_model.h5': 536,
+  'tokenizer.json': 466, 'tokenizer_config.json': 48, 'vocab.txt': 232,
+});
+
+// meta-llama-style sharded safetensors with a .bin copy and an original/ folder.
+const LLAMA = repo({
+  'README.md': 1, 'config.json': 1, 'generation_config.json': 1, 'model-00001-of-00002.safetensors': 5000, 'model-00002-of-00002.safetensors': 3000,
+  'model.safetensors.index.json': 2, 'pytorch_model-00001-of-00002.bin': 5000, 'pytorch_model-00002-of-00002.bin': 3000, 'pytorch_model.bin.index.json': 2,
+  'original/consolidated.00.pth': 8000, 'original/params.json': 1, 'original/tokenizer.model': 2, 'special_tokens_map.json': 1, 'tokenizer.json': 9, 'tokenizer_config.json': 5,
+});
+
+// runwayml/stable-diffusion-v1-5: root checkpoints beside the diffusers folders, fp16 and fp32, .bin and safetensors.
+const SD = repo({
+  'README.md': 1, 'model_index.json': 1, 'v1-5-pruned.ckpt': 7700, 'v1-5-pruned-emaonly.ckpt': 4270, 'v1-5-pruned-emaonly.safetensors': 4270,
+  'feature_extractor/preprocessor_config.json': 1,
+  'safety_checker/config.json': 5, 'safety_checker/model.fp16.safetensors': 608, 'safety_checker/model.safetensors': 1216, 'safety_checker/pytorch_model.bin': 1216, 'safety_checker/pytorch_model.fp16.bin': 608,
+  'scheduler/scheduler_config.json': 1,
+  'text_encoder/config.json': 1, 'text_encoder/model.fp16.safetensors': 246, 'text_encoder/model.safetensors': 492, 'text_encoder/pytorch_model.bin': 492,
+  'tokenizer/merges.txt': 525, 'tokenizer/special_tokens_map.json': 1, 'tokenizer/tokenizer_config.json': 1, 'tokenizer/vocab.json': 1060,
+  'unet/config.json': 1, 'unet/diffusion_pytorch_model.bin': 3440, 'unet/diffusion_pytorch_model.fp16.safetensors': 1720, 'unet/diffusion_pytorch_model.non_ema.bin': 3440, 'unet/diffusion_pytorch_model.safetensors': 3440,
+  'vae/config.json': 1, 'vae/diffusion_pytorch_model.bin': 335, 'vae/diffusion_pytorch_model.fp16.safetensors': 167, 'vae/diffusion_pytorch_model.safetensors': 335,
+});
+
+// sentence-transformers/all-MiniLM-L6-v2.
+const MINILM = repo({
+  '1_Pooling/config.json': 1, 'README.md': 10, 'config.json': 1, 'config_sentence_transformers.json': 1, 'data_config.json': 39, 'model.safetensors': 90,
+  'modules.json': 1, 'onnx/model.onnx': 90, 'onnx/model_O1.onnx': 90, 'pytorch_model.bin': 90, 'rust_model.ot': 90, 'sentence_bert_config.json': 1,
+  'special_tokens_map.json': 1, 'tf_model.h5': 91, 'tokenizer.json': 466, 'tokenizer_config.json': 1, 'train_script.py': 13, 'vocab.txt': 232,
+});
+
+// timm/resnet50.a1_in1k.
+const TIMM = repo({ 'README.md': 5, 'config.json': 1, 'model.safetensors': 102, 'pytorch_model.bin': 102 });
+
+// TheBloke/Llama-2-7B-GGUF: one file per quantisation; one split in two parts.
+const GGUF = repo({
+  'README.md': 1, 'config.json': 1, 'llama-2-7b.Q2_K.gguf': 2830, 'llama-2-7b.Q4_K_M.gguf': 4080, 'llama-2-7b.Q8_0.gguf': 7160,
+  'llama-2-7b.F16-00001-of-00002.gguf': 7000, 'llama-2-7b.F16-00002-of-00002.gguf': 6000,
+});
+
+describe('file sets per library', () => {
+  test('transformers: config, tokenizer and safetensors only, none of the five other copies', () => {
+    assert.deepEqual(byId(BERT), { 'transformers-safetensors': ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'vocab.txt'] });
+  });
+
+  test('transformers, sharded: every shard and the index, not the .bin shards nor original/', () => {
+    assert.deepEqual(byId(LLAMA), {
+      'transformers-safetensors': ['config.json', 'generation_config.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json'],
+    });
+  });
+
+  test('transformers without safetensors falls back to pytorch_model.bin', () => {
+    const files = BERT.filter((f) => f.path !== 'model.safetensors');
+    assert.deepEqual(byId(files)['transformers-pytorch'], ['config.json', 'pytorch_model.bin', 'tokenizer.json', 'tokenizer_config.json', 'vocab.txt']);
+  });
+
+  test('diffusers: the fp16 variant per component (fp32 where a component has none), no root checkpoints', () => {
+    const sets = byId(SD);
+    const components = ['feature_extractor/preprocessor_config.json', 'model_index.json', 'safety_checker/config.json', 'scheduler/scheduler_config.json', 'text_encoder/config.json', 'tokenizer/merges.txt', 'tokenizer/special_tokens_map.json', 'tokenizer/tokenizer_config.json', 'tokenizer/vocab.json', 'unet/config.json', 'vae/config.json'];
+    assert.deepEqual(sets['diffusers-fp16'], [...components, 'safety_checker/model.fp16.safetensors', 'text_encoder/model.fp16.safetensors', 'unet/diffusion_pytorch_model.fp16.safetensors', 'vae/diffusion_pytorch_model.fp16.safetensors'].sort());
+    assert.deepEqual(sets['diffusers'], [...components, 'safety_checker/model.safetensors', 'text_encoder/model.safetensors', 'unet/diffusion_pytorch_model.safetensors', 'vae/diffusion_pytorch_model.safetensors'].sort());
+    assert.equal(Object.keys(sets).length, 2, 'no transformers set for a diffusers repository');
+  });
+
+  test('diffusers: sharded fp16 weights come with their variant index', () => {
+    const files = repo({ 'model_index.json': 1, 'transformer/config.json': 1, 'transformer/diffusion_pytorch_model.fp16-00001-of-00002.safetensors': 10, 'transformer/diffusion_pytorch_model.fp16-00002-of-00002.safetensors': 5, 'transformer/diffusion_pytorch_model.safetensors.index.fp16.json': 1, 'transformer/diffusion_pytorch_model.safetensors.index.json': 1, 'transformer/diffusion_pytorch_model-00001-of-00002.safetensors': 20, 'transformer/diffusion_pytorch_model-00002-of-00002.safetensors': 10 });
+    assert.deepEqual(byId(files)['diffusers-fp16'], ['model_index.json', 'transformer/config.json', 'transformer/diffusion_pytorch_model.fp16-00001-of-00002.safetensors', 'transformer/diffusion_pytorch_model.fp16-00002-of-00002.safetensors', 'transformer/diffusion_pytorch_model.safetensors.index.fp16.json']);
+    assert.deepEqual(byId(files)['diffusers'], ['model_index.json', 'transformer/config.json', 'transformer/diffusion_pytorch_model-00001-of-00002.safetensors', 'transformer/diffusion_pytorch_model-00002-of-00002.safetensors', 'transformer/diffusion_pytorch_model.safetensors.index.json']);
+  });
+
+  test('sentence-transformers: modules.json, its configs, the pooling module and one copy of the weights', () => {
+    assert.deepEqual(byId(MINILM)['sentence-transformers'], ['1_Pooling/config.json', 'config.json', 'config_sentence_transformers.json', 'model.safetensors', 'modules.json', 'sentence_bert_config.json', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json', 'vocab.txt']);
+  });
+
+  test('timm: config.json and model.safetensors, when the Hub says the library is timm', () => {
+    assert.deepEqual(byId(TIMM, 'timm'), { 'timm-safetensors': ['config.json', 'model.safetensors'] });
+  });
+
+  test('GGUF: one set per quantisation, a split file as one set', () => {
+    const sets = fileSets(GGUF);
+    assert.deepEqual(sets.map((s) => [s.title, s.paths, s.bytes]), [
+      ['GGUF F16 (llama-2-7b.F16.gguf)', ['llama-2-7b.F16-00001-of-00002.gguf', 'llama-2-7b.F16-00002-of-00002.gguf'], 13000],
+      ['GGUF Q2_K (llama-2-7b.Q2_K.gguf)', ['llama-2-7b.Q2_K.gguf'], 2830],
+      ['GGUF Q4_K_M (llama-2-7b.Q4_K_M.gguf)', ['llama-2-7b.Q4_K_M.gguf'], 4080],
+      ['GGUF Q8_0 (llama-2-7b.Q8_0.gguf)', ['llama-2-7b.Q8_0.gguf'], 7160],
+    ]);
+  });
+
+  test('bytes are the sum of the set; a set holding the whole repository is left out', () => {
+    const [set] = fileSets(BERT);
+    assert.equal(set.bytes, 570 + 440 + 466 + 48 + 232);
+    assert.deepEqual(fileSets(repo({ 'config.json': 1, 'model.safetensors': 2 })), []);
+    assert.deepEqual(fileSets(repo({ 'README.md': 1, 'notes.txt': 2 })), []);
+  });
+
+  test('lines: one COPY per folder into the same folder, every path escaped', () => {
+    const files = repo({ 'model_index.json': 1, 'unet [v2]/config.json': 1, 'unet [v2]/diffusion_pytorch_model.safetensors': 9, 'vae/config.json': 1, 'vae/diffusion_pytorch_model.safetensors': 3, 'extra.ckpt': 50 });
+    const [set] = fileSets(files);
+    assert.deepEqual(setLines(set, (paths, dest) => copyLine('r', paths, dest)), [
+      'COPY --link --from=r /model_index.json ./',
+      'COPY --link --from=r ["/unet [[]v2]/config.json", "/unet [[]v2]/diffusion_pytorch_model.safetensors", "./unet [v2]/"]',
+      'COPY --link --from=r /vae/config.json /vae/diffusion_pytorch_model.safetensors ./vae/',
+    ]);
+  });
+});
