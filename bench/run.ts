@@ -1,4 +1,5 @@
 // npm run bench: every speed and size target, measured and printed (never asserted in tests).
+// The reference tools it compares against are built first (scripts/ensure-tools.js, as for npm test).
 // Pass section names to run only some: npm run bench -- image registry site lazy
 import { benchImage } from './image.ts';
 import { benchLazy } from './lazy.ts';

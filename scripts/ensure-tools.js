@@ -20,7 +20,7 @@ const NEEDS = [
   { check: '/usr/bin/openssl', pkg: 'openssl' }, // the push tests' token-service certificate
   { check: '/usr/bin/go', pkg: 'golang-go' },
   { check: ESTARGZ_SRC, pkg: 'golang-github-containerd-stargz-snapshotter-dev' },
-  { check: '/usr/sbin/dockerd', pkg: 'docker.io' }, // the site's COPY lines built by Docker's builder
+  { check: '/usr/sbin/dockerd', pkg: 'docker.io' }, // docker pull, docker build, the site's COPY lines
   { check: '/usr/bin/chromium', pkg: 'chromium' },
   { check: '/usr/share/fonts/truetype/dejavu', pkg: 'fonts-dejavu-core' },
   { check: '/usr/bin/wrk', pkg: 'wrk' }, // the benchmark's load tool
@@ -29,7 +29,6 @@ const NEEDS = [
   { check: '/usr/bin/ctr-remote', pkg: 'stargz-snapshotter' }, // rpull (the snapshotter daemon is ours: tools/stargz-snapshotter)
   { check: `${GOPATH}/src/github.com/containerd/containerd/contrib/snapshotservice`, pkg: 'golang-github-containerd-containerd-dev' },
   { check: '/usr/bin/fusermount3', pkg: 'fuse3' }, // the snapshotter's FUSE mounts
-  { check: '/usr/sbin/dockerd', pkg: 'docker.io' }, // docker pull and docker build against serve
 ];
 
 function install(packages) {
