@@ -4,10 +4,10 @@
 import type { SourceFile } from '../image/source.ts';
 
 /** `--prefetch small`: the files a program reads first (configs, tokenizers, vocabularies). */
-export const SMALL_PRESET = 'small';
+const SMALL_PRESET = 'small';
 const SMALL_PATTERNS = ['*.json', '*.txt', '*.model', 'config*', 'tokenizer*'];
 /** Larger files are left out of `small` (a 30 MB tokenizer.json would delay every mount). */
-export const SMALL_MAX_BYTES = 16 * 1024 * 1024;
+const SMALL_MAX_BYTES = 16 * 1024 * 1024;
 
 export type PrefetchRule = (file: SourceFile) => boolean;
 

@@ -20,7 +20,7 @@ export interface LayerOptions extends EStargzOptions {
   prefetch?: (file: SourceFile) => boolean;
 }
 
-export type Item = { name: string; file?: SourceFile };
+type Item = { name: string; file?: SourceFile };
 
 /** Folders (with a trailing '/') and files in archive order: sorted by the bytes of their names. */
 export function archiveOrder(files: SourceFile[]): Item[] {
@@ -40,7 +40,7 @@ export function archiveOrder(files: SourceFile[]): Item[] {
  * `items` (in archive order) split into the prefetched files with every folder above them, and
  * the rest; both stay in archive order, so each folder comes before what it holds.
  */
-export function prefetchSplit(items: Item[], prefetch: (file: SourceFile) => boolean): { first: Item[]; rest: Item[] } {
+function prefetchSplit(items: Item[], prefetch: (file: SourceFile) => boolean): { first: Item[]; rest: Item[] } {
   const chosen = new Set<string>();
   for (const item of items) {
     if (!item.file || !prefetch(item.file)) continue;
