@@ -143,9 +143,9 @@ async function benchPrefetch(plain: LazyImage, plainServe: TestRegistry): Promis
     const without = await median(() => measure(plain, plainServe.hostPort, () => layerBytesSent(plainServe, plain.layer), on));
     const withPrefetch = await median(() => measure(image, serve.hostPort, () => layerBytesSent(serve, image.layer), on));
     console.log(`\n## Lazy pull with \`build --prefetch small\` (snapshotter prefetch on; default layer vs prefetch layer; median of ${RUNS})`);
-    console.log('figure                                   default   --prefetch small    ratio');
+    console.log(`${'figure'.padEnd(42)}      default   --prefetch small    ratio`);
     const row = (name: string, a: number, b: number, unit: string) =>
-      console.log(`${name.padEnd(36)}${`${a.toFixed(unit === 'B' ? 0 : 1)} ${unit}`.padStart(13)}${`${b.toFixed(unit === 'B' ? 0 : 1)} ${unit}`.padStart(19)}${(a === 0 ? '-' : (b / a).toFixed(2)).padStart(9)}`);
+      console.log(`${name.padEnd(42)}${`${a.toFixed(unit === 'B' ? 0 : 1)} ${unit}`.padStart(13)}${`${b.toFixed(unit === 'B' ? 0 : 1)} ${unit}`.padStart(19)}${(a === 0 ? '-' : (b / a).toFixed(2)).padStart(9)}`);
     row('rpull + mount: layer bytes', without.rpull, withPrefetch.rpull, 'B');
     row('rpull + mount: time', without.pullMs, withPrefetch.pullMs, 'ms');
     row('first byte of config.json after mount', without.firstByteMs, withPrefetch.firstByteMs, 'ms');
