@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { PREFETCH_LANDMARK, NO_PREFETCH_LANDMARK, type TocEntry } from '../image/estargz.ts';
 import { fileReadAt, readToc } from '../image/toc.ts';
+import { depotAi } from './helpers/cli.ts';
 import { startContainerd } from './helpers/containerd.ts';
 import { verifyStoredImage } from './helpers/estargz.ts';
 import { buildImage, imageDigests, pseudoRandom, ROOT, startTestRegistry, tempDir, tool, type TestRegistry } from './helpers/registry.ts';
@@ -136,6 +137,18 @@ describe('the prefetch layer', () => {
     const order = names((await layerOf('prefetch/none')).entries);
     assert.equal(order[0], NO_PREFETCH_LANDMARK);
     assert.ok(!order.includes(PREFETCH_LANDMARK));
+  });
+
+  test('an empty --prefetch pattern: one line, exit 2, nothing written', async () => {
+    const empty = await tempDir('prefetch-empty');
+    try {
+      const run = await depotAi(['build', 'prefetch/empty', '--from', src, '--store', empty, '--prefetch', '']);
+      assert.equal(run.status, 2);
+      assert.match(run.stderr, /^depot-ai: --prefetch takes "small" or a file pattern such as "\*\.json", not ""\n$/);
+      assert.deepEqual(await readdir(empty), []);
+    } finally {
+      await rm(empty, { recursive: true, force: true });
+    }
   });
 });
 
