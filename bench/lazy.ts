@@ -3,10 +3,12 @@
 // the layer bytes each step fetches (rpull, then each file read through the mount) against the
 // layer size, and the time to the first byte of config.json after rpull; from `serve` and, as
 // the reference in the same run, from the CNCF registry (Go's http.ServeContent) holding the same image.
+// Then `build --prefetch small` against the default layer with the snapshotter's prefetch on:
+// bytes and time to the first byte of config.json, as ratios.
 import { open, rm } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import path from 'node:path';
-import { startContainerd } from '../test/helpers/containerd.ts';
+import { startContainerd, type SnapshotterOptions } from '../test/helpers/containerd.ts';
 import { buildLazyImage, fileSha256, layerBytesSent, MEDIUM, SMALL, type LazyImage } from '../test/helpers/lazy.ts';
 import { pushLayout, startCncfRegistry, startTestRegistry, type TestRegistry } from '../test/helpers/registry.ts';
 
@@ -14,13 +16,18 @@ const RUNS = 3;
 
 interface Steps {
   rpull: number;
+  /** rpull and mounting a view, in ms (with prefetch on, the snapshotter prefetches meanwhile). */
+  pullMs: number;
   firstByteMs: number;
   files: Record<string, number>;
 }
 
-/** Bytes fetched per step through a fresh containerd; `sent` counts what the registry sent so far. */
-async function measure(image: LazyImage, hostPort: string, sent: () => Promise<number>): Promise<Steps> {
-  const containerd = await startContainerd();
+/**
+ * Bytes fetched per step through a fresh containerd (snapshotter `options`); `sent` counts what
+ * the registry sent so far.
+ */
+async function measure(image: LazyImage, hostPort: string, sent: () => Promise<number>, options: SnapshotterOptions = {}): Promise<Steps> {
+  const containerd = await startContainerd(options);
   try {
     let last = await sent();
     const step = async () => {
@@ -29,9 +36,11 @@ async function measure(image: LazyImage, hostPort: string, sent: () => Promise<n
       last = now;
       return delta;
     };
+    const pullStarted = performance.now();
     await containerd.rpull(`${hostPort}/${image.name}:${image.tag}`);
-    const rpull = await step();
     const root = await containerd.mountView(image.diffId);
+    const pullMs = performance.now() - pullStarted;
+    const rpull = await step();
     const started = performance.now();
     const handle = await open(path.join(root, 'config.json'));
     await handle.read(Buffer.alloc(1), 0, 1, 0);
@@ -42,7 +51,7 @@ async function measure(image: LazyImage, hostPort: string, sent: () => Promise<n
       if ((await fileSha256(path.join(root, file))) !== image.sha256[file]) throw new Error(`${file}: wrong bytes through the mount`);
       files[file] = await step();
     }
-    return { rpull, firstByteMs, files };
+    return { rpull, pullMs, firstByteMs, files };
   } finally {
     await containerd.close();
   }
@@ -55,6 +64,7 @@ async function median(pull: () => Promise<Steps>): Promise<Steps> {
   const mid = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)];
   return {
     rpull: mid(runs.map((r) => r.rpull)),
+    pullMs: mid(runs.map((r) => r.pullMs)),
     firstByteMs: mid(runs.map((r) => r.firstByteMs)),
     files: Object.fromEntries(Object.keys(runs[0].files).map((f) => [f, mid(runs.map((r) => r.files[f]))])),
   };
@@ -110,11 +120,40 @@ export async function benchLazy(): Promise<void> {
     for (const [file, bytes] of Object.entries(ours.files)) row(`read ${file}`, bytes, reference.files[file], image.compressed[file]);
     console.log(`time to first byte of config.json after rpull: serve ${ours.firstByteMs.toFixed(1)} ms, CNCF registry ${reference.firstByteMs.toFixed(1)} ms (ratio ${(ours.firstByteMs / reference.firstByteMs).toFixed(2)})`);
     console.log('targets: rpull <= footer + TOC in 50 kB blob chunks; config.json <= 64 KiB; the 40 MiB file <= 1.5x its compressed extent (CNCF registry: manifests and headers included)');
+    await benchPrefetch(image, serve);
   } finally {
     await proxy?.close();
     await serve?.close();
     await cncf.stop();
     await rm(cncf.dir, { recursive: true, force: true });
+    await rm(image.store, { recursive: true, force: true });
+  }
+}
+
+/**
+ * `build --prefetch small` against the default layer, both from serve, with the snapshotter's
+ * prefetch on (as it runs by default): bytes and time of rpull + mount (the prefetch happens
+ * there), then the time to the first byte of config.json and the bytes its read costs.
+ */
+async function benchPrefetch(plain: LazyImage, plainServe: TestRegistry): Promise<void> {
+  const image = await buildLazyImage(undefined, plain.name, ['--prefetch', 'small']);
+  const serve = await startTestRegistry({ store: image.store });
+  try {
+    const on = { prefetch: true };
+    const without = await median(() => measure(plain, plainServe.hostPort, () => layerBytesSent(plainServe, plain.layer), on));
+    const withPrefetch = await median(() => measure(image, serve.hostPort, () => layerBytesSent(serve, image.layer), on));
+    console.log(`\n## Lazy pull with \`build --prefetch small\` (snapshotter prefetch on; default layer vs prefetch layer; median of ${RUNS})`);
+    console.log(`${'figure'.padEnd(42)}      default   --prefetch small    ratio`);
+    const row = (name: string, a: number, b: number, unit: string) =>
+      console.log(`${name.padEnd(42)}${`${a.toFixed(unit === 'B' ? 0 : 1)} ${unit}`.padStart(13)}${`${b.toFixed(unit === 'B' ? 0 : 1)} ${unit}`.padStart(19)}${(a === 0 ? '-' : (b / a).toFixed(2)).padStart(9)}`);
+    row('rpull + mount: layer bytes', without.rpull, withPrefetch.rpull, 'B');
+    row('rpull + mount: time', without.pullMs, withPrefetch.pullMs, 'ms');
+    row('first byte of config.json after mount', without.firstByteMs, withPrefetch.firstByteMs, 'ms');
+    row('read config.json: layer bytes', without.files['config.json'], withPrefetch.files['config.json'], 'B');
+    for (const file of SMALL.slice(1)) row(`read ${file}: layer bytes`, without.files[file], withPrefetch.files[file], 'B');
+    row('rpull start to first byte of config', without.pullMs + without.firstByteMs, withPrefetch.pullMs + withPrefetch.firstByteMs, 'ms');
+  } finally {
+    await serve.close();
     await rm(image.store, { recursive: true, force: true });
   }
 }

@@ -8,6 +8,7 @@ import { assembleImage } from '../image/image.ts';
 import { writeLayer } from '../image/layer.ts';
 import { ImageLayout } from '../image/layout.ts';
 import { sha256Digest } from '../image/oci.ts';
+import type { PrefetchRule } from './prefetch.ts';
 import { SourceError, type ModelSource, type SourceFile } from '../sources/folder.ts';
 
 export class BuildError extends Error {}
@@ -23,6 +24,8 @@ export interface BuildOptions {
   epoch?: number;
   chunkSize?: number;
   level?: number;
+  /** Files to list before the eStargz prefetch landmark (builder/prefetch.ts); none: the default layer. */
+  prefetch?: PrefetchRule;
   /** Called with the bytes of input read so far and the total. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -35,6 +38,8 @@ export interface BuildResult {
   compressedSize: number;
   uncompressedSize: number;
   files: number;
+  /** Files before the prefetch landmark (0: the default layer). */
+  prefetched: number;
   inputBytes: number;
   seconds: number;
 }
@@ -65,6 +70,7 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
       mtime: epoch,
       chunkSize: options.chunkSize,
       level: options.level,
+      prefetch: options.prefetch,
     });
     await handle.sync();
   } catch (error) {
@@ -101,6 +107,7 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
     compressedSize: layer.size,
     uncompressedSize: layer.uncompressedSize,
     files: layer.files,
+    prefetched: layer.prefetched,
     inputBytes: source.total,
     seconds: (performance.now() - started) / 1000,
   };

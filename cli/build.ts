@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { DEFAULT_CATALOG, DEFAULT_TAG, loadCatalog, type ModelEntry } from '../models/catalog.ts';
 import { buildImage, type BuildResult } from '../builder/build.ts';
+import { prefetchRule, type PrefetchRule } from '../builder/prefetch.ts';
 import { ContentCache } from '../sources/content-cache.ts';
 import { DEFAULT_CACHE, HuggingFaceSource } from '../sources/huggingface.ts';
 import { DEFAULT_STORE, ImageLayout } from '../image/layout.ts';
@@ -34,6 +35,7 @@ export async function buildCommand(args: string[]): Promise<number> {
     all: { type: 'boolean', default: false },
     push: { type: 'string' },
     insecure: { type: 'boolean', default: false },
+    prefetch: { type: 'string', multiple: true },
   });
   if (values.all && positionals.length > 0) throw new UsageError('build takes NAMEs or --all, not both');
   if (!values.all && positionals.length === 0) throw new UsageError('build needs a NAME (or --all): depot-ai build NAME [NAME...] [--from DIR] [--push HOST[/PREFIX]]');
@@ -46,6 +48,7 @@ export async function buildCommand(args: string[]): Promise<number> {
   const pusher = target && (await Pusher.connect(target, { insecure: values.insecure }));
   const cache = new ContentCache(values.cache);
   const epoch = sourceDateEpoch();
+  const prefetch = values.prefetch?.length ? prefetchOption(values.prefetch) : undefined;
 
   const rows: Row[] = [];
   for (const name of names) {
@@ -104,7 +107,7 @@ export async function buildCommand(args: string[]): Promise<number> {
     else source = new HuggingFaceSource(name, sha, { cache, onDownload: download.update });
     const compress = progressReporter(`compress ${name}`);
     try {
-      const result = await buildImage({ name, source, store: layout.store, tag, sha, epoch, onProgress: compress.update });
+      const result = await buildImage({ name, source, store: layout.store, tag, sha, epoch, prefetch, onProgress: compress.update });
       printResult(result);
       return result;
     } finally {
@@ -122,10 +125,18 @@ function printResult(result: BuildResult): void {
       `index         ${result.indexDigest}`,
       `layer         ${formatBytes(result.compressedSize)} (${result.layerDigest})`,
       `uncompressed  ${formatBytes(result.uncompressedSize)}`,
-      `files         ${result.files}`,
+      `files         ${result.files}${result.prefetched ? ` (${result.prefetched} before the prefetch landmark)` : ''}`,
       `time          ${result.seconds.toFixed(2)} s (${formatBytes(rate)}/s)`,
     ].join('\n'),
   );
+}
+
+function prefetchOption(values: string[]): PrefetchRule {
+  try {
+    return prefetchRule(values);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
 }
 
 function sourceDateEpoch(): number {

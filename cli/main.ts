@@ -14,6 +14,8 @@ const USAGE = `Usage: depot-ai <command>
         [--push HOST[/PREFIX]] [--insecure] [--cache DIR]
   build NAME --from DIR        build image NAME from a local folder into the store
         [--store DIR] [--tag TAG] [--sha SHA]
+        [--prefetch small|PATTERN]...  list these files before the eStargz prefetch
+                               landmark (small: configs, tokenizers, *.json, *.txt)
   serve [--store DIR] [--host 127.0.0.1] [--port 5000] [--upstream URL [--tag-ttl 300]]
                                serve the store as a read-only OCI registry; with
                                --upstream, a pull-through cache rechecking tags after

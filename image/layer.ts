@@ -1,7 +1,9 @@
 // One model's files as one reproducible eStargz layer: the landmark first (as estargz.Build
 // does when nothing is prioritised), then every folder and file sorted by path, owned by 0:0,
-// mode 0755/0644 and mtime SOURCE_DATE_EPOCH, whatever they were on disk.
-import { EStargzWriter, NO_PREFETCH_LANDMARK, type ByteSink, type EStargzOptions, type LayerResult } from './estargz.ts';
+// mode 0755/0644 and mtime SOURCE_DATE_EPOCH, whatever they were on disk. With files to prefetch,
+// as estargz.Build with prioritised files: those files (after their folders), the prefetch
+// landmark, then the rest, each part in archive order.
+import { EStargzWriter, NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK, type ByteSink, type EStargzOptions, type LayerResult } from './estargz.ts';
 import type { ModelSource, SourceFile } from './source.ts';
 
 const LANDMARK_CONTENT = Buffer.from([0x0f]);
@@ -11,6 +13,11 @@ const FILE_MODE = 0o644;
 export interface LayerOptions extends EStargzOptions {
   /** SOURCE_DATE_EPOCH, in seconds. */
   mtime?: number;
+  /**
+   * Files to put before the prefetch landmark, which the stargz snapshotter fetches at mount time.
+   * When it selects none (or is absent) the layer is the default one, `.no.prefetch.landmark` first.
+   */
+  prefetch?: (file: SourceFile) => boolean;
 }
 
 type Item = { name: string; file?: SourceFile };
@@ -30,27 +37,47 @@ export function archiveOrder(files: SourceFile[]): Item[] {
 }
 
 /**
+ * `items` (in archive order) split into the prefetched files with every folder above them, and
+ * the rest; both stay in archive order, so each folder comes before what it holds.
+ */
+function prefetchSplit(items: Item[], prefetch: (file: SourceFile) => boolean): { first: Item[]; rest: Item[] } {
+  const chosen = new Set<string>();
+  for (const item of items) {
+    if (!item.file || !prefetch(item.file)) continue;
+    chosen.add(item.name);
+    for (let slash = item.name.indexOf('/'); slash >= 0; slash = item.name.indexOf('/', slash + 1)) chosen.add(item.name.slice(0, slash + 1));
+  }
+  return { first: items.filter((i) => chosen.has(i.name)), rest: items.filter((i) => !chosen.has(i.name)) };
+}
+
+/**
  * Write `source` as one eStargz layer into `sink` (any ByteSink: a file, an upload, a hash; each
  * write is awaited, so a slow sink slows the reading). Files are read once, in archive order;
  * the source is closed at the end, failed or not. Resolves with the blob's digest and size, the
- * diffID, the TOC digest and the file count once the last byte has been written.
+ * diffID, the TOC digest, the file count and how many files precede the prefetch landmark once
+ * the last byte has been written.
  */
-export async function writeLayer(source: ModelSource, sink: ByteSink, options: LayerOptions = {}): Promise<LayerResult & { files: number }> {
+export async function writeLayer(source: ModelSource, sink: ByteSink, options: LayerOptions = {}): Promise<LayerResult & { files: number; prefetched: number }> {
   const mtime = options.mtime ?? 0;
   const writer = new EStargzWriter(sink, options);
   const chunkSize = writer.chunkSize;
   try {
     const files = await source.list();
-    await writer.addFile({ name: NO_PREFETCH_LANDMARK, type: 'file', size: 1, mode: FILE_MODE, mtime }, [LANDMARK_CONTENT]);
-    for (const item of archiveOrder(files)) {
+    const ordered = archiveOrder(files);
+    const { first, rest } = options.prefetch ? prefetchSplit(ordered, options.prefetch) : { first: [], rest: ordered };
+    const add = async (item: Item) => {
       if (item.file) {
         const entry = { name: item.name, type: 'file' as const, size: item.file.size, mode: FILE_MODE, mtime };
         await writer.addFile(entry, source.chunks(item.file, chunkSize));
       } else {
         await writer.addDirectory({ name: item.name, type: 'dir', size: 0, mode: DIR_MODE, mtime });
       }
-    }
-    return { ...(await writer.finish()), files: files.length };
+    };
+    for (const item of first) await add(item);
+    const landmark = first.length > 0 ? PREFETCH_LANDMARK : NO_PREFETCH_LANDMARK;
+    await writer.addFile({ name: landmark, type: 'file', size: 1, mode: FILE_MODE, mtime }, [LANDMARK_CONTENT]);
+    for (const item of rest) await add(item);
+    return { ...(await writer.finish()), files: files.length, prefetched: first.filter((i) => i.file).length };
   } finally {
     await source.close?.();
   }

@@ -6,7 +6,8 @@
 import { readBounded } from '../client/body.ts';
 import { MANIFEST_ACCEPT, pullScope, RegistryClient, type RemoteError } from '../client/remote.ts';
 import { blobHeaders, type BlobReply, type BlobRequest, type PullThrough } from './app.ts';
-import { RegistryError, upstreamFailed } from './errors.ts';
+import { rangeInvalid, RegistryError, upstreamFailed } from './errors.ts';
+import { parseRange, upstreamRange } from './range.ts';
 import type { Reference } from './names.ts';
 import { manifestMediaType, type ManifestRecord, type RegistryStore } from './store.ts';
 
@@ -35,20 +36,28 @@ function unverifiedHeaders(digest: string, extra: Record<string, string>): Recor
   return { ...headers, 'Cache-Control': 'no-store' };
 }
 
+/** A multipart/byteranges Content-Type with a boundary RFC 2046 §5.1.1 allows. */
+const MULTIPART = /^multipart\/byteranges;\s*boundary=("?)[0-9A-Za-z'()+_,./:=? -]{0,69}[0-9A-Za-z'()+_,./:=?-]\1$/i;
+
 /**
- * Whether the 206 `response` answers exactly the single range `asked` (RFC 9110 §14.1.2 forms
- * `a-b`, `a-`, `-n`), or is a multipart/byteranges answer to several ranges.
+ * The headers of a relayed upstream 206 to the ranges `sent` (as upstreamRange made them), or
+ * undefined when it does not answer them as range.ts would: one range -> exactly that
+ * Content-Range; several -> multipart/byteranges, whose Content-Type (with its boundary) the
+ * client needs to split the body. Content-Length is kept when it is a number; the upstream's
+ * ETag, Last-Modified and caching are not: the bytes are not verified (see unverifiedHeaders).
  */
-function answersRange(asked: string, response: Response): boolean {
-  const specs = asked.replace(/^bytes=/i, '').split(',').map((r) => r.trim());
-  if (specs.length > 1) return /^multipart\/byteranges\b/i.test(response.headers.get('content-type') ?? '');
-  const got = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(response.headers.get('content-range') ?? '');
-  const want = /^(\d*)-(\d*)$/.exec(specs[0]);
-  if (!got || !want || (!want[1] && !want[2])) return false;
-  const [start, end, total] = got.slice(1).map(Number);
-  const expected = want[1] ? [Number(want[1]), want[2] ? Math.min(Number(want[2]), total - 1) : total - 1] : [Math.max(0, total - Number(want[2])), total - 1];
+function relayedRangeHeaders(digest: string, sent: string, response: Response): Record<string, string> | undefined {
   const length = response.headers.get('content-length');
-  return start === expected[0] && end === expected[1] && (length === null || Number(length) === end - start + 1);
+  const extra: Record<string, string> = length !== null && /^\d+$/.test(length) ? { 'Content-Length': length } : {};
+  const type = response.headers.get('content-type') ?? '';
+  if (sent.includes(',') && MULTIPART.test(type)) return unverifiedHeaders(digest, { ...extra, 'Content-Type': type });
+  const got = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(response.headers.get('content-range') ?? '');
+  if (!got) return undefined;
+  const [start, end, total] = got.slice(1).map(Number);
+  const wanted = parseRange(sent, total);
+  if (wanted.kind !== 'ranges' || wanted.ranges.length !== 1 || wanted.ranges[0].start !== start || wanted.ranges[0].end !== end) return undefined;
+  if (length !== null && Number(length) !== end - start + 1) return undefined;
+  return unverifiedHeaders(digest, { ...extra, 'Content-Range': got[0] });
 }
 
 /** A fetch into the store that others can wait for. */
@@ -247,6 +256,20 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
     return 'cached';
   }
 
+  /**
+   * The blob size for a 416 (RFC 9110 §15.5.17): the upstream's `Content-Range: bytes *\/N`, or
+   * its HEAD's Content-Length when it left that out (Go does for a malformed set).
+   */
+  async function unsatisfiedSize(path: string, res: Response): Promise<number> {
+    const size = /^bytes \*\/(\d+)$/.exec(res.headers.get('content-range') ?? '')?.[1];
+    if (size) return Number(size);
+    const head = await request('HEAD', path, { accept: () => true });
+    await head.body?.cancel().catch(() => {});
+    const length = head.headers.get('content-length');
+    if (!head.ok || !length || !/^\d+$/.test(length)) fail(head.status, `the size of ${path}`);
+    return Number(length);
+  }
+
   async function blob(name: string, digest: string, asked: BlobRequest): Promise<BlobReply | 'cached' | undefined> {
     const key = `${name}@${digest}`;
     const path = `${name}/blobs/${digest}`;
@@ -258,27 +281,24 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
       const length = res.headers.get('content-length');
       return { status: 200, headers: unverifiedHeaders(digest, length ? { 'Content-Length': length } : {}), body: null };
     }
-    if (asked.range) {
+    const range = asked.range ? upstreamRange(asked.range) : undefined;
+    if (range) {
       // A 206 that answers exactly what was asked is relayed unlabelled (eStargz readers check
       // chunk digests themselves) while the whole blob is cached in the background; anything
       // else is the whole blob or a wrong answer: verify and cache it, then serve from the cache.
-      const res = await request('GET', path, { headers: { Range: asked.range }, accept: () => true });
+      const res = await request('GET', path, { headers: { Range: range }, accept: () => true });
       if (ABSENT.has(res.status)) {
         await res.body?.cancel().catch(() => {});
         return undefined;
       }
       if (res.status === 416) {
         await res.body?.cancel().catch(() => {});
-        throw new RegistryError(416, 'RANGE_INVALID', 'requested range not satisfiable', { range: asked.range });
+        throw rangeInvalid(asked.range!, await unsatisfiedSize(path, res));
       }
-      if (res.status === 206 && res.body && answersRange(asked.range, res)) {
+      const headers = res.status === 206 && res.body ? relayedRangeHeaders(digest, range, res) : undefined;
+      if (headers) {
         if (!fills.has(key)) startFill(name, digest).then(completeFill).catch(() => {});
-        const extra: Record<string, string> = {};
-        for (const [from, to] of [['content-length', 'Content-Length'], ['content-range', 'Content-Range'], ['content-type', 'Content-Type']]) {
-          const value = res.headers.get(from);
-          if (value) extra[to] = value;
-        }
-        return { status: 206, headers: unverifiedHeaders(digest, extra), body: res.body };
+        return { status: 206, headers, body: res.body };
       }
       if (res.status === 200 && !fills.has(key)) {
         const started = await startFill(name, digest, res);
@@ -300,7 +320,7 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
       }
       const started = await startFill(name, digest);
       if (started.unknown) return undefined;
-      return asked.range ? completeFill(started) : started.reply;
+      return range ? completeFill(started) : started.reply;
     }
     fail(502, `blob ${name}@${digest}`);
   }

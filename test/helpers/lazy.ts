@@ -46,8 +46,11 @@ export interface LazyImage {
   sizes: Record<string, number>;
 }
 
-/** Builds the image (`weights` bytes of weights) into a fresh store; the sources are deleted after. */
-export async function buildLazyImage(weights = 320 * 1024 * 1024, name = 'lazy/big-model'): Promise<LazyImage> {
+/**
+ * Builds the image (`weights` bytes of weights) into a fresh store with `depot-ai build ... args`
+ * (e.g. `--prefetch small`); the sources are deleted after.
+ */
+export async function buildLazyImage(weights = 320 * 1024 * 1024, name = 'lazy/big-model', args: string[] = []): Promise<LazyImage> {
   const store = await tempDir('lazy-store');
   const src = await tempDir('lazy-src');
   const files: Record<string, Buffer> = {
@@ -65,7 +68,7 @@ export async function buildLazyImage(weights = 320 * 1024 * 1024, name = 'lazy/b
     sha256[file] = createHash('sha256').update(bytes).digest('hex');
     sizes[file] = bytes.length;
   }
-  await buildImage(name, src, store, 'v1');
+  await buildImage(name, src, store, 'v1', args);
   await rm(src, { recursive: true, force: true });
   const digests = await imageDigests(store, name, 'v1');
   const blobs = path.join(store, ...name.split('/'), 'blobs/sha256');

@@ -49,9 +49,9 @@ export async function writeModelFolder(dir: string, seed = 'model', weights = 6 
   return files;
 }
 
-/** `depot-ai build NAME --from DIR --store STORE --tag TAG` (the real builder). */
-export async function buildImage(name: string, from: string, store: string, tag = 'latest'): Promise<void> {
-  await run(process.execPath, [path.join(ROOT, 'bin/depot-ai.js'), 'build', name, '--from', from, '--store', store, '--tag', tag], {
+/** `depot-ai build NAME --from DIR --store STORE --tag TAG [ARGS...]` (the real builder). */
+export async function buildImage(name: string, from: string, store: string, tag = 'latest', args: string[] = []): Promise<void> {
+  await run(process.execPath, [path.join(ROOT, 'bin/depot-ai.js'), 'build', name, '--from', from, '--store', store, '--tag', tag, ...args], {
     cwd: ROOT,
     env: { ...process.env, SOURCE_DATE_EPOCH: '0' },
   });
