@@ -17,7 +17,9 @@ export interface BuildOptions {
   name: string;
   source: ModelSource;
   store: string;
+  /** The moving tag (the catalog's `tag`, default latest). */
   tag: string;
+  /** The Hub commit: the image is also tagged with it, and that revision tag never moves. */
   sha?: string;
   /** SOURCE_DATE_EPOCH, in seconds. */
   epoch?: number;
@@ -74,7 +76,13 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
   await layout.commitBlob(temp, layer.digest);
 
   const image = assembleImage(layer, { name: options.name, sha: options.sha, created: epoch });
+  // The revision tag (the Hub commit sha) never moves: refuse before any tag changes.
+  const fixed = options.sha ? await layout.resolveTag(options.sha) : undefined;
+  if (fixed && fixed.digest !== image.index.digest) {
+    throw new BuildError(`${layout.image}:${options.sha} is a revision tag and already points at ${fixed.digest}; it never moves (this build made ${image.index.digest})`);
+  }
   for (const blob of image.blobs) await layout.writeBlob(blob);
+  if (options.sha && !fixed) await layout.setTag(options.sha, image.index);
   await layout.setTag(options.tag, image.index);
 
   return {

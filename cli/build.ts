@@ -76,7 +76,8 @@ export async function buildCommand(args: string[]): Promise<number> {
     if (pusher && repository && !values.from) {
       const remote = await pusher.remoteDigest(repository, tag);
       const local = await layout.resolveTag(tag);
-      if (remote && remote.revision === sha && (!local || local.digest === remote.digest)) {
+      const fixed = remote && sha && (await pusher.remoteDigest(repository, sha));
+      if (remote && remote.revision === sha && fixed && fixed.digest === remote.digest && (!local || local.digest === remote.digest)) {
         console.log(`${target!.registry}/${repository}:${tag} is up to date (revision ${sha}, ${remote.digest})`);
         return { image: layout.image, digest: remote.digest, seconds: 0, result: 'up to date' };
       }

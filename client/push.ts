@@ -73,14 +73,21 @@ export class Pusher {
     return { digest: response.headers.get('docker-content-digest') ?? '', revision: json.annotations?.[ANNOTATION.revision] };
   }
 
-  /** Push `layout:tag`; `onProgress` hears the bytes sent (or found present) so far and the total. */
+  /**
+   * Push `layout:tag`, and the index's revision tag (refused with a RemoteError, before anything is
+   * sent, when the registry's revision tag points elsewhere); `onProgress` hears the bytes sent (or found present) so far and the total. */
   async push(layout: ImageLayout, tag: string, onProgress?: (done: number, total: number) => void): Promise<PushResult> {
     const tagged = await layout.resolveTag(tag);
     if (!tagged) throw new RemoteError(`${layout.image}:${tag} is not in the store ${layout.store}`);
     const repository = targetRepository(this.target, layout.image);
     const reference = `${this.target.registry}/${repository}:${tag}`;
     const result: PushResult = { reference, digest: tagged.digest, upToDate: false, blobsUploaded: 0, blobsSkipped: 0, blobsMounted: 0, bytesUploaded: 0 };
-    if ((await this.remoteDigest(repository, tag))?.digest === tagged.digest) return { ...result, upToDate: true };
+    // The revision tag (the Hub commit sha the index is labelled with) is pushed too and never moves.
+    const revision = tagged.annotations?.[ANNOTATION.revision];
+    const fixed = revision && (await this.remoteDigest(repository, revision))?.digest;
+    if (fixed && fixed !== tagged.digest) throw new RemoteError(`${this.target.registry}/${repository}:${revision} is a revision tag and already points at ${fixed}; it never moves (refusing to push ${tagged.digest})`);
+    const tags = revision && !fixed ? [revision, tag] : [tag];
+    if ((await this.remoteDigest(repository, tag))?.digest === tagged.digest && tags.length === 1) return { ...result, upToDate: true };
 
     const index = await layout.readJson<ImageIndex>(tagged.digest);
     const manifests = await Promise.all(index.manifests.map(async (d) => ({ descriptor: d, json: await layout.readJson<ImageManifest>(d.digest) })));
@@ -101,7 +108,7 @@ export class Pusher {
     }
     for (const { descriptor } of manifests) await this.putManifest(layout, repository, descriptor, descriptor.digest);
     await this.putManifest(layout, repository, tagged, tagged.digest);
-    await this.putManifest(layout, repository, tagged, tag);
+    for (const t of tags) await this.putManifest(layout, repository, tagged, t);
     return result;
   }
 
