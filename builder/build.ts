@@ -4,8 +4,8 @@
 import { open, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { imageName, nameProblem, shaProblem, tagProblem } from '../models/catalog.ts';
-import { NO_PREFETCH_LANDMARK, TOC_TAR_NAME } from '../image/estargz.ts';
-import { assembleImage } from '../image/image.ts';
+import { NO_PREFETCH_LANDMARK, TOC_TAR_NAME, type ByteSink, type LayerResult } from '../image/estargz.ts';
+import { assembleImage, type ImageBlobs } from '../image/image.ts';
 import { writeLayer } from '../image/layer.ts';
 import { ImageLayout } from '../image/layout.ts';
 import { SourceError, type ModelSource, type SourceFile } from '../sources/folder.ts';
@@ -51,31 +51,23 @@ export function validateBuildInput(name: string, tag: string, sha?: string): voi
 export async function buildImage(options: BuildOptions): Promise<BuildResult> {
   const started = performance.now();
   validateBuildInput(options.name, options.tag, options.sha);
-  const epoch = options.epoch ?? 0;
   const layout = new ImageLayout(options.store, imageName(options.name));
-  const source = withProgress(options.source, options.onProgress);
 
   const temp = await layout.tempBlobPath();
   const handle = await open(temp, 'wx');
-  let layer;
+  let made;
   try {
-    layer = await writeLayer(source, { write: (bytes) => writeAll(handle, bytes) }, {
-      mtime: epoch,
-      chunkSize: options.chunkSize,
-      level: options.level,
-      concurrency: availableParallelism() + 1,
-    });
+    made = await makeImage(options, { write: (bytes) => writeAll(handle, bytes) });
     await handle.sync();
   } catch (error) {
     await handle.close();
     await rm(temp, { force: true });
-    if (error instanceof SourceError) throw new BuildError(error.message);
     throw error;
   }
   await handle.close();
+  const { layer, image, inputBytes } = made;
   await layout.commitBlob(temp, layer.digest);
 
-  const image = assembleImage(layer, { name: options.name, sha: options.sha, created: epoch });
   // The revision tag (the Hub commit sha) never moves: refuse before any tag changes.
   const fixed = options.sha ? await layout.resolveTag(options.sha) : undefined;
   if (fixed && fixed.digest !== image.index.digest) {
@@ -93,9 +85,32 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
     compressedSize: layer.size,
     uncompressedSize: layer.uncompressedSize,
     files: layer.files,
-    inputBytes: source.total,
+    inputBytes,
     seconds: (performance.now() - started) / 1000,
   };
+}
+
+/**
+ * What a build makes, wherever its bytes go: the eStargz layer streamed into `sink` and the
+ * configs, manifests and index around it (in memory). `depot-ai verify` passes a sink that
+ * discards, to learn the digests a build at a revision gives without storing anything.
+ * Throws BuildError for a bad source.
+ */
+export async function makeImage(options: Omit<BuildOptions, 'store' | 'tag'>, sink: ByteSink): Promise<{ layer: LayerResult & { files: number }; image: ImageBlobs; inputBytes: number }> {
+  const epoch = options.epoch ?? 0;
+  const source = withProgress(options.source, options.onProgress);
+  try {
+    const layer = await writeLayer(source, sink, {
+      mtime: epoch,
+      chunkSize: options.chunkSize,
+      level: options.level,
+      concurrency: availableParallelism() + 1,
+    });
+    return { layer, image: assembleImage(layer, { name: options.name, sha: options.sha, created: epoch }), inputBytes: source.total };
+  } catch (error) {
+    if (error instanceof SourceError) throw new BuildError(error.message);
+    throw error;
+  }
 }
 
 async function writeAll(handle: import('node:fs/promises').FileHandle, bytes: Buffer): Promise<void> {

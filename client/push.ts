@@ -112,9 +112,20 @@ export class Pusher {
     return result;
   }
 
-  private async putManifest(layout: ImageLayout, repository: string, descriptor: Descriptor, reference: string): Promise<void> {
+  /**
+   * Push one manifest of the store that is not an index (e.g. an OCI 1.1 artifact manifest) with
+   * its config and layers, by digest; returns the registry's response headers (OCI-Subject says it
+   * indexed the manifest's subject for the referrers API).
+   */
+  async pushManifest(layout: ImageLayout, repository: string, descriptor: Descriptor): Promise<Headers> {
+    const json = await layout.readJson<ImageManifest>(descriptor.digest);
+    for (const blob of [json.config, ...json.layers]) await this.pushBlob(layout, repository, blob, () => {});
+    return (await this.putManifest(layout, repository, descriptor, descriptor.digest)).headers;
+  }
+
+  private async putManifest(layout: ImageLayout, repository: string, descriptor: Descriptor, reference: string): Promise<Response> {
     const bytes = await layout.readBlob(descriptor.digest);
-    await this.retrying(() => this.client.send('PUT', `${repository}/manifests/${reference}`, { headers: { 'Content-Type': descriptor.mediaType }, body: () => new Uint8Array(bytes) }));
+    return this.retrying(() => this.client.send('PUT', `${repository}/manifests/${reference}`, { headers: { 'Content-Type': descriptor.mediaType }, body: () => new Uint8Array(bytes) }));
   }
 
   private async pushBlob(layout: ImageLayout, repository: string, blob: Descriptor, progress: (bytes: number) => void): Promise<'skipped' | 'mounted' | 'uploaded'> {

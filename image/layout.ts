@@ -112,6 +112,18 @@ export class ImageLayout {
     return digest;
   }
 
+  /**
+   * List `descriptor` in index.json without a tag (how an OCI 1.1 artifact, e.g. an attestation
+   * whose `subject` is a tagged index, sits in the layout); once is enough.
+   */
+  async addManifest(descriptor: Descriptor): Promise<void> {
+    await this.prepare();
+    const manifests = await this.tagged();
+    if (manifests.some((d) => d.digest === descriptor.digest && !d.annotations?.[ANNOTATION.refName])) return;
+    const index: LayoutIndex = { schemaVersion: 2, mediaType: MEDIA_TYPE.index, manifests: [...manifests, descriptor] };
+    await writeAtomic(path.join(this.dir, 'index.json'), JSON.stringify(index, null, 2) + '\n');
+  }
+
   /** Point `tag` at `descriptor`, keeping every other tag. Call only once its blobs are all written. */
   async setTag(tag: string, descriptor: Descriptor): Promise<void> {
     await this.prepare();

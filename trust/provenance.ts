@@ -3,6 +3,7 @@
 // SLSA Provenance v1 (https://slsa.dev/provenance/v1): the builder and its version, the catalog
 // entry, the Hub repository and commit, and the sha256 of every file in the image.
 // Pure format: no I/O; the signing and the registry side live beside it.
+import { NO_PREFETCH_LANDMARK, type Toc } from '../image/estargz.ts';
 import { isDigest } from '../image/oci.ts';
 
 export const STATEMENT_TYPE = 'https://in-toto.io/Statement/v1';
@@ -129,6 +130,13 @@ export function provenanceProblems(summary: ProvenanceSummary, indexDigest: stri
   }
   for (const path of Object.keys(summary.files)) if (!(path in imageFiles)) problems.push(`${path} is in the attestation but not in the image`);
   return problems;
+}
+
+/** Path -> `sha256:<hex>` of every regular file of a layer, from its eStargz TOC (the files an image holds). */
+export function tocFileDigests(toc: Toc): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (const e of toc.entries) if (e.type === 'reg' && e.name !== NO_PREFETCH_LANDMARK && e.digest) files[e.name] = e.digest;
+  return files;
 }
 
 function hex(digest: string): string {
