@@ -16,6 +16,7 @@ import {
 } from './errors.ts';
 import { isSha256Digest, normalizeName, parseReference, type Reference } from './names.ts';
 import { parseRange } from './range.ts';
+import { referrersIndex } from './referrers.ts';
 import type { BlobBody, BlobStat, ManifestRecord, RegistryStore, StreamBody } from './store.ts';
 
 export const API_VERSION_HEADER = 'Docker-Distribution-API-Version';
@@ -270,6 +271,14 @@ export function createApp({ store, upstream, sendStream }: AppOptions): Hono {
     return json({ repositories: items }, head, link ? { Link: link } : {});
   }
 
+  async function referrers(c: Context, name: string, digest: string, head: boolean): Promise<Response> {
+    if (!isSha256Digest(digest)) throw digestInvalid(digest);
+    if (!(await store.hasRepository(name))) throw nameUnknown(name);
+    const { body, headers } = referrersIndex((await store.referrers?.(name, digest)) ?? [], c.req.query('artifactType'));
+    return new Response(head ? null : body, { status: 200, headers: baseHeaders({ ...headers, 'Content-Length': String(encoder.encode(body).length), 'Cache-Control': MUTABLE }) });
+  }
+
+  const REFERRERS = /^\/v2\/(.+)\/referrers\/([^/]+)$/;
   const ROUTE = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/;
   const TAGS = /^\/v2\/(.+)\/tags\/list$/;
 
@@ -289,6 +298,12 @@ export function createApp({ store, upstream, sendStream }: AppOptions): Hono {
       const name = normalizeName(m[1]);
       if (!name) throw nameInvalid(m[1]);
       return m[2] === 'manifests' ? manifests(c, name, m[3], head) : blobs(c, name, m[3], head);
+    }
+    m = REFERRERS.exec(path);
+    if (m) {
+      const name = normalizeName(m[1]);
+      if (!name) throw nameInvalid(m[1]);
+      return referrers(c, name, m[2], head);
     }
     m = TAGS.exec(path);
     if (m) {
