@@ -19,14 +19,18 @@ export type TrustPolicy = { key: KeyObject } | { identity: string; issuer?: stri
 
 /** The hint naming a public key in a bundle: hex sha256 of its SPKI DER (as cosign's key ids). */
 export function keyHint(key: KeyObject): string {
-  return createHash('sha256').update(createPublicKey(key).export({ type: 'spki', format: 'der' })).digest('hex');
+  return createHash('sha256').update(publicOf(key).export({ type: 'spki', format: 'der' })).digest('hex');
+}
+
+function publicOf(key: KeyObject): KeyObject {
+  return key.type === 'private' ? createPublicKey(key) : key;
 }
 
 class LocalKeySigner implements Signer {
   constructor(private readonly key: KeyObject) {}
 
   async sign(data: Buffer): Promise<Signature> {
-    const publicKey = createPublicKey(this.key).export({ type: 'spki', format: 'pem' }).toString();
+    const publicKey = publicOf(this.key).export({ type: 'spki', format: 'pem' }).toString();
     return { signature: signBytes('sha256', data, this.key), key: { $case: 'publicKey', publicKey, hint: keyHint(this.key) } };
   }
 }
@@ -62,7 +66,7 @@ export async function verifiedPayload(json: unknown, policy: TrustPolicy): Promi
       const hint = keyHint(policy.key);
       const trust = toTrustMaterial(EMPTY_TRUSTED_ROOT, (wanted) => {
         if (wanted !== hint) throw new Error(`signed by key ${wanted || '(none)'}, not the given key ${hint}`);
-        return { publicKey: createPublicKey(policy.key), validFor: () => true };
+        return { publicKey: publicOf(policy.key), validFor: () => true };
       });
       // No transparency log or timestamp authority offline: the key alone is the trust.
       new Verifier(trust, { tlogThreshold: 0, ctlogThreshold: 0, tsaThreshold: 0 }).verify(toSignedEntity(bundle));
