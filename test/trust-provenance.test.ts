@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { SerializedBundle } from '@sigstore/bundle';
@@ -18,6 +19,7 @@ import { pushAttestation, storeAttestation } from '../trust/attach.ts';
 import { provenanceStatement } from '../trust/provenance.ts';
 import { signStatement, verifiedPayload } from '../trust/signing.ts';
 import { depotAi } from './helpers/cli.ts';
+import { buildSite } from './helpers/site.ts';
 import { startHubServer, type HubServer } from './helpers/hub-server.ts';
 import { pseudoRandomBytes, tempDir } from './helpers/models.ts';
 import { errorCode, raw, runTool, startCncfRegistry, startTestRegistry, tool, type CncfRegistry, type TestRegistry } from './helpers/registry.ts';
@@ -28,6 +30,14 @@ const NAME = 'Prov-Org/Signed-Model';
 const IMAGE = 'prov-org/signed-model';
 const FILES = { 'config.json': '{"model_type":"signed"}', 'weights.safetensors': pseudoRandomBytes(200 * 1024 + 5, 31) };
 const INDEX = 'application/vnd.oci.image.index.v1+json';
+/** What a GitHub Actions run sets: the builder id and the run link in the provenance. */
+const RUN = {
+  GITHUB_SERVER_URL: 'https://github.com',
+  GITHUB_REPOSITORY: 'depot/depot.ai',
+  GITHUB_WORKFLOW_REF: 'depot/depot.ai/.github/workflows/publish.yml@refs/heads/main',
+  GITHUB_RUN_ID: '4242',
+  GITHUB_RUN_ATTEMPT: '1',
+};
 
 describe('signed provenance', () => {
   let hub: HubServer;
@@ -62,7 +72,7 @@ describe('signed provenance', () => {
   });
 
   test('build --attest --push: the attestation goes into the store and, through the referrers tag, to the CNCF registry', async () => {
-    const run = await depotAi(['build', NAME, '--store', store, '--catalog', catalog, '--push', cncf.hostPort, '--insecure', '--attest', '--signing-key', path.join(keys, 'private.pem')], env());
+    const run = await depotAi(['build', NAME, '--store', store, '--catalog', catalog, '--push', cncf.hostPort, '--insecure', '--attest', '--signing-key', path.join(keys, 'private.pem')], { ...env(), ...RUN });
     assert.equal(run.status, 0, run.stderr);
     indexDigest = (await new ImageLayout(store, IMAGE).resolveTag('latest'))!.digest;
     assert.match(run.stdout, new RegExp(`^attested ${cncf.hostPort}/${IMAGE}@${indexDigest}: sha256:[0-9a-f]{64} \\(referrers tag\\)$`, 'm'));
@@ -70,6 +80,20 @@ describe('signed provenance', () => {
     assert.equal(fallback.status, 200);
     const listed = (await fallback.json()) as { manifests: { artifactType: string }[] };
     assert.deepEqual(listed.manifests.map((m) => m.artifactType), [BUNDLE_ARTIFACT_TYPE]);
+  });
+
+  test('the model page shows the revision tag line, the digest pin and who built it from which commit, when', async () => {
+    const dist = tempDir('prov-site-');
+    const site = await buildSite({ catalog, store, outDir: dist, registryHost: 'models.example.test' });
+    assert.equal(site.code, 0, site.stderr);
+    const html = await readFile(path.join(dist, `${NAME}.html`), 'utf8');
+    assert.ok(html.includes(`data-copy="COPY --link --from=models.example.test/${IMAGE}:${sha} / ."`), 'the revision tag line');
+    assert.ok(html.includes(`models.example.test/${IMAGE}@${indexDigest}`), 'the digest pin');
+    const provenance = /data-provenance[^>]*>([\s\S]*?)<\/p>/.exec(html)?.[1] ?? '';
+    assert.ok(provenance.includes(`href="${RUN.GITHUB_SERVER_URL}/${RUN.GITHUB_REPOSITORY}/actions/runs/${RUN.GITHUB_RUN_ID}/attempts/1"`), provenance);
+    assert.ok(provenance.includes('depot/depot.ai/.github/workflows/publish.yml@refs/heads/main'), provenance);
+    assert.ok(provenance.includes(sha.slice(0, 12)), provenance);
+    assert.match(provenance, /<time datetime="\d{4}-\d\d-\d\dT[^"]+">\d{4}-\d\d-\d\d<\/time>/);
   });
 
   test('serve lists it through the referrers API, filters by artifactType, and skopeo reads the artifact back', async () => {
