@@ -16,7 +16,7 @@ import {
 } from './errors.ts';
 import { isSha256Digest, normalizeName, parseReference, type Reference } from './names.ts';
 import { parseRange } from './range.ts';
-import { referrersIndex } from './referrers.ts';
+import { referrersIndex, type ReferrerDescriptor } from './referrers.ts';
 import type { BlobBody, BlobStat, ManifestRecord, RegistryStore, StreamBody } from './store.ts';
 
 export const API_VERSION_HEADER = 'Docker-Distribution-API-Version';
@@ -42,6 +42,8 @@ export interface PullThrough {
    */
   blob(name: string, digest: string, request: BlobRequest): Promise<BlobReply | 'cached' | undefined>;
   tags(name: string): Promise<string[] | undefined>;
+  /** The upstream's referrers of a digest (registry/referrers.ts); undefined when it knows none. */
+  referrers?(name: string, digest: string): Promise<ReferrerDescriptor[] | undefined>;
 }
 
 /** A blob answer before it becomes a Response (so the runtime's stream sender can take it). */
@@ -273,8 +275,11 @@ export function createApp({ store, upstream, sendStream }: AppOptions): Hono {
 
   async function referrers(c: Context, name: string, digest: string, head: boolean): Promise<Response> {
     if (!isSha256Digest(digest)) throw digestInvalid(digest);
-    if (!(await store.hasRepository(name))) throw nameUnknown(name);
-    const { body, headers } = referrersIndex((await store.referrers?.(name, digest)) ?? [], c.req.query('artifactType'));
+    const local = (await store.hasRepository(name)) ? ((await store.referrers?.(name, digest)) ?? []) : undefined;
+    const remote = await upstream?.referrers?.(name, digest);
+    if (!local && !upstream) throw nameUnknown(name);
+    const all = [...(local ?? []), ...(remote ?? []).filter((r) => !local?.some((l) => l.digest === r.digest))];
+    const { body, headers } = referrersIndex(all, c.req.query('artifactType'));
     return new Response(head ? null : body, { status: 200, headers: baseHeaders({ ...headers, 'Content-Length': String(encoder.encode(body).length), 'Cache-Control': MUTABLE }) });
   }
 

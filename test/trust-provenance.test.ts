@@ -136,6 +136,20 @@ describe('signed provenance', () => {
     }
   });
 
+  test('a pull-through serve lists the upstream\'s referrers (from its referrers tag) and verify passes through it', async () => {
+    const mirror = await startTestRegistry({ store: tempDir('prov-mirror-'), upstream: cncf.url, log: false });
+    try {
+      const res = await raw(mirror.url, `/v2/${IMAGE}/referrers/${indexDigest}?artifactType=${encodeURIComponent(BUNDLE_ARTIFACT_TYPE)}`);
+      assert.equal(res.status, 200);
+      assert.equal(JSON.parse(res.body.toString()).manifests.length, 1);
+      const run = await verify(`${mirror.hostPort}/${IMAGE}:latest`);
+      assert.equal(run.status, 0, run.stderr + run.stdout);
+      assert.match(run.stdout, /identical\s+verified$/m);
+    } finally {
+      await mirror.close();
+    }
+  });
+
   test('verify --provenance with another key: rejected, exit 1', async () => {
     const run = await verify(`${cncf.hostPort}/${IMAGE}:latest`, path.join(keys, 'other.pem'));
     assert.equal(run.status, 1);
