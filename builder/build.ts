@@ -66,13 +66,14 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
   }
   await handle.close();
   const { layer, image, inputBytes } = made;
-  await layout.commitBlob(temp, layer.digest);
 
-  // The revision tag (the Hub commit sha) never moves: refuse before any tag changes.
+  // The revision tag (the Hub commit sha) never moves: refuse before anything enters the layout.
   const fixed = options.sha ? await layout.resolveTag(options.sha) : undefined;
   if (fixed && fixed.digest !== image.index.digest) {
+    await rm(temp, { force: true });
     throw new BuildError(`${layout.image}:${options.sha} is a revision tag and already points at ${fixed.digest}; it never moves (this build made ${image.index.digest})`);
   }
+  await layout.commitBlob(temp, layer.digest);
   for (const blob of image.blobs) await layout.writeBlob(blob);
   if (options.sha && !fixed) await layout.setTag(options.sha, image.index);
   await layout.setTag(options.tag, image.index);

@@ -38,7 +38,7 @@ export class ImageLayout {
 
   // ---- reading ----
 
-  /** The descriptors in index.json (one per tag), or [] when the image has never been built. */
+  /** The descriptors in index.json (one per tag, and untagged artifacts), or [] when the image has never been built. */
   async tagged(): Promise<Descriptor[]> {
     try {
       const index = JSON.parse(await readFile(path.join(this.dir, 'index.json'), 'utf8')) as LayoutIndex;

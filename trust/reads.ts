@@ -4,7 +4,7 @@
 // Over client/remote.ts's RegistryClient; swapping in another client touches only this file.
 import { RegistryClient, RemoteError } from '../client/remote.ts';
 import { registryCredentials } from '../client/auth.ts';
-import { MEDIA_TYPE, sha256Digest, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
+import { ANNOTATION, MEDIA_TYPE, sha256Digest, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
 import { readToc } from '../image/toc.ts';
 import { tocFileDigests } from './provenance.ts';
 import { BUNDLE_ARTIFACT_TYPE, referrersTag, type ArtifactDescriptor, type ArtifactManifest } from './artifact.ts';
@@ -32,33 +32,40 @@ export async function openRemoteImage(registry: string, repository: string, refe
     if (got.digest !== digest) throw new RemoteError(`${registry}/${repository}@${digest} answered content with digest ${got.digest}`);
     return got.json;
   };
+  let files: Promise<Record<string, string>> | undefined;
   return {
     indexDigest: top.digest,
     index,
-    async files() {
-      const first = index.manifests[0];
-      if (!first) throw new RemoteError(`${registry}/${repository}:${reference} is an empty index`);
-      const layer = ((await manifestAt(first.digest)) as ImageManifest).layers[0];
-      const found = layer && (await readToc((offset, length) => client.readRange(repository, layer, offset, length), layer.size));
-      if (!found) throw new RemoteError(`${registry}/${repository}:${reference} has no eStargz layer`);
-      // The TOC is trusted only when it is the one the manifest's annotation names.
-      const expected = layer.annotations?.['containerd.io/snapshot/stargz/toc.digest'];
-      if (found.tocDigest !== expected) throw new RemoteError(`the TOC of ${layer.digest} has digest ${found.tocDigest}, not ${expected}`);
-      return tocFileDigests(found.toc);
+    files() {
+      return (files ??= layerFiles());
     },
-    async attestations() {
-      const bundles: unknown[] = [];
-      for (const d of await referrers(client, repository, top.digest)) {
-        if (d.artifactType !== BUNDLE_ARTIFACT_TYPE) continue;
-        const artifact = (await manifestAt(d.digest)) as unknown as ArtifactManifest;
-        if (artifact.subject?.digest !== top.digest) continue;
-        const layer = artifact.layers?.[0];
-        if (!layer || layer.size > MAX_BUNDLE) throw new RemoteError(`attestation ${d.digest} has no bundle of at most ${MAX_BUNDLE} bytes`);
-        bundles.push(JSON.parse((await blobBytes(client, repository, layer)).toString('utf8')));
-      }
-      return bundles;
-    },
+    attestations,
   };
+
+  async function layerFiles(): Promise<Record<string, string>> {
+    const first = index.manifests[0];
+    if (!first) throw new RemoteError(`${registry}/${repository}:${reference} is an empty index`);
+    const layer = ((await manifestAt(first.digest)) as ImageManifest).layers[0];
+    const found = layer && (await readToc((offset, length) => client.readRange(repository, layer, offset, length), layer.size));
+    if (!found) throw new RemoteError(`${registry}/${repository}:${reference} has no eStargz layer`);
+    // The TOC is trusted only when it is the one the manifest's annotation names.
+    const expected = layer.annotations?.[ANNOTATION.tocDigest];
+    if (found.tocDigest !== expected) throw new RemoteError(`the TOC of ${layer.digest} has digest ${found.tocDigest}, not ${expected}`);
+    return tocFileDigests(found.toc);
+  }
+
+  async function attestations(): Promise<unknown[]> {
+    const bundles: unknown[] = [];
+    for (const d of await referrers(client, repository, top.digest)) {
+      if (d.artifactType !== BUNDLE_ARTIFACT_TYPE) continue;
+      const artifact = (await manifestAt(d.digest)) as unknown as ArtifactManifest;
+      if (artifact.subject?.digest !== top.digest) continue;
+      const layer = artifact.layers?.[0];
+      if (!layer || layer.size > MAX_BUNDLE) throw new RemoteError(`attestation ${d.digest} has no bundle of at most ${MAX_BUNDLE} bytes`);
+      bundles.push(JSON.parse((await blobBytes(client, repository, layer)).toString('utf8')));
+    }
+    return bundles;
+  }
 }
 
 /** The referrers of `digest`: the referrers API when the registry has it, else the referrers tag. */
