@@ -72,14 +72,24 @@ describe('signed provenance', () => {
   });
 
   test('build --attest --push: the attestation goes into the store and, through the referrers tag, to the CNCF registry', async () => {
-    const run = await depotAi(['build', NAME, '--store', store, '--catalog', catalog, '--push', cncf.hostPort, '--insecure', '--attest', '--signing-key', path.join(keys, 'private.pem')], { ...env(), ...RUN });
+    const publish = (...extra: string[]) => depotAi(['build', NAME, '--store', store, '--catalog', catalog, '--push', cncf.hostPort, '--insecure', ...extra], { ...env(), ...RUN });
+    const attesting = ['--attest', '--signing-key', path.join(keys, 'private.pem')];
+    const plain = await publish();
+    assert.equal(plain.status, 0, plain.stderr);
+    assert.doesNotMatch(plain.stdout, /attested/);
+    // Published before it was attested: not "up to date" until it is.
+    const run = await publish(...attesting);
     assert.equal(run.status, 0, run.stderr);
+    assert.doesNotMatch(run.stdout, /is up to date/);
     indexDigest = (await new ImageLayout(store, IMAGE).resolveTag('latest'))!.digest;
     assert.match(run.stdout, new RegExp(`^attested ${cncf.hostPort}/${IMAGE}@${indexDigest}: sha256:[0-9a-f]{64} \\(referrers tag\\)$`, 'm'));
     const fallback = await fetch(`${cncf.url}/v2/${IMAGE}/manifests/${referrersTag(indexDigest)}`, { headers: { Accept: INDEX } });
     assert.equal(fallback.status, 200);
     const listed = (await fallback.json()) as { manifests: { artifactType: string }[] };
     assert.deepEqual(listed.manifests.map((m) => m.artifactType), [BUNDLE_ARTIFACT_TYPE]);
+    const again = await publish(...attesting);
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /is up to date/, 'attested already: nothing to do');
   });
 
   test('the model page shows the revision tag line, the digest pin and who built it from which commit, when', async () => {
