@@ -21,6 +21,11 @@ export interface RemoteImage {
   attestations(): Promise<unknown[]>;
 }
 
+/**
+ * `registry/repository:reference` (a tag or a digest), which must be an OCI image index; the
+ * credentials are the push credentials for `registry` (client/auth.ts). Throws RemoteError when
+ * it is unreachable, unknown, not an index, or answers bytes that do not match their digest.
+ */
 export async function openRemoteImage(registry: string, repository: string, reference: string, insecure: boolean): Promise<RemoteImage> {
   const client = new RegistryClient(registry, insecure, await registryCredentials(registry));
   const top = await client.manifest(repository, reference);
