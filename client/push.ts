@@ -82,12 +82,13 @@ export class Pusher {
     const repository = targetRepository(this.target, layout.image);
     const reference = `${this.target.registry}/${repository}:${tag}`;
     const result: PushResult = { reference, digest: tagged.digest, upToDate: false, blobsUploaded: 0, blobsSkipped: 0, blobsMounted: 0, bytesUploaded: 0 };
+    const current = (await this.remoteDigest(repository, tag))?.digest;
     // The revision tag (the Hub commit sha the index is labelled with) is pushed too and never moves.
     const revision = tagged.annotations?.[ANNOTATION.revision];
     const fixed = revision && (await this.remoteDigest(repository, revision))?.digest;
     if (fixed && fixed !== tagged.digest) throw new RemoteError(`${this.target.registry}/${repository}:${revision} is a revision tag and already points at ${fixed}; it never moves (refusing to push ${tagged.digest})`);
     const tags = revision && !fixed ? [revision, tag] : [tag];
-    if ((await this.remoteDigest(repository, tag))?.digest === tagged.digest && tags.length === 1) return { ...result, upToDate: true };
+    if (current === tagged.digest && tags.length === 1) return { ...result, upToDate: true };
 
     const index = await layout.readJson<ImageIndex>(tagged.digest);
     const manifests = await Promise.all(index.manifests.map(async (d) => ({ descriptor: d, json: await layout.readJson<ImageManifest>(d.digest) })));
