@@ -94,14 +94,22 @@ export class Pusher {
     return found && { digest: found.digest, revision: found.json.annotations?.[ANNOTATION.revision] };
   }
 
-  /** Push `layout:tag`; `onProgress` hears the bytes sent (or found present) so far and the total. */
+  /**
+   * Push `layout:tag`, and the index's revision tag (refused with a RemoteError, before anything is
+   * sent, when the registry's revision tag points elsewhere); `onProgress` hears the bytes sent (or found present) so far and the total. */
   async push(layout: ImageLayout, tag: string, onProgress?: (done: number, total: number) => void): Promise<PushResult> {
     const tagged = await layout.resolveTag(tag);
     if (!tagged) throw new RemoteError(`${layout.image}:${tag} is not in the store ${layout.store}`);
     const repository = targetRepository(this.target, layout.image);
     const reference = `${this.target.registry}/${repository}:${tag}`;
     const result: PushResult = { reference, digest: tagged.digest, upToDate: false, blobsUploaded: 0, blobsSkipped: 0, blobsMounted: 0, bytesUploaded: 0 };
-    if ((await this.remoteDigest(repository, tag))?.digest === tagged.digest) return { ...result, upToDate: true };
+    const current = (await this.remoteDigest(repository, tag))?.digest;
+    // The revision tag (the Hub commit sha the index is labelled with) is pushed too and never moves.
+    const revision = tagged.annotations?.[ANNOTATION.revision];
+    const fixed = revision && (await this.remoteDigest(repository, revision))?.digest;
+    if (fixed && fixed !== tagged.digest) throw new RemoteError(`${this.target.registry}/${repository}:${revision} is a revision tag and already points at ${fixed}; it never moves (refusing to push ${tagged.digest})`);
+    const tags = revision && !fixed ? [revision, tag] : [tag];
+    if (current === tagged.digest && tags.length === 1) return { ...result, upToDate: true };
 
     const index = await layout.readJson<ImageIndex>(tagged.digest);
     const manifests = await Promise.all(index.manifests.map(async (d) => ({ descriptor: d, json: await layout.readJson<ImageManifest>(d.digest) })));
@@ -122,16 +130,27 @@ export class Pusher {
     }
     for (const { descriptor } of manifests) await this.putManifest(layout, repository, descriptor, descriptor.digest);
     await this.putManifest(layout, repository, tagged, tagged.digest);
-    await this.putManifest(layout, repository, tagged, tag);
+    for (const t of tags) await this.putManifest(layout, repository, tagged, t);
     return result;
+  }
+
+  /**
+   * Push one manifest of the store that is not an index (e.g. an OCI 1.1 artifact manifest) with
+   * its config and layers, by digest, each read back like any push; returns the registry's PUT
+   * response headers (OCI-Subject says it indexed the manifest's subject for the referrers API).
+   */
+  async pushManifest(layout: ImageLayout, repository: string, descriptor: Descriptor): Promise<Headers> {
+    const json = await layout.readJson<ImageManifest>(descriptor.digest);
+    for (const blob of [json.config, ...json.layers]) await this.pushBlob(layout, repository, blob, () => {});
+    return this.putManifest(layout, repository, descriptor, descriptor.digest);
   }
 
   /**
    * PUT the manifest `descriptor` under `reference` (its digest or a tag), then read it back:
    * the Docker-Content-Digest the registry answers and the manifest it then serves must both be
-   * `descriptor.digest`.
+   * `descriptor.digest`. Returns the PUT response's headers.
    */
-  private async putManifest(layout: ImageLayout, repository: string, descriptor: Descriptor, reference: string): Promise<void> {
+  private async putManifest(layout: ImageLayout, repository: string, descriptor: Descriptor, reference: string): Promise<Headers> {
     const bytes = await layout.readBlob(descriptor.digest);
     const what = `${this.target.registry}/${repository}${reference === descriptor.digest ? '@' : ':'}${reference}`;
     if (sha256Digest(bytes) !== descriptor.digest) throw new RemoteError(`the store's copy of ${descriptor.digest} is corrupt: not pushing ${what}`);
@@ -141,6 +160,7 @@ export class Pusher {
     if (answered && answered !== descriptor.digest) throw new RemoteError(`${what}: the registry stored the manifest as ${answered}, not ${descriptor.digest}`);
     const stored = await this.client.manifest(repository, reference, { optional: true, scope: pushScope(repository) });
     if (stored?.digest !== descriptor.digest) throw new RemoteError(`${what}: the registry accepted the manifest but serves ${stored ? stored.digest : 'nothing'} when asked for it`);
+    return put.headers;
   }
 
   private async pushBlob(layout: ImageLayout, repository: string, blob: Descriptor, progress: (bytes: number) => void): Promise<'skipped' | 'mounted' | 'uploaded'> {
