@@ -11,8 +11,8 @@ import { ContentCache } from '../sources/content-cache.ts';
 import { DEFAULT_CACHE, HuggingFaceSource } from '../sources/huggingface.ts';
 import { DEFAULT_STORE, ImageLayout } from '../image/layout.ts';
 import { parsePushTarget, Pusher, targetRepository, type PushResult } from '../client/push.ts';
+import { BUNDLE_ARTIFACT_TYPE } from '../trust/artifact.ts';
 import { attestImage } from '../trust/attach.ts';
-import { openRemoteImage } from '../trust/reads.ts';
 import { FolderSource, type ModelSource } from '../sources/folder.ts';
 import { parseCommandArgs, UsageError } from './args.ts';
 import { formatBytes, progressReporter } from './progress.ts';
@@ -87,7 +87,7 @@ export async function buildCommand(args: string[]): Promise<number> {
       const fixed = remote && sha && (await pusher.remoteDigest(repository, sha));
       const current = remote && remote.revision === sha && fixed && fixed.digest === remote.digest && (!local || local.digest === remote.digest);
       // An image published before it could be attested is rebuilt (to the same digest) and attested.
-      const attested = !values.attest || (current && (await (await openRemoteImage(target!.registry, repository, remote.digest, values.insecure)).attestations()).length > 0);
+      const attested = !values.attest || (current && (await pusher.client.referrers(repository, remote.digest, { artifactType: BUNDLE_ARTIFACT_TYPE })).length > 0);
       if (current && attested) {
         console.log(`${target!.registry}/${repository}:${tag} is up to date (revision ${sha}, ${remote.digest})`);
         return { image: layout.image, digest: remote.digest, seconds: 0, result: 'up to date' };

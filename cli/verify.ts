@@ -7,11 +7,12 @@ import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { DEFAULT_CATALOG, loadCatalog } from '../models/catalog.ts';
 import { makeImage } from '../builder/build.ts';
-import { ANNOTATION } from '../image/oci.ts';
-import { parseImageReference, type ImageReference } from '../client/remote.ts';
+import { ANNOTATION, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
+import { registryCredentials } from '../client/auth.ts';
+import { parseImageReference, RegistryClient, RemoteError, type ImageReference } from '../client/remote.ts';
 import { ContentCache } from '../sources/content-cache.ts';
 import { DEFAULT_CACHE, HuggingFaceSource } from '../sources/huggingface.ts';
-import { openRemoteImage, type RemoteImage } from '../trust/reads.ts';
+import { BUNDLE_ARTIFACT_TYPE, type ArtifactManifest } from '../trust/artifact.ts';
 import { parseStatement, provenanceProblems, tocFileDigests } from '../trust/provenance.ts';
 import { verifiedPayload, type TrustPolicy } from '../trust/signing.ts';
 import { parseCommandArgs, UsageError } from './args.ts';
@@ -19,6 +20,10 @@ import { sourceDateEpoch } from './build.ts';
 import { formatTable } from './table.ts';
 
 const HUB_SOURCE = 'https://huggingface.co/';
+/** A Sigstore bundle is a few KiB; anything much larger is not one. */
+const MAX_BUNDLE = 4 * 1024 * 1024;
+/** A Hub commit sha: what a revision tag looks like. */
+const REVISION = /^[0-9a-f]{40}$/;
 
 interface Row {
   image: string;
@@ -65,35 +70,68 @@ export async function verifyCommand(args: string[]): Promise<number> {
   return rows.some((r) => r.failed) ? 1 : 0;
 
   async function verifyOne(ref: ImageReference): Promise<Row> {
-    const remote = await openRemoteImage(ref.registry, ref.repository, ref.reference, values.insecure);
     const image = `${ref.registry}/${ref.repository}`;
-    const revision = remote.index.annotations?.[ANNOTATION.revision];
-    const source = remote.index.annotations?.[ANNOTATION.source];
+    const client = new RegistryClient(ref.registry, { insecure: values.insecure, credentials: await registryCredentials(ref.registry) });
+    const top = (await client.manifest(ref.repository, ref.reference))!;
+    if (!('manifests' in top.json)) throw new RemoteError(`${image}:${ref.reference} is not an image index`);
+    const index = top.json;
+    const revision = index.annotations?.[ANNOTATION.revision];
+    const source = index.annotations?.[ANNOTATION.source];
     if (!revision || !source?.startsWith(HUB_SOURCE)) throw new Error(`the index has no Hugging Face source and revision labels (${ANNOTATION.source}, ${ANNOTATION.revision})`);
+    await checkRevisionTag(client, ref, top.digest, revision);
+    let files: Promise<Record<string, string>> | undefined;
+    const remoteFiles = () => (files ??= layerFiles(client, ref.repository, index));
+
     const name = source.slice(HUB_SOURCE.length);
     const hub = new HuggingFaceSource(name, revision, { cache });
     const { image: rebuilt, layer } = await makeImage({ name, source: hub, sha: revision, epoch }, { write: async () => {} });
-    const identical = rebuilt.index.digest === remote.indexDigest;
+    const identical = rebuilt.index.digest === top.digest;
     let result = 'identical';
     if (!identical) {
-      const changed = differingFiles(tocFileDigests(layer.toc), await remote.files());
+      const changed = differingFiles(tocFileDigests(layer.toc), await remoteFiles());
       result = `DIFFERENT: rebuilt ${rebuilt.index.digest}${changed.length ? `; files differ: ${changed.slice(0, 5).join(', ')}${changed.length > 5 ? ', ...' : ''}` : ''}`;
     }
-    const provenance = policy ? await checkProvenance(remote, policy) : '';
+    const provenance = policy ? await checkProvenance(client, ref.repository, top.digest, remoteFiles, policy) : '';
     if (!identical) process.stderr.write(`depot-ai: ${image}: ${result}\n`);
-    return { image, revision, digest: remote.indexDigest, result, provenance, failed: !identical || (policy !== undefined && provenance !== 'verified') };
+    return { image, revision, digest: top.digest, result, provenance, failed: !identical || (policy !== undefined && provenance !== 'verified') };
   }
 }
 
-/** 'verified', or what is wrong with the image's attestations (also written to stderr). */
-async function checkProvenance(remote: RemoteImage, policy: TrustPolicy): Promise<string> {
-  const bundles = await remote.attestations();
-  if (bundles.length === 0) return 'none attached';
+/**
+ * A revision tag never moves: the image's revision tag (its Hub commit sha, when the registry has
+ * it) must point at the index verified, and an index read by a revision tag must be of that
+ * revision. Throws RemoteError saying which tag moved where.
+ */
+async function checkRevisionTag(client: RegistryClient, ref: ImageReference, indexDigest: string, revision: string): Promise<void> {
+  const image = `${ref.registry}/${ref.repository}`;
+  if (REVISION.test(ref.reference) && ref.reference !== revision) throw new RemoteError(`the revision tag ${image}:${ref.reference} points at ${indexDigest}, an image of revision ${revision}: a revision tag never moves`);
+  const fixed = await client.manifest(ref.repository, revision, { optional: true });
+  if (fixed && fixed.digest !== indexDigest) throw new RemoteError(`the revision tag ${image}:${revision} points at ${fixed.digest}, not at ${indexDigest} (${ref.reference}) with that revision: a revision tag never moves`);
+}
+
+/** Path -> `sha256:<hex>` of every file of the index's first image, from its verified eStargz TOC. */
+async function layerFiles(client: RegistryClient, repository: string, index: ImageIndex): Promise<Record<string, string>> {
+  const first = index.manifests[0];
+  if (!first) throw new RemoteError(`${client.registry}/${repository} has an empty index`);
+  const manifest = (await client.manifest(repository, first.digest, { expected: first }))!.json as ImageManifest;
+  const layer = manifest.layers?.[0];
+  const found = layer && (await client.layerToc(repository, layer));
+  if (!found) throw new RemoteError(`${client.registry}/${repository}@${first.digest} has no eStargz layer with a TOC digest`);
+  return tocFileDigests(found.toc);
+}
+
+/**
+ * 'verified' when one attestation the registry lists for `indexDigest` is signed under `policy`
+ * and matches the image (subject and every file); else what is wrong (also written to stderr).
+ */
+async function checkProvenance(client: RegistryClient, repository: string, indexDigest: string, files: () => Promise<Record<string, string>>, policy: TrustPolicy): Promise<string> {
+  const referrers = await client.referrers(repository, indexDigest, { artifactType: BUNDLE_ARTIFACT_TYPE });
+  if (referrers.length === 0) return 'none attached';
   let problem = '';
-  for (const bundle of bundles) {
+  for (const referrer of referrers) {
     try {
-      const summary = parseStatement(await verifiedPayload(bundle, policy));
-      const problems = provenanceProblems(summary, remote.indexDigest, await remote.files());
+      const summary = parseStatement(await verifiedPayload(await attestationBundle(client, repository, referrer, indexDigest), policy));
+      const problems = provenanceProblems(summary, indexDigest, await files());
       if (problems.length === 0) return 'verified';
       problem = problems[0];
     } catch (error) {
@@ -102,6 +140,19 @@ async function checkProvenance(remote: RemoteImage, policy: TrustPolicy): Promis
   }
   process.stderr.write(`depot-ai: provenance: ${problem}\n`);
   return `REJECTED: ${problem}`;
+}
+
+/** The Sigstore bundle (parsed JSON) an attestation artifact holds, every byte verified against its digest. */
+async function attestationBundle(client: RegistryClient, repository: string, referrer: Descriptor, subject: string): Promise<unknown> {
+  const artifact = (await client.manifest(repository, referrer.digest, { expected: referrer }))!.json as unknown as ArtifactManifest;
+  if (artifact.subject?.digest !== subject) throw new RemoteError(`the attestation ${referrer.digest} is about ${artifact.subject?.digest ?? 'nothing'}, not the image ${subject}`);
+  const layer = artifact.layers?.[0];
+  if (!layer) throw new RemoteError(`the attestation ${referrer.digest} holds no bundle`);
+  try {
+    return JSON.parse((await client.blobBytes(repository, layer, MAX_BUNDLE)).toString('utf8'));
+  } catch (error) {
+    throw error instanceof SyntaxError ? new RemoteError(`the attestation ${referrer.digest}'s bundle is not JSON`) : error;
+  }
 }
 
 function differingFiles(a: Record<string, string>, b: Record<string, string>): string[] {

@@ -16,7 +16,8 @@ import {
 } from './errors.ts';
 import { isSha256Digest, normalizeName, parseReference, type Reference } from './names.ts';
 import { multipartByteranges, parseRange } from './range.ts';
-import { referrersIndex, type ReferrerDescriptor } from './referrers.ts';
+import type { ReferrerDescriptor } from '../client/referrers.ts';
+import { referrersIndex } from './referrers.ts';
 import type { BlobBody, BlobStat, ManifestRecord, RegistryStore, StreamBody } from './store.ts';
 
 export const API_VERSION_HEADER = 'Docker-Distribution-API-Version';

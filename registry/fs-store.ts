@@ -9,7 +9,8 @@ import { ANNOTATION, sha256Digest, type Descriptor } from '../image/oci.ts';
 import { readAt } from '../image/read-at.ts';
 import type { ByteRange } from './range.ts';
 import { isSha256Digest } from './names.ts';
-import { referrerDescriptor, type ReferrerDescriptor } from './referrers.ts';
+import type { ReferrerDescriptor } from '../client/referrers.ts';
+import { referrerDescriptor } from './referrers.ts';
 import {
   manifestMediaType,
   type BlobBody,

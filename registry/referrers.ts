@@ -2,17 +2,10 @@
 // answers an image index of descriptors of the manifests whose `subject` is that digest, each with
 // its artifactType (the manifest's, else its config's media type) and annotations; with
 // `?artifactType=` only those of that type, and the OCI-Filters-Applied header saying so.
+import type { ReferrerDescriptor } from '../client/referrers.ts';
 import type { ManifestRecord } from './store.ts';
 
 export const REFERRERS_MEDIA_TYPE = 'application/vnd.oci.image.index.v1+json';
-
-export interface ReferrerDescriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  artifactType?: string;
-  annotations?: Record<string, string>;
-}
 
 const decoder = new TextDecoder();
 

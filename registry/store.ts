@@ -1,7 +1,7 @@
 // What the routes need from wherever images live. The routes only see this interface, so an
 // object store (S3, R2) can stand behind the same API as the local folder of OCI image layouts.
 import type { ByteRange } from './range.ts';
-import type { ReferrerDescriptor } from './referrers.ts';
+import type { ReferrerDescriptor } from '../client/referrers.ts';
 
 /** A manifest or index as stored: its exact bytes (what the digest covers) and media type. */
 export interface ManifestRecord {

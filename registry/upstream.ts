@@ -8,7 +8,7 @@ import { MANIFEST_ACCEPT, pullScope, RegistryClient, type RemoteError } from '..
 import { blobHeaders, type BlobReply, type BlobRequest, type PullThrough } from './app.ts';
 import { RegistryError, upstreamFailed } from './errors.ts';
 import type { Reference } from './names.ts';
-import type { ReferrerDescriptor } from './referrers.ts';
+import type { ReferrerDescriptor } from '../client/referrers.ts';
 import { manifestMediaType, type ManifestRecord, type RegistryStore } from './store.ts';
 
 /** The largest tag list read from the upstream. */
@@ -326,22 +326,18 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
   }
 
   /**
-   * The upstream's referrers of `digest`: its referrers API, else the referrers tag schema's
-   * `sha256-<hex>` index (fetched and cached like any manifest); undefined when it knows none.
+   * The upstream's referrers of `digest` through the client (its referrers API, else its
+   * referrers tag, read as a verified manifest); undefined when it does not know the repository.
+   * The referrers themselves are fetched and checked like any manifest when a client asks for them.
    */
   async function referrers(name: string, digest: string): Promise<ReferrerDescriptor[] | undefined> {
-    const res = await upstream.request(`/v2/${name}/referrers/${digest}`, { headers: { Accept: MANIFEST_ACCEPT }, scope: scope(name) });
-    let index: { manifests?: unknown } | undefined;
-    if (res.ok) {
-      const bytes = new Uint8Array(await res.arrayBuffer());
-      if (bytes.length > MAX_MANIFEST) fail(res.status, `referrers of ${name}@${digest} are larger than 4 MiB`);
-      index = JSON.parse(Buffer.from(bytes).toString('utf8')) as { manifests?: unknown };
-    } else {
-      await res.body?.cancel().catch(() => {});
-      const tagged = await fetchManifest(name, { kind: 'tag', tag: digest.replace(':', '-') });
-      if (tagged) index = JSON.parse(Buffer.from(tagged.bytes).toString('utf8')) as { manifests?: unknown };
+    try {
+      return await client.referrers(name, digest);
+    } catch (error) {
+      const status = (error as RemoteError).status;
+      if (status !== undefined && ABSENT.has(status)) return undefined;
+      throw upstreamFailed({ upstream: base, what: `referrers of ${name}@${digest}`, error: (error as Error).message });
     }
-    return Array.isArray(index?.manifests) ? (index.manifests as ReferrerDescriptor[]) : undefined;
   }
 
   return { manifest, blob, tags, referrers };

@@ -14,8 +14,9 @@ import type { SerializedBundle } from '@sigstore/bundle';
 import { ImageLayout } from '../image/layout.ts';
 import { sha256Digest } from '../image/oci.ts';
 import { parsePushTarget, Pusher } from '../client/push.ts';
-import { BUNDLE_ARTIFACT_TYPE, referrersTag, type ArtifactDescriptor } from '../trust/artifact.ts';
-import { pushAttestation, storeAttestation } from '../trust/attach.ts';
+import { referrersTag } from '../client/referrers.ts';
+import { BUNDLE_ARTIFACT_TYPE, type ArtifactDescriptor } from '../trust/artifact.ts';
+import { storeAttestation } from '../trust/attach.ts';
 import { provenanceStatement } from '../trust/provenance.ts';
 import { signStatement, verifiedPayload } from '../trust/signing.ts';
 import { depotAi } from './helpers/cli.ts';
@@ -188,7 +189,7 @@ describe('signed provenance', () => {
       // A separate layout holds the bad artifact, so the store serve reads stays honest.
       const bad = new ImageLayout(tempDir('prov-bad-'), IMAGE);
       const artifact = await storeAttestation(bad, await bundle(), subject, new Date());
-      assert.equal(await pushAttestation(pusher, bad, `${prefix}/${IMAGE}`, artifact, subject.digest), 'tag');
+      assert.equal(await pusher.pushReferrer(bad, `${prefix}/${IMAGE}`, artifact), 'tag');
 
       const run = await verify(`${cncf.hostPort}/${prefix}/${IMAGE}:latest`);
       assert.equal(run.status, 1, run.stdout);

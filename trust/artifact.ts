@@ -1,8 +1,9 @@
 // An attestation as an OCI 1.1 artifact (image-spec 1.1 "artifacts guidance"): an image manifest
 // with `artifactType` the Sigstore bundle type, the empty config, one layer (the bundle JSON) and
-// `subject` = the image index it is about. Registries without the referrers API find it through
-// the referrers tag schema (distribution-spec 1.1): an index tagged `sha256-<hex of the subject>`.
+// `subject` = the image index it is about. How registries list it (the referrers API, else the
+// referrers tag schema) is the client's business: client/referrers.ts.
 import type { SerializedBundle } from '@sigstore/bundle';
+import type { ReferrerDescriptor } from '../client/referrers.ts';
 import { jsonBlob, MEDIA_TYPE, type Descriptor } from '../image/oci.ts';
 
 /** The artifactType of a Sigstore bundle v0.3 (what cosign and GitHub's attestations use). */
@@ -13,7 +14,7 @@ export const EMPTY_CONFIG = jsonBlob(EMPTY_MEDIA_TYPE, {});
 /** The artifact manifest's annotation saying when the attestation was made. */
 const CREATED = 'org.opencontainers.image.created';
 
-export type ArtifactDescriptor = Descriptor & { artifactType?: string };
+export type ArtifactDescriptor = ReferrerDescriptor;
 
 export interface ArtifactManifest {
   schemaVersion: 2;
@@ -42,9 +43,4 @@ export function attestationArtifact(bundle: SerializedBundle, subject: Descripto
     annotations,
   } satisfies ArtifactManifest);
   return { blobs: [layer.bytes, EMPTY_CONFIG.bytes, manifest.bytes], descriptor: { ...manifest.descriptor, artifactType: BUNDLE_ARTIFACT_TYPE, annotations } };
-}
-
-/** The referrers tag schema's tag for a subject digest: `sha256:<hex>` -> `sha256-<hex>`. */
-export function referrersTag(subjectDigest: string): string {
-  return subjectDigest.replace(':', '-');
 }

@@ -1,16 +1,15 @@
 // Attaching a signed attestation beside an image: into the store's OCI layout (an untagged
-// index.json entry, which `serve` lists through the referrers API) and to any registry (the
-// artifact manifest by digest; where the registry does not answer with OCI-Subject, i.e. has no
-// referrers API, the referrers tag schema's `sha256-<hex>` index is updated: distribution-spec 1.1).
+// index.json entry, which `serve` lists through the referrers API) and to any registry through
+// the client's Pusher (the referrers API where the registry has it, else the referrers tag).
 import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { SerializedBundle } from '@sigstore/bundle';
 import type { ImageLayout } from '../image/layout.ts';
 import { fileReadAt, readToc } from '../image/toc.ts';
 import { resolveLayer } from '../builder/image-info.ts';
-import { MEDIA_TYPE, type Descriptor, type ImageIndex } from '../image/oci.ts';
+import type { Descriptor } from '../image/oci.ts';
 import type { Pusher } from '../client/push.ts';
-import { attestationArtifact, referrersTag, type ArtifactDescriptor } from './artifact.ts';
+import { attestationArtifact, type ArtifactDescriptor } from './artifact.ts';
 import { provenanceStatement, tocFileDigests } from './provenance.ts';
 import { signStatement } from './signing.ts';
 
@@ -20,23 +19,6 @@ export async function storeAttestation(layout: ImageLayout, bundle: SerializedBu
   for (const blob of blobs) await layout.writeBlob(blob);
   await layout.addManifest(descriptor);
   return descriptor;
-}
-
-/**
- * Push a stored artifact (and its blobs) to `repository`, after its subject. Returns how a reader
- * will find it: 'referrers' (the registry indexed the subject) or 'tag' (the fallback index).
- */
-export async function pushAttestation(pusher: Pusher, layout: ImageLayout, repository: string, artifact: ArtifactDescriptor, subjectDigest: string): Promise<'referrers' | 'tag'> {
-  const headers = await pusher.pushManifest(layout, repository, artifact);
-  if (headers.get('oci-subject') === subjectDigest) return 'referrers';
-  const tag = referrersTag(subjectDigest);
-  const current = await pusher.client.send('GET', `${repository}/manifests/${tag}`, { headers: { Accept: MEDIA_TYPE.index }, accept: (s) => s === 200 || s === 404 });
-  const index: ImageIndex = current.status === 200 ? ((await current.json()) as ImageIndex) : (await current.body?.cancel(), { schemaVersion: 2, mediaType: MEDIA_TYPE.index, manifests: [] });
-  if (index.manifests.some((d) => d.digest === artifact.digest)) return 'tag';
-  const bytes = JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPE.index, manifests: [...index.manifests, artifact] });
-  const put = await pusher.client.send('PUT', `${repository}/manifests/${tag}`, { headers: { 'Content-Type': MEDIA_TYPE.index }, body: () => bytes });
-  await put.body?.cancel();
-  return 'tag';
 }
 
 export interface AttestOptions {
@@ -78,7 +60,7 @@ export async function attestImage(layout: ImageLayout, tag: string, options: Att
   });
   const bundle = await signStatement(statement, options.signingKey);
   const artifact = await storeAttestation(layout, bundle, found.index, new Date());
-  const where = options.push ? await pushAttestation(options.push.pusher, layout, options.push.repository, artifact, found.index.digest) : 'store';
+  const where = options.push ? await options.push.pusher.pushReferrer(layout, options.push.repository, artifact) : 'store';
   return { artifact, where };
 }
 
