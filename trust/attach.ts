@@ -2,8 +2,8 @@
 // index.json entry, which `serve` lists through the referrers API) and to any registry through
 // the client's Pusher (the referrers API where the registry has it, else the referrers tag).
 import type { KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { SerializedBundle } from '@sigstore/bundle';
+import packageJson from '../package.json' with { type: 'json' };
 import type { ImageLayout } from '../image/layout.ts';
 import { fileReadAt, readToc } from '../image/toc.ts';
 import { resolveLayer } from '../builder/image-info.ts';
@@ -69,7 +69,7 @@ export async function attestImage(layout: ImageLayout, tag: string, options: Att
  * run as the invocation; elsewhere the depot-ai CLI. The version is depot-ai's package version.
  */
 function ciBuilder(env: NodeJS.ProcessEnv = process.env): { builder: { id: string; version: string }; invocationId?: string } {
-  const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  const { version } = packageJson;
   const server = env.GITHUB_SERVER_URL ?? 'https://github.com';
   if (!env.GITHUB_WORKFLOW_REF || !env.GITHUB_RUN_ID) return { builder: { id: 'https://depot.ai/depot-ai-cli', version } };
   return {
