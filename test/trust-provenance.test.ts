@@ -20,6 +20,7 @@ import { storeAttestation } from '../trust/attach.ts';
 import { provenanceStatement } from '../trust/provenance.ts';
 import { signStatement, verifiedPayload } from '../trust/signing.ts';
 import { depotAi } from './helpers/cli.ts';
+import { startLyingServer } from './helpers/lying-server.ts';
 import { buildSite } from './helpers/site.ts';
 import { startHubServer, type HubServer } from './helpers/hub-server.ts';
 import { pseudoRandomBytes, tempDir } from './helpers/models.ts';
@@ -196,6 +197,64 @@ describe('signed provenance', () => {
       assert.match(run.stdout, expected);
       assert.match(run.stderr, /^depot-ai: provenance: /m);
     });
+  }
+
+  // A registry that lies: a small server in front of the CNCF registry answering some paths itself.
+  // Each lie makes verify --provenance fail with one line naming it, and exit 1.
+  const lies: Array<[string, () => Promise<Record<string, { type: string; body: Buffer; digest?: string }>>, RegExp]> = [
+    ['serves another manifest for the referrer it lists (digest claimed, bytes changed)', async () => {
+      const artifact = await cncfArtifact();
+      const json = JSON.parse(artifact.bytes.toString());
+      json.annotations['org.opencontainers.image.created'] = '1999-01-01T00:00:00.000Z';
+      return { [`/v2/${IMAGE}/manifests/${artifact.digest}`]: { type: artifact.mediaType, body: Buffer.from(JSON.stringify(json)), digest: artifact.digest } };
+    }, /REJECTED: the manifest 127\.0\.0\.1:\d+\/[^@]+@(sha256:[0-9a-f]{64}) has digest sha256:[0-9a-f]{64}, not \1: refusing it$/m],
+    ['lists as a referrer an attestation whose subject is another image', async () => {
+      const other = { mediaType: INDEX, digest: sha256Digest('another image'), size: 13 };
+      const bad = new ImageLayout(tempDir('prov-liar-'), IMAGE);
+      const artifact = await storeAttestation(bad, await honestBundle(), other, new Date());
+      const pusher = await Pusher.connect(parsePushTarget(cncf.hostPort), { insecure: true });
+      await pusher.pushReferrer(bad, IMAGE, artifact);
+      return { [`/v2/${IMAGE}/referrers/${indexDigest}`]: { type: INDEX, body: Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [artifact] })) } };
+    }, /REJECTED: the attestation sha256:[0-9a-f]{64} is about sha256:[0-9a-f]{64}, not the image sha256:[0-9a-f]{64}$/m],
+    ['answers a referrers list with a malformed descriptor', async () => ({
+      [`/v2/${IMAGE}/referrers/${indexDigest}`]: { type: INDEX, body: Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [{ mediaType: INDEX, digest: 'sha256:../../etc', size: 1 }] })) },
+    }), /failed: the referrers of 127\.0\.0\.1:\d+\/\S+ lists a malformed descriptor/],
+  ];
+  for (const [what, makeLies, expected] of lies) {
+    test(`verify --provenance against a registry that ${what}: one clear line, exit 1`, async () => {
+      const answers = await makeLies();
+      const liar = await startLyingServer(async (req, res) => {
+        const lie = answers[req.url!.split('?')[0]];
+        if (lie) {
+          res.writeHead(200, { 'Content-Type': lie.type, 'Content-Length': lie.body.length, ...(lie.digest ? { 'Docker-Content-Digest': lie.digest } : {}) });
+          res.end(req.method === 'HEAD' ? undefined : lie.body);
+          return;
+        }
+        const headers: Record<string, string> = {};
+        for (const name of ['accept', 'range']) if (req.headers[name]) headers[name] = String(req.headers[name]);
+        const up = await fetch(`${cncf.url}${req.url}`, { method: req.method, headers });
+        const body = Buffer.from(await up.arrayBuffer());
+        const relayed = Object.fromEntries([...up.headers].filter(([name]) => !['transfer-encoding', 'connection', 'content-length'].includes(name)));
+        res.writeHead(up.status, { ...relayed, ...(req.method === 'HEAD' ? {} : { 'Content-Length': body.length }) });
+        res.end(req.method === 'HEAD' ? undefined : body);
+      });
+      try {
+        const run = await verify(`${liar.hostPort}/${IMAGE}:latest`);
+        assert.equal(run.status, 1, run.stdout + run.stderr);
+        assert.match(run.stdout, expected);
+        assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+      } finally {
+        await liar.close();
+      }
+    });
+  }
+
+  /** The honest attestation's manifest as the CNCF registry holds it (found through its referrers tag). */
+  async function cncfArtifact(): Promise<{ digest: string; mediaType: string; bytes: Buffer }> {
+    const listed = await (await fetch(`${cncf.url}/v2/${IMAGE}/manifests/${referrersTag(indexDigest)}`, { headers: { Accept: INDEX } })).json() as { manifests: { digest: string; mediaType: string }[] };
+    const { digest, mediaType } = listed.manifests[0];
+    const bytes = Buffer.from(await (await fetch(`${cncf.url}/v2/${IMAGE}/manifests/${digest}`, { headers: { Accept: mediaType } })).arrayBuffer());
+    return { digest, mediaType, bytes };
   }
 
   async function honestBundle(): Promise<SerializedBundle> {

@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ImageLayout } from '../image/layout.ts';
+import { parsePushTarget, Pusher } from '../client/push.ts';
 import { depotAi } from './helpers/cli.ts';
 import { startHubServer, type HubServer } from './helpers/hub-server.ts';
 import { modelDir, pseudoRandomBytes, tempDir } from './helpers/models.ts';
@@ -16,6 +17,7 @@ import { startCncfRegistry, tool, type CncfRegistry } from './helpers/registry.t
 tool('/usr/bin/docker-registry');
 
 const NAME = 'Trust-Org/Tiny-Model';
+const INDEX = 'application/vnd.oci.image.index.v1+json';
 const IMAGE = 'trust-org/tiny-model';
 const FILES: Record<string, Buffer> = {
   'config.json': Buffer.from('{"model_type":"tiny","hidden":8}'),
@@ -122,6 +124,27 @@ describe('revision tags and depot-ai verify', () => {
       assert.match(run.stderr, new RegExp(`^depot-ai: ${cncf.hostPort}/${prefix}/${IMAGE}: DIFFERENT`, 'm'));
     });
   }
+
+  test('verify: a registry whose revision tags moved (swapped between two revisions) fails with one line per image, exit 1', async () => {
+    const pusher = await Pusher.connect(parsePushTarget(`${cncf.hostPort}/moved`), { insecure: true });
+    const layout = new ImageLayout(store, IMAGE);
+    await pusher.push(layout, shas[0]);
+    await pusher.push(layout, 'latest');
+    const repository = `moved/${IMAGE}`;
+    const indexes = await Promise.all(shas.map(async (sha) => Buffer.from(await (await fetch(`${cncf.url}/v2/${repository}/manifests/${sha}`, { headers: { Accept: INDEX } })).arrayBuffer())));
+    // The registry moves each revision tag onto the other revision's index (a registry can; ours never does).
+    for (const [i, sha] of shas.entries()) {
+      const put = await fetch(`${cncf.url}/v2/${repository}/manifests/${sha}`, { method: 'PUT', headers: { 'Content-Type': INDEX }, body: indexes[1 - i] });
+      assert.equal(put.status, 201);
+    }
+    const run = await verify(`${cncf.hostPort}/${repository}:latest`, `${cncf.hostPort}/${repository}:${shas[0]}`);
+    assert.equal(run.status, 1, run.stdout);
+    const lines = run.stderr.trim().split('\n');
+    assert.equal(lines.length, 2, run.stderr);
+    assert.match(lines[0], new RegExp(`^depot-ai: ${cncf.hostPort}/${repository}: the revision tag ${cncf.hostPort}/${repository}:${shas[1]} points at sha256:[0-9a-f]{64}, not at sha256:[0-9a-f]{64} \\(latest\\) with that revision: a revision tag never moves$`));
+    assert.match(lines[1], new RegExp(`^depot-ai: ${cncf.hostPort}/${repository}: the revision tag ${cncf.hostPort}/${repository}:${shas[0]} points at sha256:[0-9a-f]{64}, an image of revision ${shas[1]}: a revision tag never moves$`));
+    assert.match(run.stdout, /failed: the revision tag/);
+  });
 
   test('verify: usage errors exit 2 with one line', async () => {
     for (const args of [[], ['--all', `${cncf.hostPort}/x`], ['--sample', '2', `${cncf.hostPort}/x`], ['--provenance', `${cncf.hostPort}/x`]]) {
