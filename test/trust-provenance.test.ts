@@ -201,7 +201,8 @@ describe('signed provenance', () => {
 
   // A registry that lies: a small server in front of the CNCF registry answering some paths itself.
   // Each lie makes verify --provenance fail with one line naming it, and exit 1.
-  const lies: Array<[string, () => Promise<Record<string, { type: string; body: Buffer; digest?: string }>>, RegExp]> = [
+  // With `mirrored`, a pull-through serve in front of the liar refuses the list too (502, OCI error JSON).
+  const lies: Array<[string, () => Promise<Record<string, { type: string; body: Buffer; digest?: string }>>, RegExp, boolean?]> = [
     ['serves another manifest for the referrer it lists (digest claimed, bytes changed)', async () => {
       const artifact = await cncfArtifact();
       const json = JSON.parse(artifact.bytes.toString());
@@ -218,9 +219,9 @@ describe('signed provenance', () => {
     }, /REJECTED: the attestation sha256:[0-9a-f]{64} is about sha256:[0-9a-f]{64}, not the image sha256:[0-9a-f]{64}$/m],
     ['answers a referrers list with a malformed descriptor', async () => ({
       [`/v2/${IMAGE}/referrers/${indexDigest}`]: { type: INDEX, body: Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [{ mediaType: INDEX, digest: 'sha256:../../etc', size: 1 }] })) },
-    }), /failed: the referrers of 127\.0\.0\.1:\d+\/\S+ lists a malformed descriptor/],
+    }), /failed: the referrers of 127\.0\.0\.1:\d+\/\S+ lists a malformed descriptor/, true],
   ];
-  for (const [what, makeLies, expected] of lies) {
+  for (const [what, makeLies, expected, mirrored] of lies) {
     test(`verify --provenance against a registry that ${what}: one clear line, exit 1`, async () => {
       const answers = await makeLies();
       const liar = await startLyingServer(async (req, res) => {
@@ -243,6 +244,17 @@ describe('signed provenance', () => {
         assert.equal(run.status, 1, run.stdout + run.stderr);
         assert.match(run.stdout, expected);
         assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+        if (mirrored) {
+          const mirror = await startTestRegistry({ store: tempDir('prov-mirror-'), upstream: liar.url, log: false });
+          try {
+            const res = await raw(mirror.url, `/v2/${IMAGE}/referrers/${indexDigest}`);
+            assert.equal(res.status, 502);
+            assert.equal(errorCode(res), 'UNKNOWN');
+            assert.match(res.body.toString(), /malformed descriptor/);
+          } finally {
+            await mirror.close();
+          }
+        }
       } finally {
         await liar.close();
       }
