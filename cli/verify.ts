@@ -2,7 +2,8 @@
 // the revision its index is labelled with (org.opencontainers.image.revision), into a sink that
 // discards the bytes, and compare the index digests; with --provenance, also check the attached
 // Sigstore-signed SLSA provenance: its signature, its subject (the index) and every file's sha256.
-// Exit status: 0 all identical (and attested), 1 any difference or failure, 2 usage.
+// Every registry read goes through client/'s RegistryClient (each byte checked against its digest),
+// and a revision tag that moved fails the image. Exit status: 0 all identical (and attested), 1 any difference or failure, 2 usage.
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { DEFAULT_CATALOG, loadCatalog } from '../models/catalog.ts';
