@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const compiled = path.join(root, 'dist/cli/main.js');
-const SOURCES = ['cli', 'builder', 'client', 'image', 'models', 'registry', 'sources', 'examples'];
+const SOURCES = ['cli', 'builder', 'client', 'image', 'models', 'registry', 'sources', 'trust', 'examples'];
 
 function newestSource() {
   let newest = 0;

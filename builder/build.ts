@@ -3,8 +3,8 @@
 // into the layout once written, and the tag is the very last write.
 import { open, rm } from 'node:fs/promises';
 import { imageName, nameProblem, shaProblem, tagProblem } from '../models/catalog.ts';
-import { NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK, TOC_TAR_NAME } from '../image/estargz.ts';
-import { assembleImage } from '../image/image.ts';
+import { NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK, TOC_TAR_NAME, type ByteSink } from '../image/estargz.ts';
+import { assembleImage, type ImageBlobs } from '../image/image.ts';
 import { writeLayer } from '../image/layer.ts';
 import { ImageLayout } from '../image/layout.ts';
 import { sha256Digest } from '../image/oci.ts';
@@ -18,7 +18,9 @@ export interface BuildOptions {
   name: string;
   source: ModelSource;
   store: string;
+  /** The moving tag (the catalog's `tag`, default latest). */
   tag: string;
+  /** The Hub commit: the image is also tagged with it, and that revision tag never moves. */
   sha?: string;
   /** SOURCE_DATE_EPOCH, in seconds. */
   epoch?: number;
@@ -58,33 +60,32 @@ export function validateBuildInput(name: string, tag: string, sha?: string): voi
 export async function buildImage(options: BuildOptions): Promise<BuildResult> {
   const started = performance.now();
   validateBuildInput(options.name, options.tag, options.sha);
-  const epoch = options.epoch ?? 0;
   const layout = new ImageLayout(options.store, imageName(options.name));
-  const source = withProgress(options.source, options.onProgress);
 
   const temp = await layout.tempBlobPath();
   const handle = await open(temp, 'wx');
-  let layer;
+  let made;
   try {
-    layer = await writeLayer(source, { write: (bytes) => writeAll(handle, bytes) }, {
-      mtime: epoch,
-      chunkSize: options.chunkSize,
-      level: options.level,
-      prefetch: options.prefetch,
-    });
+    made = await makeImage(options, { write: (bytes) => writeAll(handle, bytes) });
     await handle.sync();
   } catch (error) {
     await handle.close();
     await rm(temp, { force: true });
-    if (error instanceof SourceError) throw new BuildError(error.message);
     throw error;
   }
   await handle.close();
+  const { layer, image, inputBytes } = made;
+
+  // The revision tag (the Hub commit sha) never moves: refuse before anything enters the layout.
+  const fixed = options.sha ? await layout.resolveTag(options.sha) : undefined;
+  if (fixed && fixed.digest !== image.index.digest) {
+    await rm(temp, { force: true });
+    throw new BuildError(`${layout.image}:${options.sha} is a revision tag and already points at ${fixed.digest}; it never moves (this build made ${image.index.digest})`);
+  }
 
   // Blobs this build adds to the layout: on a failure (a full disk) they are removed again, so
   // nothing unreferenced stays behind.
   const added: string[] = [];
-  const image = assembleImage(layer, { name: options.name, sha: options.sha, created: epoch });
   try {
     if ((await layout.blobSize(layer.digest)) === undefined) added.push(layer.digest);
     await layout.commitBlob(temp, layer.digest);
@@ -93,6 +94,7 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
       if ((await layout.blobSize(digest)) === undefined) added.push(digest);
       await layout.writeBlob(blob);
     }
+    if (options.sha && !fixed) await layout.setTag(options.sha, image.index);
     await layout.setTag(options.tag, image.index);
   } catch (error) {
     await layout.discard(added).catch(() => {}); // the write's own error is the one to report
@@ -108,9 +110,32 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
     uncompressedSize: layer.uncompressedSize,
     files: layer.files,
     prefetched: layer.prefetched,
-    inputBytes: source.total,
+    inputBytes,
     seconds: (performance.now() - started) / 1000,
   };
+}
+
+/**
+ * What a build makes, wherever its bytes go: the eStargz layer streamed into `sink` and the
+ * configs, manifests and index around it (in memory). `depot-ai verify` passes a sink that
+ * discards, to learn the digests a build at a revision gives without storing anything.
+ * Throws BuildError for a bad source.
+ */
+export async function makeImage(options: Omit<BuildOptions, 'store' | 'tag'>, sink: ByteSink): Promise<{ layer: Awaited<ReturnType<typeof writeLayer>>; image: ImageBlobs; inputBytes: number }> {
+  const epoch = options.epoch ?? 0;
+  const source = withProgress(options.source, options.onProgress);
+  try {
+    const layer = await writeLayer(source, sink, {
+      mtime: epoch,
+      chunkSize: options.chunkSize,
+      level: options.level,
+      prefetch: options.prefetch,
+    });
+    return { layer, image: assembleImage(layer, { name: options.name, sha: options.sha, created: epoch }), inputBytes: source.total };
+  } catch (error) {
+    if (error instanceof SourceError) throw new BuildError(error.message);
+    throw error;
+  }
 }
 
 async function writeAll(handle: import('node:fs/promises').FileHandle, bytes: Buffer): Promise<void> {

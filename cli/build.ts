@@ -2,7 +2,9 @@
 // sha (or one model from a local folder with --from), built into the store and, with --push,
 // pushed to any OCI registry. One failed model does not stop the others; a summary table ends
 // the run and the exit status is non-zero if any failed.
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { DEFAULT_CATALOG, DEFAULT_TAG, loadCatalog, type ModelEntry } from '../models/catalog.ts';
 import { buildImage, type BuildResult } from '../builder/build.ts';
 import { prefetchRule, type PrefetchRule } from '../builder/prefetch.ts';
@@ -10,6 +12,8 @@ import { ContentCache } from '../sources/content-cache.ts';
 import { DEFAULT_CACHE, HuggingFaceSource } from '../sources/huggingface.ts';
 import { DEFAULT_STORE, ImageLayout } from '../image/layout.ts';
 import { parsePushTarget, Pusher, targetRepository, type PushResult } from '../client/push.ts';
+import { BUNDLE_ARTIFACT_TYPE } from '../trust/artifact.ts';
+import { attestImage } from '../trust/attach.ts';
 import { FolderSource, type ModelSource } from '../sources/folder.ts';
 import { parseCommandArgs, UsageError } from './args.ts';
 import { formatBytes, progressReporter } from './progress.ts';
@@ -36,7 +40,11 @@ export async function buildCommand(args: string[]): Promise<number> {
     push: { type: 'string' },
     insecure: { type: 'boolean', default: false },
     prefetch: { type: 'string', multiple: true },
+
+    attest: { type: 'boolean', default: false },
+    'signing-key': { type: 'string' },
   });
+  if (values['signing-key'] && !values.attest) throw new UsageError('--signing-key signs the provenance: use it with --attest');
   if (values.all && positionals.length > 0) throw new UsageError('build takes NAMEs or --all, not both');
   if (!values.all && positionals.length === 0) throw new UsageError('build needs a NAME (or --all): depot-ai build NAME [NAME...] [--from DIR] [--push HOST[/PREFIX]]');
   if (values.from && (values.all || positionals.length > 1)) throw new UsageError('--from builds one model: depot-ai build NAME --from DIR');
@@ -49,6 +57,8 @@ export async function buildCommand(args: string[]): Promise<number> {
   const cache = new ContentCache(values.cache);
   const epoch = sourceDateEpoch();
   const prefetch = values.prefetch?.length ? prefetchOption(values.prefetch) : undefined;
+
+  const signingKey = values['signing-key'] ? await readSigningKey(values['signing-key']) : undefined;
 
   const rows: Row[] = [];
   for (const name of names) {
@@ -79,14 +89,27 @@ export async function buildCommand(args: string[]): Promise<number> {
     if (pusher && repository && !values.from) {
       const remote = await pusher.remoteDigest(repository, tag);
       const local = await layout.resolveTag(tag);
-      if (remote && remote.revision === sha && (!local || local.digest === remote.digest)) {
+      const fixed = remote && sha && (await pusher.remoteDigest(repository, sha));
+      const current = remote && remote.revision === sha && fixed && fixed.digest === remote.digest && (!local || local.digest === remote.digest);
+      // An image published before it could be attested is rebuilt (to the same digest) and attested.
+      const attested = !values.attest || (current && (await pusher.client.referrers(repository, remote.digest, { artifactType: BUNDLE_ARTIFACT_TYPE })).length > 0);
+      if (current && attested) {
         console.log(`${target!.registry}/${repository}:${tag} is up to date (revision ${sha}, ${remote.digest})`);
         return { image: layout.image, digest: remote.digest, seconds: 0, result: 'up to date' };
       }
     }
 
+    const startedOn = new Date();
     const result = await build(name, sha, tag, layout);
-    if (!pusher) return { image: layout.image, digest: result.indexDigest, size: result.compressedSize, seconds: 0, result: 'built' };
+    const attest = async (push?: { pusher: Pusher; repository: string }) => {
+      if (!values.attest) return '';
+      if (!sha) throw new UsageError(`${name}: --attest needs the Hub commit (--sha or the catalog's sha)`);
+      const imageName = push ? `${target!.registry}/${push.repository}` : layout.image;
+      const { artifact, where } = await attestImage(layout, tag, { entry: { name, sha, tag }, imageName, signingKey, startedOn, push });
+      console.log(`attested ${imageName}@${result.indexDigest}: ${artifact.digest} (${where === 'tag' ? 'referrers tag' : where})`);
+      return ', attested';
+    };
+    if (!pusher) return { image: layout.image, digest: result.indexDigest, size: result.compressedSize, seconds: 0, result: `built${await attest()}` };
     const upload = progressReporter(`upload ${name}`);
     let pushed: PushResult;
     try {
@@ -96,7 +119,8 @@ export async function buildCommand(args: string[]): Promise<number> {
     }
     const how = pushed.upToDate ? 'already there' : `${pushed.blobsUploaded} uploaded, ${pushed.blobsSkipped} present, ${pushed.blobsMounted} mounted`;
     console.log(`pushed ${pushed.reference} (${pushed.digest}): ${how}`);
-    return { image: layout.image, digest: result.indexDigest, size: result.compressedSize, seconds: 0, result: pushed.upToDate ? 'built, push up to date' : 'built, pushed' };
+    const attested = await attest({ pusher, repository: repository! });
+    return { image: layout.image, digest: result.indexDigest, size: result.compressedSize, seconds: 0, result: `${pushed.upToDate ? 'built, push up to date' : 'built, pushed'}${attested}` };
   }
 
   async function build(name: string, sha: string | undefined, tag: string, layout: ImageLayout): Promise<BuildResult> {
@@ -139,7 +163,15 @@ function prefetchOption(values: string[]): PrefetchRule {
   }
 }
 
-function sourceDateEpoch(): number {
+async function readSigningKey(file: string): Promise<KeyObject> {
+  try {
+    return createPrivateKey(await readFile(file, 'utf8'));
+  } catch (error) {
+    throw new UsageError(`--signing-key ${file}: not a readable PEM private key (${(error as Error).message.split('\n')[0]})`);
+  }
+}
+
+export function sourceDateEpoch(): number {
   const raw = process.env.SOURCE_DATE_EPOCH;
   if (raw === undefined || raw === '') return 0;
   if (!/^\d+$/.test(raw)) throw new UsageError(`SOURCE_DATE_EPOCH must be a whole number of seconds, not "${raw}"`);

@@ -11,10 +11,9 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { extract } from 'tar-stream';
 import type { TocEntry } from '../image/estargz.ts';
-import { ANNOTATION, sha256Digest, type Descriptor } from '../image/oci.ts';
+import { sha256Digest, type Descriptor } from '../image/oci.ts';
 import { parseImageReference, RegistryClient, RemoteError } from '../client/remote.ts';
 import { gunzipPrefix } from '../client/verify.ts';
-import { readToc } from '../image/toc.ts';
 import { parseCommandArgs, UsageError } from './args.ts';
 import { formatBytes } from './progress.ts';
 
@@ -59,17 +58,8 @@ const MEMBER_SLACK = 1024 * 1024;
  * digest (a TOC nothing vouches for cannot vouch for chunks).
  */
 async function copyLazily(client: RegistryClient, repository: string, layer: Descriptor, file: string, temp: string): Promise<number> {
-  const tocDigest = layer.annotations?.[ANNOTATION.tocDigest];
-  if (!tocDigest) return 0;
-  let found;
-  try {
-    found = await readToc((offset, length) => client.readRange(repository, layer, offset, length), layer.size);
-  } catch (error) {
-    throw error instanceof RemoteError ? error : new RemoteError(`${layer.digest}: its eStargz TOC cannot be read: ${(error as Error).message}`);
-  }
+  const found = await client.layerToc(repository, layer);
   if (!found) return 0;
-  if (!Array.isArray(found.toc?.entries)) throw new RemoteError(`${layer.digest}: its eStargz TOC has no entries list`);
-  if (found.tocDigest !== tocDigest) throw new RemoteError(`${layer.digest}: its TOC has digest ${found.tocDigest}, the manifest's ${ANNOTATION.tocDigest} says ${tocDigest}: refusing it`);
   const { entries } = found.toc;
   const first = entries.findIndex((e) => e.type === 'reg' && e.name === file);
   if (first < 0) throw new RemoteError(`/${file} is not in the image`);

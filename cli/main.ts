@@ -12,6 +12,9 @@ const USAGE = `Usage: depot-ai <command>
                                (depot-ai models --help)
   build NAME [NAME...] | --all  build catalog entries from Hugging Face at their sha
         [--push HOST[/PREFIX]] [--insecure] [--cache DIR]
+        [--attest [--signing-key KEY.pem]]
+                               attach signed SLSA provenance to each image (keyless
+                               Sigstore through the CI's OIDC token, or a local key)
   build NAME --from DIR        build image NAME from a local folder into the store
         [--store DIR] [--tag TAG] [--sha SHA]
         [--prefetch small|PATTERN]...  list these files before the eStargz prefetch
@@ -20,6 +23,11 @@ const USAGE = `Usage: depot-ai <command>
                                serve the store as a read-only OCI registry; with
                                --upstream, a pull-through cache rechecking tags after
                                --tag-ttl seconds
+  verify REGISTRY/NAME[:TAG|@DIGEST]... | --all [--registry HOST[/PREFIX]] [--sample N]
+        [--provenance --key PUBLIC.pem | --identity URI] [--insecure]
+                               rebuild images from Hugging Face at their revision label and
+                               compare digests; --provenance also checks the signed SLSA
+                               attestation (exit 0 identical, 1 any difference)
   cp [--insecure] REGISTRY/IMAGE[:TAG|@DIGEST]:/PATH DEST
                                fetch one file of an image with range requests
   start [--store DIR] [--port 5000] [--site-port 4321]
@@ -34,6 +42,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   serve: async () => (await import('./serve.ts')).serveCommand,
   start: async () => (await import('./start.ts')).startCommand,
   cp: async () => (await import('./cp.ts')).cpCommand,
+  verify: async () => (await import('./verify.ts')).verifyCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -11,7 +11,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { registryCredentials } from './auth.ts';
 import { ImageLayout } from '../image/layout.ts';
-import { ANNOTATION, sha256Digest, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
+import { ANNOTATION, MEDIA_TYPE, sha256Digest, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
+import { referrerDescriptors, referrersTag, withReferrer, type ReferrerDescriptor } from './referrers.ts';
 import { pullScope, RegistryClient, RemoteError } from './remote.ts';
 import { withRetries } from './retry.ts';
 import { isRetryable, type SendOptions } from './transport.ts';
@@ -94,14 +95,24 @@ export class Pusher {
     return found && { digest: found.digest, revision: found.json.annotations?.[ANNOTATION.revision] };
   }
 
-  /** Push `layout:tag`; `onProgress` hears the bytes sent (or found present) so far and the total. */
+  /**
+   * Push `layout:tag`, and the index's revision tag (refused with a RemoteError, before anything is
+   * sent, when the registry's revision tag points elsewhere); `onProgress` hears the bytes sent
+   * (or found present) so far and the total.
+   */
   async push(layout: ImageLayout, tag: string, onProgress?: (done: number, total: number) => void): Promise<PushResult> {
     const tagged = await layout.resolveTag(tag);
     if (!tagged) throw new RemoteError(`${layout.image}:${tag} is not in the store ${layout.store}`);
     const repository = targetRepository(this.target, layout.image);
     const reference = `${this.target.registry}/${repository}:${tag}`;
     const result: PushResult = { reference, digest: tagged.digest, upToDate: false, blobsUploaded: 0, blobsSkipped: 0, blobsMounted: 0, bytesUploaded: 0 };
-    if ((await this.remoteDigest(repository, tag))?.digest === tagged.digest) return { ...result, upToDate: true };
+    const current = (await this.remoteDigest(repository, tag))?.digest;
+    // The revision tag (the Hub commit sha the index is labelled with) is pushed too and never moves.
+    const revision = tagged.annotations?.[ANNOTATION.revision];
+    const fixed = revision && (await this.remoteDigest(repository, revision))?.digest;
+    if (fixed && fixed !== tagged.digest) throw new RemoteError(`${this.target.registry}/${repository}:${revision} is a revision tag and already points at ${fixed}; it never moves (refusing to push ${tagged.digest})`);
+    const tags = revision && !fixed ? [revision, tag] : [tag];
+    if (current === tagged.digest && tags.length === 1) return { ...result, upToDate: true };
 
     const index = await layout.readJson<ImageIndex>(tagged.digest);
     const manifests = await Promise.all(index.manifests.map(async (d) => ({ descriptor: d, json: await layout.readJson<ImageManifest>(d.digest) })));
@@ -120,19 +131,42 @@ export class Pusher {
         result.bytesUploaded += blob.size;
       }
     }
-    for (const { descriptor } of manifests) await this.putManifest(layout, repository, descriptor, descriptor.digest);
-    await this.putManifest(layout, repository, tagged, tagged.digest);
-    await this.putManifest(layout, repository, tagged, tag);
+    for (const { descriptor } of manifests) await this.putManifest(repository, await layout.readBlob(descriptor.digest), descriptor, descriptor.digest);
+    const indexBytes = await layout.readBlob(tagged.digest);
+    for (const reference of [tagged.digest, ...tags]) await this.putManifest(repository, indexBytes, tagged, reference);
     return result;
   }
 
   /**
-   * PUT the manifest `descriptor` under `reference` (its digest or a tag), then read it back:
-   * the Docker-Content-Digest the registry answers and the manifest it then serves must both be
-   * `descriptor.digest`.
+   * Push a referrer of the store (an OCI 1.1 artifact manifest whose `subject` is an image already
+   * pushed) with its config and layers, by digest, each read back like any push. A registry with
+   * the referrers API says so with the OCI-Subject header ('referrers'); for one without, the
+   * referrers tag schema's `sha256-<hex>` index is read (verified), extended and PUT ('tag'), as
+   * distribution-spec 1.1 asks of clients. RemoteError on any failure.
    */
-  private async putManifest(layout: ImageLayout, repository: string, descriptor: Descriptor, reference: string): Promise<void> {
-    const bytes = await layout.readBlob(descriptor.digest);
+  async pushReferrer(layout: ImageLayout, repository: string, referrer: ReferrerDescriptor): Promise<'referrers' | 'tag'> {
+    const json = await layout.readJson<ImageManifest & { subject?: Descriptor }>(referrer.digest);
+    const subject = json.subject?.digest;
+    if (!subject) throw new RemoteError(`${referrer.digest} in ${layout.image} has no subject: it refers to nothing`);
+    for (const blob of [json.config, ...json.layers]) await this.pushBlob(layout, repository, blob, () => {});
+    const put = await this.putManifest(repository, await layout.readBlob(referrer.digest), referrer, referrer.digest);
+    if (put.get('oci-subject') === subject) return 'referrers';
+    const tag = referrersTag(subject);
+    const current = await this.client.manifest(repository, tag, { optional: true, scope: pushScope(repository) });
+    const index = withReferrer(current ? referrerDescriptors(current.json, `${this.target.registry}/${repository}:${tag}`) : [], referrer);
+    if (index) {
+      const bytes = Buffer.from(JSON.stringify(index));
+      await this.putManifest(repository, bytes, { mediaType: MEDIA_TYPE.index, digest: sha256Digest(bytes), size: bytes.length }, tag);
+    }
+    return 'tag';
+  }
+
+  /**
+   * PUT the manifest `bytes` (described by `descriptor`) under `reference` (its digest or a tag),
+   * then read it back: the Docker-Content-Digest the registry answers and the manifest it then
+   * serves must both be `descriptor.digest`. Returns the PUT response's headers.
+   */
+  private async putManifest(repository: string, bytes: Buffer, descriptor: Descriptor, reference: string): Promise<Headers> {
     const what = `${this.target.registry}/${repository}${reference === descriptor.digest ? '@' : ':'}${reference}`;
     if (sha256Digest(bytes) !== descriptor.digest) throw new RemoteError(`the store's copy of ${descriptor.digest} is corrupt: not pushing ${what}`);
     const put = await this.retrying(() => this.send('PUT', `${repository}/manifests/${reference}`, { headers: { 'Content-Type': descriptor.mediaType }, body: () => new Uint8Array(bytes), scope: pushScope(repository) }));
@@ -141,6 +175,7 @@ export class Pusher {
     if (answered && answered !== descriptor.digest) throw new RemoteError(`${what}: the registry stored the manifest as ${answered}, not ${descriptor.digest}`);
     const stored = await this.client.manifest(repository, reference, { optional: true, scope: pushScope(repository) });
     if (stored?.digest !== descriptor.digest) throw new RemoteError(`${what}: the registry accepted the manifest but serves ${stored ? stored.digest : 'nothing'} when asked for it`);
+    return put.headers;
   }
 
   private async pushBlob(layout: ImageLayout, repository: string, blob: Descriptor, progress: (bytes: number) => void): Promise<'skipped' | 'mounted' | 'uploaded'> {

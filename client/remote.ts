@@ -1,9 +1,12 @@
 // Verified reads from any OCI registry (Distribution spec): manifests checked against the digest
 // they were asked by (and the registry's Docker-Content-Digest, and the descriptor that named
-// them), blobs streamed through a sha256 verifier, byte ranges checked for what was asked.
-import { isDigest, MEDIA_TYPE, sha256Digest, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
+// them), blobs streamed through a sha256 verifier, byte ranges checked for what was asked, an
+// eStargz TOC only when it is the one the manifest names, referrers lists checked for shape.
+import { ANNOTATION, isDigest, MEDIA_TYPE, sha256Digest, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
+import { readToc, type LayerToc } from '../image/toc.ts';
 import { readBounded } from './body.ts';
 import { RemoteError } from './errors.ts';
+import { referrerDescriptors, referrersTag, type ReferrerDescriptor } from './referrers.ts';
 import { Transport, type TransportOptions } from './transport.ts';
 import { verifyingStream } from './verify.ts';
 
@@ -103,6 +106,65 @@ export class RegistryClient {
     const bytes = await readBounded(response, length, `the range ${offset}-${end} of ${blob.digest}`);
     if (bytes.length !== length) throw new RemoteError(`${this.registry} sent ${bytes.length} bytes for the range ${offset}-${end} of ${blob.digest}`);
     return bytes;
+  }
+
+  /**
+   * The eStargz TOC of `layer`, read by range requests (footer, then TOC), or undefined when the
+   * layer is not eStargz or its descriptor names no TOC digest (a TOC nothing vouches for cannot
+   * vouch for files). RemoteError when the TOC is not the one the descriptor's
+   * `containerd.io/snapshot/stargz/toc.digest` annotation names, or cannot be read.
+   */
+  async layerToc(repository: string, layer: Descriptor): Promise<LayerToc | undefined> {
+    const tocDigest = layer.annotations?.[ANNOTATION.tocDigest];
+    if (!tocDigest) return undefined;
+    let found;
+    try {
+      found = await readToc((offset, length) => this.readRange(repository, layer, offset, length), layer.size);
+    } catch (error) {
+      throw error instanceof RemoteError ? error : new RemoteError(`${layer.digest}: its eStargz TOC cannot be read: ${(error as Error).message}`);
+    }
+    if (!found) return undefined;
+    if (found.tocDigest !== tocDigest) throw new RemoteError(`${layer.digest}: its TOC has digest ${found.tocDigest}, the manifest's ${ANNOTATION.tocDigest} says ${tocDigest}: refusing it`);
+    if (!Array.isArray(found.toc?.entries)) throw new RemoteError(`${layer.digest}: its eStargz TOC has no entries list`);
+    return found;
+  }
+
+  /**
+   * The referrers of `subject` in `repository` (distribution-spec 1.1 "Listing Referrers"): the
+   * referrers API, else (a 404: the registry has none) the referrers tag schema's `sha256-<hex>`
+   * index, read as a verified manifest; [] when neither lists any. With `artifactType` only
+   * referrers of that type: asked of the registry and applied again here (a registry may ignore
+   * the filter). At most 4 MiB. RemoteError for a malformed list or a failed request.
+   */
+  async referrers(repository: string, subject: string, options: { artifactType?: string; scope?: string } = {}): Promise<ReferrerDescriptor[]> {
+    if (!isDigest(subject)) throw new RemoteError(`${subject} is not a sha256 digest`);
+    const what = `the referrers of ${this.registry}/${repository}@${subject}`;
+    const scope = options.scope ?? pullScope(repository);
+    const query = options.artifactType === undefined ? '' : `?artifactType=${encodeURIComponent(options.artifactType)}`;
+    const api = await this.transport.send('GET', `${repository}/referrers/${subject}${query}`, { headers: { Accept: MEDIA_TYPE.index }, scope, accept: (s) => (s >= 200 && s < 300) || s === 404 });
+    let listed: ReferrerDescriptor[];
+    if (api.status === 404) {
+      await api.body?.cancel().catch(() => {});
+      const tagged = await this.manifest(repository, referrersTag(subject), { optional: true, scope });
+      listed = tagged ? referrerDescriptors(tagged.json, `${what} (its ${referrersTag(subject)} tag)`) : [];
+    } else {
+      const bytes = await readBounded(api, MAX_MANIFEST_BYTES, what);
+      let json: unknown;
+      try {
+        json = JSON.parse(bytes.toString('utf8'));
+      } catch {
+        throw new RemoteError(`${what} is not JSON`);
+      }
+      listed = referrerDescriptors(json, what);
+    }
+    return options.artifactType === undefined ? listed : listed.filter((d) => d.artifactType === options.artifactType);
+  }
+
+  /** The whole blob in memory, verified against its digest and size; RemoteError when it is larger than `max` bytes. */
+  async blobBytes(repository: string, blob: Descriptor, max: number): Promise<Buffer> {
+    const what = `the blob ${repository}@${blob.digest}`;
+    if (!(blob.size <= max)) throw new RemoteError(`${what} is ${blob.size} bytes, more than the ${max} allowed`);
+    return readBounded(new Response(await this.openBlob(repository, blob)), max, what);
   }
 
   /** The whole blob, verified as it streams: it errors instead of ending if digest or size is wrong. */

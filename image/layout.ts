@@ -38,7 +38,7 @@ export class ImageLayout {
 
   // ---- reading ----
 
-  /** The descriptors in index.json (one per tag), or [] when the image has never been built. */
+  /** The descriptors in index.json (one per tag, and untagged artifacts), or [] when the image has never been built. */
   async tagged(): Promise<Descriptor[]> {
     try {
       const index = JSON.parse(await readFile(path.join(this.dir, 'index.json'), 'utf8')) as LayoutIndex;
@@ -126,6 +126,18 @@ export class ImageLayout {
       if ((await readdir(dir).catch(() => [''])).length > 0) break;
       await rm(dir, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * List `descriptor` in index.json without a tag (how an OCI 1.1 artifact, e.g. an attestation
+   * whose `subject` is a tagged index, sits in the layout); once is enough.
+   */
+  async addManifest(descriptor: Descriptor): Promise<void> {
+    await this.prepare();
+    const manifests = await this.tagged();
+    if (manifests.some((d) => d.digest === descriptor.digest && !d.annotations?.[ANNOTATION.refName])) return;
+    const index: LayoutIndex = { schemaVersion: 2, mediaType: MEDIA_TYPE.index, manifests: [...manifests, descriptor] };
+    await writeAtomic(path.join(this.dir, 'index.json'), JSON.stringify(index, null, 2) + '\n');
   }
 
   /** Point `tag` at `descriptor`, keeping every other tag. Call only once its blobs are all written. */

@@ -16,6 +16,8 @@ import {
 } from './errors.ts';
 import { isSha256Digest, normalizeName, parseReference, type Reference } from './names.ts';
 import { multipartByteranges, parseRange } from './range.ts';
+import type { ReferrerDescriptor } from '../client/referrers.ts';
+import { referrersIndex } from './referrers.ts';
 import type { BlobBody, BlobStat, ManifestRecord, RegistryStore, StreamBody } from './store.ts';
 
 export const API_VERSION_HEADER = 'Docker-Distribution-API-Version';
@@ -41,6 +43,8 @@ export interface PullThrough {
    */
   blob(name: string, digest: string, request: BlobRequest): Promise<BlobReply | 'cached' | undefined>;
   tags(name: string): Promise<string[] | undefined>;
+  /** The upstream's referrers of a digest (registry/referrers.ts); undefined when it knows none. */
+  referrers?(name: string, digest: string): Promise<ReferrerDescriptor[] | undefined>;
 }
 
 /** A blob answer before it becomes a Response (so the runtime's stream sender can take it). */
@@ -281,6 +285,17 @@ export function createApp({ store, upstream, sendStream }: AppOptions): Hono {
     return json({ repositories: items }, head, link ? { Link: link } : {});
   }
 
+  async function referrers(c: Context, name: string, digest: string, head: boolean): Promise<Response> {
+    if (!isSha256Digest(digest)) throw digestInvalid(digest);
+    const local = (await store.hasRepository(name)) ? ((await store.referrers?.(name, digest)) ?? []) : undefined;
+    const remote = await upstream?.referrers?.(name, digest);
+    if (!local && !upstream) throw nameUnknown(name);
+    const all = [...(local ?? []), ...(remote ?? []).filter((r) => !local?.some((l) => l.digest === r.digest))];
+    const { body, headers } = referrersIndex(all, c.req.query('artifactType'));
+    return new Response(head ? null : body, { status: 200, headers: baseHeaders({ ...headers, 'Content-Length': String(encoder.encode(body).length), 'Cache-Control': MUTABLE }) });
+  }
+
+  const REFERRERS = /^\/v2\/(.+)\/referrers\/([^/]+)$/;
   const ROUTE = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/;
   const TAGS = /^\/v2\/(.+)\/tags\/list$/;
 
@@ -300,6 +315,12 @@ export function createApp({ store, upstream, sendStream }: AppOptions): Hono {
       const name = normalizeName(m[1]);
       if (!name) throw nameInvalid(m[1]);
       return m[2] === 'manifests' ? manifests(c, name, m[3], head) : blobs(c, name, m[3], head);
+    }
+    m = REFERRERS.exec(path);
+    if (m) {
+      const name = normalizeName(m[1]);
+      if (!name) throw nameInvalid(m[1]);
+      return referrers(c, name, m[2], head);
     }
     m = TAGS.exec(path);
     if (m) {

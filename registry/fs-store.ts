@@ -8,6 +8,9 @@ import { ImageLayout, listImages } from '../image/layout.ts';
 import { ANNOTATION, sha256Digest, type Descriptor } from '../image/oci.ts';
 import { readAt } from '../image/read-at.ts';
 import type { ByteRange } from './range.ts';
+import { isSha256Digest } from './names.ts';
+import type { ReferrerDescriptor } from '../client/referrers.ts';
+import { referrerDescriptor } from './referrers.ts';
 import {
   manifestMediaType,
   type BlobBody,
@@ -111,6 +114,18 @@ export class LayoutStore implements RegistryStore {
 
   async resolveTag(name: string, tag: string): Promise<string | undefined> {
     return (await this.index(name))?.tags.get(tag);
+  }
+
+  /** Untagged manifests listed in index.json (how the builder stores attestations) that refer to `digest`. */
+  async referrers(name: string, digest: string): Promise<ReferrerDescriptor[]> {
+    const found: ReferrerDescriptor[] = [];
+    for (const d of await this.layout(name).tagged()) {
+      if (d.annotations?.[ANNOTATION.refName] || !isSha256Digest(d.digest)) continue;
+      const record = await this.manifest(name, d.digest);
+      const referrer = record && referrerDescriptor(record, digest);
+      if (referrer) found.push(referrer);
+    }
+    return found;
   }
 
   async statBlob(name: string, digest: string): Promise<BlobStat | undefined> {

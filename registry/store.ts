@@ -1,6 +1,7 @@
 // What the routes need from wherever images live. The routes only see this interface, so an
 // object store (S3, R2) can stand behind the same API as the local folder of OCI image layouts.
 import type { ByteRange } from './range.ts';
+import type { ReferrerDescriptor } from '../client/referrers.ts';
 
 /** A manifest or index as stored: its exact bytes (what the digest covers) and media type. */
 export interface ManifestRecord {
@@ -40,6 +41,8 @@ export interface RegistryStore {
   statBlob(name: string, digest: string): Promise<BlobStat | undefined>;
   /** The blob's bytes, or just `range` of them (inclusive); undefined when it has gone. */
   openBlob(name: string, digest: string, range?: ByteRange): Promise<BlobBody | undefined>;
+  /** Descriptors of the manifests whose `subject` is `digest` (registry/referrers.ts); absent: none. */
+  referrers?(name: string, digest: string): Promise<ReferrerDescriptor[]>;
   /** Present when the store can be written to (used by the pull-through cache). */
   readonly writer?: StoreWriter;
   close?(): Promise<void>;

@@ -9,6 +9,7 @@ import { blobHeaders, type BlobReply, type BlobRequest, type PullThrough } from 
 import { rangeInvalid, RegistryError, upstreamFailed } from './errors.ts';
 import { parseRange, upstreamRange } from './range.ts';
 import type { Reference } from './names.ts';
+import type { ReferrerDescriptor } from '../client/referrers.ts';
 import { manifestMediaType, type ManifestRecord, type RegistryStore } from './store.ts';
 
 /** The largest tag list read from the upstream. */
@@ -344,5 +345,20 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
     return Array.isArray(body?.tags) ? body.tags.filter((t): t is string => typeof t === 'string').sort() : [];
   }
 
-  return { manifest, blob, tags };
+  /**
+   * The upstream's referrers of `digest` through the client (its referrers API, else its
+   * referrers tag, read as a verified manifest); undefined when it does not know the repository.
+   * The referrers themselves are fetched and checked like any manifest when a client asks for them.
+   */
+  async function referrers(name: string, digest: string): Promise<ReferrerDescriptor[] | undefined> {
+    try {
+      return await client.referrers(name, digest);
+    } catch (error) {
+      const status = (error as RemoteError).status;
+      if (status !== undefined && ABSENT.has(status)) return undefined;
+      throw upstreamFailed({ upstream: base, what: `referrers of ${name}@${digest}`, error: (error as Error).message });
+    }
+  }
+
+  return { manifest, blob, tags, referrers };
 }

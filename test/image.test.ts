@@ -17,8 +17,8 @@ import { modelDir, pseudoRandomBytes, tempDir } from './helpers/models.ts';
 
 const SHA = '0123456789abcdef0123456789abcdef01234567';
 
-async function build(name: string, dir: string, store = tempDir('depot-store-'), tag = 'latest') {
-  const result = await buildImage({ name, source: new FolderSource(dir), store, tag, sha: SHA });
+async function build(name: string, dir: string, store = tempDir('depot-store-'), tag = 'latest', sha = SHA) {
+  const result = await buildImage({ name, source: new FolderSource(dir), store, tag, sha });
   return { store, result };
 }
 
@@ -177,10 +177,12 @@ describe('the image', () => {
 
   test('earlier tags of the same image are kept; no temp files are left behind', async () => {
     const store = tempDir('depot-store-');
+    // Two revisions: each also gets its revision tag (the same sha twice would be refused).
+    const other = SHA.replace(/^0/, 'f');
     await build('tags/model', modelDir({ 'a.txt': 'one' }), store, 'v1');
-    await build('tags/model', modelDir({ 'a.txt': 'two' }), store, 'v2');
+    await build('tags/model', modelDir({ 'a.txt': 'two' }), store, 'v2', other);
     const layout = new ImageLayout(store, 'tags/model');
-    assert.deepEqual((await layout.tags()).sort(), ['v1', 'v2']);
+    assert.deepEqual((await layout.tags()).sort(), [SHA, 'v1', 'v2', other].sort());
     assert.equal(readFileSync(path.join(layout.dir, 'oci-layout'), 'utf8'), '{"imageLayoutVersion":"1.0.0"}');
     assert.deepEqual(readdirSync(path.join(store, '.tmp')), []);
     assert.equal((await readImageInfo(store, 'tags/model', 'v1'))!.files[0].size, 3);

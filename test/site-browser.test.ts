@@ -282,7 +282,7 @@ describe('copy buttons', () => {
     const { context, page } = await open(realSite, `/${entry.name}`);
     try {
       const ref = `depot.ai/${entry.image}:${entry.tag}`;
-      const expected = [ref, `COPY --link --from=${ref} / .`, `COPY --link --from=${ref} /path/to/file .`];
+      const expected = [ref, `COPY --link --from=${ref} / .`, `COPY --link --from=${ref} /path/to/file .`, `COPY --link --from=depot.ai/${entry.image}:${entry.sha} / .`];
       const buttons = page.locator('main button[data-copy]');
       assert.equal(await buttons.count(), expected.length);
       for (let i = 0; i < expected.length; i++) {

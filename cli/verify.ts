@@ -1,0 +1,195 @@
+// depot-ai verify REGISTRY/NAME[:TAG|@DIGEST]... | --all: rebuild each image from Hugging Face at
+// the revision its index is labelled with (org.opencontainers.image.revision), into a sink that
+// discards the bytes, and compare the index digests; with --provenance, also check the attached
+// Sigstore-signed SLSA provenance: its signature, its subject (the index) and every file's sha256.
+// Every registry read goes through client/'s RegistryClient (each byte checked against its digest),
+// and a revision tag that moved fails the image. Exit status: 0 all identical (and attested), 1 any difference or failure, 2 usage.
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { DEFAULT_CATALOG, loadCatalog } from '../models/catalog.ts';
+import { makeImage } from '../builder/build.ts';
+import { ANNOTATION, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
+import { registryCredentials } from '../client/auth.ts';
+import { parseImageReference, RegistryClient, RemoteError, type ImageReference } from '../client/remote.ts';
+import { ContentCache } from '../sources/content-cache.ts';
+import { DEFAULT_CACHE, HuggingFaceSource } from '../sources/huggingface.ts';
+import { BUNDLE_ARTIFACT_TYPE, type ArtifactManifest } from '../trust/artifact.ts';
+import { parseStatement, provenanceProblems, tocFileDigests } from '../trust/provenance.ts';
+import { verifiedPayload, type TrustPolicy } from '../trust/signing.ts';
+import { parseCommandArgs, UsageError } from './args.ts';
+import { sourceDateEpoch } from './build.ts';
+import { formatTable } from './table.ts';
+
+const HUB_SOURCE = 'https://huggingface.co/';
+/** A Sigstore bundle is a few KiB; anything much larger is not one. */
+const MAX_BUNDLE = 4 * 1024 * 1024;
+/** A Hub commit sha: what a revision tag looks like. */
+const REVISION = /^[0-9a-f]{40}$/;
+
+interface Row {
+  image: string;
+  revision: string;
+  digest: string;
+  result: string;
+  provenance: string;
+  failed: boolean;
+}
+
+export async function verifyCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseCommandArgs(args, {
+    all: { type: 'boolean', default: false },
+    registry: { type: 'string', default: 'depot.ai' },
+    catalog: { type: 'string', default: DEFAULT_CATALOG },
+    sample: { type: 'string' },
+    week: { type: 'string' },
+    provenance: { type: 'boolean', default: false },
+    key: { type: 'string' },
+    identity: { type: 'string' },
+    insecure: { type: 'boolean', default: false },
+    cache: { type: 'string', default: process.env.DEPOT_CACHE ?? DEFAULT_CACHE },
+  });
+  if (values.all === positionals.length > 0) throw new UsageError('verify takes REGISTRY/NAME[:TAG|@DIGEST]... or --all: depot-ai verify depot.ai/gpt2');
+  if (values.sample !== undefined && !values.all) throw new UsageError('--sample picks from the catalog: use it with --all');
+  if (values.provenance && !values.key === !values.identity) throw new UsageError('--provenance needs the signer: --key PUBLIC.pem (a local key) or --identity URI (the keyless workflow identity)');
+  const policy: TrustPolicy | undefined = !values.provenance ? undefined : values.key ? { key: await publicKey(values.key) } : { identity: values.identity! };
+
+  const references = values.all ? await catalogReferences(values.catalog, values.registry, values.sample, values.week) : positionals.map((p) => parseImageReference(p));
+  const cache = new ContentCache(values.cache);
+  const epoch = sourceDateEpoch();
+  const rows: Row[] = [];
+  for (const ref of references) {
+    const image = `${ref.registry}/${ref.repository}`;
+    const row = await verifyOne(ref).catch((error: Error): Row => {
+      if (process.env.DEPOT_DEBUG) console.error(error);
+      process.stderr.write(`depot-ai: ${image}: ${error.message}\n`);
+      return { image, revision: '-', digest: '-', result: `failed: ${error.message}`, provenance: '-', failed: true };
+    });
+    rows.push(row);
+  }
+  const table = rows.map((r) => [r.image, r.revision.slice(0, 12), r.digest.slice(0, 19), r.result, ...(policy ? [r.provenance] : [])]);
+  console.log(formatTable(['IMAGE', 'REVISION', 'DIGEST', 'RESULT', ...(policy ? ['PROVENANCE'] : [])], table));
+  return rows.some((r) => r.failed) ? 1 : 0;
+
+  async function verifyOne(ref: ImageReference): Promise<Row> {
+    const image = `${ref.registry}/${ref.repository}`;
+    const client = new RegistryClient(ref.registry, { insecure: values.insecure, credentials: await registryCredentials(ref.registry) });
+    const top = (await client.manifest(ref.repository, ref.reference))!;
+    if (!('manifests' in top.json)) throw new RemoteError(`${image}:${ref.reference} is not an image index`);
+    const index = top.json;
+    const revision = index.annotations?.[ANNOTATION.revision];
+    const source = index.annotations?.[ANNOTATION.source];
+    if (!revision || !source?.startsWith(HUB_SOURCE)) throw new Error(`the index has no Hugging Face source and revision labels (${ANNOTATION.source}, ${ANNOTATION.revision})`);
+    await checkRevisionTag(client, ref, top.digest, revision);
+    let files: Promise<Record<string, string>> | undefined;
+    const remoteFiles = () => (files ??= layerFiles(client, ref.repository, index));
+
+    const name = source.slice(HUB_SOURCE.length);
+    const hub = new HuggingFaceSource(name, revision, { cache });
+    const { image: rebuilt, layer } = await makeImage({ name, source: hub, sha: revision, epoch }, { write: async () => {} });
+    const identical = rebuilt.index.digest === top.digest;
+    let result = 'identical';
+    if (!identical) {
+      const changed = differingFiles(tocFileDigests(layer.toc), await remoteFiles());
+      result = `DIFFERENT: rebuilt ${rebuilt.index.digest}${changed.length ? `; files differ: ${changed.slice(0, 5).join(', ')}${changed.length > 5 ? ', ...' : ''}` : ''}`;
+    }
+    const provenance = policy ? await checkProvenance(client, ref.repository, top.digest, remoteFiles, policy) : '';
+    if (!identical) process.stderr.write(`depot-ai: ${image}: ${result}\n`);
+    return { image, revision, digest: top.digest, result, provenance, failed: !identical || (policy !== undefined && provenance !== 'verified') };
+  }
+}
+
+/**
+ * A revision tag never moves: the image's revision tag (its Hub commit sha, when the registry has
+ * it) must point at the index verified, and an index read by a revision tag must be of that
+ * revision. Throws RemoteError saying which tag moved where.
+ */
+async function checkRevisionTag(client: RegistryClient, ref: ImageReference, indexDigest: string, revision: string): Promise<void> {
+  const image = `${ref.registry}/${ref.repository}`;
+  if (REVISION.test(ref.reference) && ref.reference !== revision) throw new RemoteError(`the revision tag ${image}:${ref.reference} points at ${indexDigest}, an image of revision ${revision}: a revision tag never moves`);
+  const fixed = await client.manifest(ref.repository, revision, { optional: true });
+  if (fixed && fixed.digest !== indexDigest) throw new RemoteError(`the revision tag ${image}:${revision} points at ${fixed.digest}, not at ${indexDigest} (${ref.reference}) with that revision: a revision tag never moves`);
+}
+
+/** Path -> `sha256:<hex>` of every file of the index's first image, from its verified eStargz TOC. */
+async function layerFiles(client: RegistryClient, repository: string, index: ImageIndex): Promise<Record<string, string>> {
+  const first = index.manifests[0];
+  if (!first) throw new RemoteError(`${client.registry}/${repository} has an empty index`);
+  const manifest = (await client.manifest(repository, first.digest, { expected: first }))!.json as ImageManifest;
+  const layer = manifest.layers?.[0];
+  const found = layer && (await client.layerToc(repository, layer));
+  if (!found) throw new RemoteError(`${client.registry}/${repository}@${first.digest} has no eStargz layer with a TOC digest`);
+  return tocFileDigests(found.toc);
+}
+
+/**
+ * 'verified' when one attestation the registry lists for `indexDigest` is signed under `policy`
+ * and matches the image (subject and every file); else what is wrong (also written to stderr).
+ */
+async function checkProvenance(client: RegistryClient, repository: string, indexDigest: string, files: () => Promise<Record<string, string>>, policy: TrustPolicy): Promise<string> {
+  const referrers = await client.referrers(repository, indexDigest, { artifactType: BUNDLE_ARTIFACT_TYPE });
+  if (referrers.length === 0) return 'none attached';
+  let problem = '';
+  for (const referrer of referrers) {
+    try {
+      const summary = parseStatement(await verifiedPayload(await attestationBundle(client, repository, referrer, indexDigest), policy));
+      const problems = provenanceProblems(summary, indexDigest, await files());
+      if (problems.length === 0) return 'verified';
+      problem = problems[0];
+    } catch (error) {
+      problem = (error as Error).message;
+    }
+  }
+  process.stderr.write(`depot-ai: provenance: ${problem}\n`);
+  return `REJECTED: ${problem}`;
+}
+
+/** The Sigstore bundle (parsed JSON) an attestation artifact holds, every byte verified against its digest. */
+async function attestationBundle(client: RegistryClient, repository: string, referrer: Descriptor, subject: string): Promise<unknown> {
+  const artifact = (await client.manifest(repository, referrer.digest, { expected: referrer }))!.json as unknown as ArtifactManifest;
+  if (artifact.subject?.digest !== subject) throw new RemoteError(`the attestation ${referrer.digest} is about ${artifact.subject?.digest ?? 'nothing'}, not the image ${subject}`);
+  const layer = artifact.layers?.[0];
+  if (!layer) throw new RemoteError(`the attestation ${referrer.digest} holds no bundle`);
+  try {
+    return JSON.parse((await client.blobBytes(repository, layer, MAX_BUNDLE)).toString('utf8'));
+  } catch (error) {
+    throw error instanceof SyntaxError ? new RemoteError(`the attestation ${referrer.digest}'s bundle is not JSON`) : error;
+  }
+}
+
+function differingFiles(a: Record<string, string>, b: Record<string, string>): string[] {
+  return [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((p) => a[p] !== b[p]).sort();
+}
+
+async function publicKey(file: string): Promise<KeyObject> {
+  const pem = await readFile(file, 'utf8').catch((error: Error) => {
+    throw new UsageError(`--key ${file}: ${error.message}`);
+  });
+  try {
+    return pem.includes('PRIVATE KEY') ? createPublicKey(createPrivateKey(pem)) : createPublicKey(pem);
+  } catch {
+    throw new UsageError(`--key ${file} is not a PEM public key`);
+  }
+}
+
+/**
+ * The catalog's images on `registry` at their tags; with `sample` N, the N-entry slice for the ISO
+ * week (`week`, default this week), so that weekly runs go round the whole catalog.
+ */
+async function catalogReferences(catalog: string, registry: string, sample?: string, week?: string): Promise<ImageReference[]> {
+  const models = await loadCatalog(catalog);
+  const refs = models.map((m) => ({ ...parseImageReference(`${registry}/${m.image}`), reference: m.tag }));
+  if (sample === undefined) return refs;
+  const n = Number(sample);
+  const w = week === undefined ? isoWeek(new Date()) : Number(week);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--sample must be a whole number of images, not "${sample}"`);
+  if (!Number.isInteger(w) || w < 0) throw new UsageError(`--week must be a whole number, not "${week}"`);
+  const start = (w * n) % Math.max(refs.length, 1);
+  return Array.from({ length: Math.min(n, refs.length) }, (_, i) => refs[(start + i) % refs.length]);
+}
+
+/** The ISO 8601 week number (1-53) of a date. */
+export function isoWeek(date: Date): number {
+  const d = new Date(Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), date.getUTCDate()));
+  d.setUTCDate(d.getUTCDate() + 4 - (d.getUTCDay() || 7));
+  return Math.ceil(((d.getTime() - Date.UTC(d.getUTCFullYear(), 0, 1)) / 86400000 + 1) / 7);
+}

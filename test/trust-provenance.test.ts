@@ -1,0 +1,292 @@
+// Signed provenance: `build --attest` with a local P-256 key (Fulcio and Rekor are unreachable
+// here; the keyless path is the same code with sigstore's attest) attaches an in-toto SLSA
+// statement as an OCI 1.1 artifact: in the store, where `serve` lists it through the referrers
+// API (with artifactType filtering) and skopeo reads it back, and in the CNCF registry (2.8, no
+// referrers API) through the sha256-<hex> tag. `verify --provenance` accepts it and rejects a
+// tampered bundle, another key, a statement about another subject and one with a wrong file digest.
+import assert from 'node:assert/strict';
+import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { SerializedBundle } from '@sigstore/bundle';
+import { ImageLayout } from '../image/layout.ts';
+import { sha256Digest } from '../image/oci.ts';
+import { parsePushTarget, Pusher } from '../client/push.ts';
+import { referrersTag } from '../client/referrers.ts';
+import { BUNDLE_ARTIFACT_TYPE, type ArtifactDescriptor } from '../trust/artifact.ts';
+import { storeAttestation } from '../trust/attach.ts';
+import { provenanceStatement } from '../trust/provenance.ts';
+import { signStatement, verifiedPayload } from '../trust/signing.ts';
+import { depotAi } from './helpers/cli.ts';
+import { startLyingServer } from './helpers/lying-server.ts';
+import { buildSite } from './helpers/site.ts';
+import { startHubServer, type HubServer } from './helpers/hub-server.ts';
+import { pseudoRandomBytes, tempDir } from './helpers/models.ts';
+import { errorCode, raw, runTool, startCncfRegistry, startTestRegistry, tool, type CncfRegistry, type TestRegistry } from './helpers/registry.ts';
+
+for (const file of ['/usr/bin/docker-registry', '/usr/bin/skopeo']) tool(file);
+
+const NAME = 'Prov-Org/Signed-Model';
+const IMAGE = 'prov-org/signed-model';
+const FILES = { 'config.json': '{"model_type":"signed"}', 'weights.safetensors': pseudoRandomBytes(200 * 1024 + 5, 31) };
+const INDEX = 'application/vnd.oci.image.index.v1+json';
+/** What a GitHub Actions run sets: the builder id and the run link in the provenance. */
+const RUN = {
+  GITHUB_SERVER_URL: 'https://github.com',
+  GITHUB_REPOSITORY: 'depot/depot.ai',
+  GITHUB_WORKFLOW_REF: 'depot/depot.ai/.github/workflows/publish.yml@refs/heads/main',
+  GITHUB_RUN_ID: '4242',
+  GITHUB_RUN_ATTEMPT: '1',
+};
+
+describe('signed provenance', () => {
+  let hub: HubServer;
+  let cncf: CncfRegistry;
+  let serve: TestRegistry;
+  let catalog: string;
+  let sha: string;
+  let indexDigest: string;
+  let key: KeyObject;
+  const keys = tempDir('prov-keys-');
+  const store = tempDir('prov-store-');
+  const env = () => ({ HF_ENDPOINT: hub.url, HF_TOKEN: '', DEPOT_CACHE: tempDir('prov-cache-'), DEPOT_RETRY_DELAY_MS: '20', SOURCE_DATE_EPOCH: '0' });
+  const verify = (reference: string, keyFile = path.join(keys, 'public.pem')) => depotAi(['verify', '--insecure', '--provenance', '--key', keyFile, reference], env());
+
+  before(async () => {
+    hub = await startHubServer({ repos: [{ name: NAME, commits: [{ files: FILES }] }] });
+    sha = hub.head(NAME);
+    catalog = path.join(tempDir('prov-catalog-'), 'models.yaml');
+    writeFileSync(catalog, `models:\n  - name: ${NAME}\n    sha: ${sha}\n`);
+    ({ privateKey: key } = generateKeyPairSync('ec', { namedCurve: 'P-256' }));
+    writeFileSync(path.join(keys, 'private.pem'), key.export({ type: 'pkcs8', format: 'pem' }));
+    writeFileSync(path.join(keys, 'public.pem'), createPublicKey(key).export({ type: 'spki', format: 'pem' }));
+    const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey;
+    writeFileSync(path.join(keys, 'other.pem'), other.export({ type: 'spki', format: 'pem' }));
+    cncf = await startCncfRegistry();
+    serve = await startTestRegistry({ store, log: false });
+  });
+  after(async () => {
+    await serve?.close();
+    await hub?.close();
+    await cncf?.stop();
+  });
+
+  test('build --attest --push: the attestation goes into the store and, through the referrers tag, to the CNCF registry', async () => {
+    const publish = (...extra: string[]) => depotAi(['build', NAME, '--store', store, '--catalog', catalog, '--push', cncf.hostPort, '--insecure', ...extra], { ...env(), ...RUN });
+    const attesting = ['--attest', '--signing-key', path.join(keys, 'private.pem')];
+    const plain = await publish();
+    assert.equal(plain.status, 0, plain.stderr);
+    assert.doesNotMatch(plain.stdout, /attested/);
+    // Published before it was attested: not "up to date" until it is.
+    const run = await publish(...attesting);
+    assert.equal(run.status, 0, run.stderr);
+    assert.doesNotMatch(run.stdout, /is up to date/);
+    indexDigest = (await new ImageLayout(store, IMAGE).resolveTag('latest'))!.digest;
+    assert.match(run.stdout, new RegExp(`^attested ${cncf.hostPort}/${IMAGE}@${indexDigest}: sha256:[0-9a-f]{64} \\(referrers tag\\)$`, 'm'));
+    const fallback = await fetch(`${cncf.url}/v2/${IMAGE}/manifests/${referrersTag(indexDigest)}`, { headers: { Accept: INDEX } });
+    assert.equal(fallback.status, 200);
+    const listed = (await fallback.json()) as { manifests: { artifactType: string }[] };
+    assert.deepEqual(listed.manifests.map((m) => m.artifactType), [BUNDLE_ARTIFACT_TYPE]);
+    const again = await publish(...attesting);
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /is up to date/, 'attested already: nothing to do');
+  });
+
+  test('the model page shows the revision tag line, the digest pin and who built it from which commit, when', async () => {
+    const dist = tempDir('prov-site-');
+    const site = await buildSite({ catalog, store, outDir: dist, registryHost: 'models.example.test' });
+    assert.equal(site.code, 0, site.stderr);
+    const html = await readFile(path.join(dist, `${NAME}.html`), 'utf8');
+    assert.ok(html.includes(`data-copy="COPY --link --from=models.example.test/${IMAGE}:${sha} / ."`), 'the revision tag line');
+    assert.ok(html.includes(`models.example.test/${IMAGE}@${indexDigest}`), 'the digest pin');
+    const provenance = /data-provenance[^>]*>([\s\S]*?)<\/p>/.exec(html)?.[1] ?? '';
+    assert.ok(provenance.includes(`href="${RUN.GITHUB_SERVER_URL}/${RUN.GITHUB_REPOSITORY}/actions/runs/${RUN.GITHUB_RUN_ID}/attempts/1"`), provenance);
+    assert.ok(provenance.includes('depot/depot.ai/.github/workflows/publish.yml@refs/heads/main'), provenance);
+    assert.ok(provenance.includes(sha.slice(0, 12)), provenance);
+    assert.match(provenance, /<time datetime="\d{4}-\d\d-\d\dT[^"]+">\d{4}-\d\d-\d\d<\/time>/);
+  });
+
+  test('serve lists it through the referrers API, filters by artifactType, and skopeo reads the artifact back', async () => {
+    const res = await raw(serve.url, `/v2/${IMAGE}/referrers/${indexDigest}`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers['content-type'], INDEX);
+    assert.equal(res.headers['oci-filters-applied'], undefined);
+    const index = JSON.parse(res.body.toString()) as { manifests: { digest: string; artifactType: string; mediaType: string; size: number }[] };
+    assert.equal(index.manifests.length, 1);
+    const [artifact] = index.manifests;
+    assert.equal(artifact.artifactType, BUNDLE_ARTIFACT_TYPE);
+
+    const filtered = await raw(serve.url, `/v2/${IMAGE}/referrers/${indexDigest}?artifactType=${encodeURIComponent(BUNDLE_ARTIFACT_TYPE)}`);
+    assert.equal(filtered.headers['oci-filters-applied'], 'artifactType');
+    assert.equal(JSON.parse(filtered.body.toString()).manifests.length, 1);
+    const none = await raw(serve.url, `/v2/${IMAGE}/referrers/${indexDigest}?artifactType=application%2Fvnd.example.sbom`);
+    assert.deepEqual(JSON.parse(none.body.toString()).manifests, []);
+    const other = await raw(serve.url, `/v2/${IMAGE}/referrers/${sha256Digest('nothing refers to this')}`);
+    assert.equal(other.status, 200);
+    assert.deepEqual(JSON.parse(other.body.toString()).manifests, []);
+    assert.equal(errorCode(await raw(serve.url, `/v2/${IMAGE}/referrers/sha256:abc`)), 'DIGEST_INVALID');
+    assert.equal(errorCode(await raw(serve.url, `/v2/nobody/here/referrers/${indexDigest}`)), 'NAME_UNKNOWN');
+
+    const { stdout } = await runTool('/usr/bin/skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${serve.hostPort}/${IMAGE}@${artifact.digest}`]);
+    assert.equal(sha256Digest(stdout), artifact.digest);
+    const manifest = JSON.parse(stdout) as { subject: { digest: string }; layers: { digest: string }[] };
+    assert.equal(manifest.subject.digest, indexDigest);
+    const layout = new ImageLayout(store, IMAGE);
+    const payload = JSON.parse((await verifiedPayload(await layout.readJson(manifest.layers[0].digest), { key })).toString());
+    assert.equal(payload.subject[0].digest.sha256, indexDigest.slice(7));
+    assert.equal(payload.predicate.buildDefinition.resolvedDependencies[0].digest.gitCommit, sha);
+  });
+
+  test('verify --provenance: identical and verified through the referrers API (serve) and the referrers tag (CNCF)', async () => {
+    for (const host of [serve.hostPort, cncf.hostPort]) {
+      const run = await verify(`${host}/${IMAGE}:latest`);
+      assert.equal(run.status, 0, run.stderr + run.stdout);
+      assert.match(run.stdout, /^IMAGE\s+REVISION\s+DIGEST\s+RESULT\s+PROVENANCE$/m);
+      assert.match(run.stdout, /identical\s+verified$/m);
+    }
+  });
+
+  test('a pull-through serve lists the upstream\'s referrers (from its referrers tag) and verify passes through it', async () => {
+    const mirror = await startTestRegistry({ store: tempDir('prov-mirror-'), upstream: cncf.url, log: false });
+    try {
+      const res = await raw(mirror.url, `/v2/${IMAGE}/referrers/${indexDigest}?artifactType=${encodeURIComponent(BUNDLE_ARTIFACT_TYPE)}`);
+      assert.equal(res.status, 200);
+      assert.equal(JSON.parse(res.body.toString()).manifests.length, 1);
+      const run = await verify(`${mirror.hostPort}/${IMAGE}:latest`);
+      assert.equal(run.status, 0, run.stderr + run.stdout);
+      assert.match(run.stdout, /identical\s+verified$/m);
+    } finally {
+      await mirror.close();
+    }
+  });
+
+  test('verify --provenance with another key: rejected, exit 1', async () => {
+    const run = await verify(`${cncf.hostPort}/${IMAGE}:latest`, path.join(keys, 'other.pem'));
+    assert.equal(run.status, 1);
+    assert.match(run.stdout, /identical\s+REJECTED: the attestation's signature does not verify: signed by key [0-9a-f]{64}, not the given key/m);
+  });
+
+  // Each case: the same image pushed to its own repository with one bad attestation attached.
+  const cases: Array<[string, () => Promise<SerializedBundle>, RegExp]> = [
+    ['a tampered bundle (payload changed, signature kept)', async () => {
+      const bundle = structuredClone(await honestBundle());
+      const statement = JSON.parse(Buffer.from(bundle.dsseEnvelope!.payload, 'base64').toString());
+      statement.predicate.runDetails.builder.id = 'https://evil.example/builder';
+      bundle.dsseEnvelope!.payload = Buffer.from(JSON.stringify(statement)).toString('base64');
+      return bundle;
+    }, /REJECTED: the attestation's signature does not verify: signature verification failed/],
+    ['a signed statement about another subject', () => signed({ indexDigest: sha256Digest('another image') }), /REJECTED: the attestation's subject is sha256:[0-9a-f]{64}, not the image sha256:/],
+    ['a signed statement with one file digest wrong', () => signed({ files: { 'config.json': sha256Digest('other bytes'), 'weights.safetensors': sha256Digest(FILES['weights.safetensors']) } }), /REJECTED: config\.json is sha256:[0-9a-f]{64} in the image but sha256:[0-9a-f]{64} in the attestation/],
+  ];
+  for (const [what, bundle, expected] of cases) {
+    test(`verify --provenance rejects ${what}`, async () => {
+      const prefix = `bad-${cases.findIndex((c) => c[0] === what)}`;
+      const layout = new ImageLayout(store, IMAGE);
+      const subject = (await layout.resolveTag('latest'))!;
+      const pusher = await Pusher.connect(parsePushTarget(`${cncf.hostPort}/${prefix}`), { insecure: true });
+      await pusher.push(layout, 'latest');
+      // A separate layout holds the bad artifact, so the store serve reads stays honest.
+      const bad = new ImageLayout(tempDir('prov-bad-'), IMAGE);
+      const artifact = await storeAttestation(bad, await bundle(), subject, new Date());
+      assert.equal(await pusher.pushReferrer(bad, `${prefix}/${IMAGE}`, artifact), 'tag');
+
+      const run = await verify(`${cncf.hostPort}/${prefix}/${IMAGE}:latest`);
+      assert.equal(run.status, 1, run.stdout);
+      assert.match(run.stdout, expected);
+      assert.match(run.stderr, /^depot-ai: provenance: /m);
+    });
+  }
+
+  // A registry that lies: a small server in front of the CNCF registry answering some paths itself.
+  // Each lie makes verify --provenance fail with one line naming it, and exit 1.
+  // With `mirrored`, a pull-through serve in front of the liar refuses the list too (502, OCI error JSON).
+  const lies: Array<[string, () => Promise<Record<string, { type: string; body: Buffer; digest?: string }>>, RegExp, boolean?]> = [
+    ['serves another manifest for the referrer it lists (digest claimed, bytes changed)', async () => {
+      const artifact = await cncfArtifact();
+      const json = JSON.parse(artifact.bytes.toString());
+      json.annotations['org.opencontainers.image.created'] = '1999-01-01T00:00:00.000Z';
+      return { [`/v2/${IMAGE}/manifests/${artifact.digest}`]: { type: artifact.mediaType, body: Buffer.from(JSON.stringify(json)), digest: artifact.digest } };
+    }, /REJECTED: the manifest 127\.0\.0\.1:\d+\/[^@]+@(sha256:[0-9a-f]{64}) has digest sha256:[0-9a-f]{64}, not \1: refusing it$/m],
+    ['lists as a referrer an attestation whose subject is another image', async () => {
+      const other = { mediaType: INDEX, digest: sha256Digest('another image'), size: 13 };
+      const bad = new ImageLayout(tempDir('prov-liar-'), IMAGE);
+      const artifact = await storeAttestation(bad, await honestBundle(), other, new Date());
+      const pusher = await Pusher.connect(parsePushTarget(cncf.hostPort), { insecure: true });
+      await pusher.pushReferrer(bad, IMAGE, artifact);
+      return { [`/v2/${IMAGE}/referrers/${indexDigest}`]: { type: INDEX, body: Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [artifact] })) } };
+    }, /REJECTED: the attestation sha256:[0-9a-f]{64} is about sha256:[0-9a-f]{64}, not the image sha256:[0-9a-f]{64}$/m],
+    ['answers a referrers list with a malformed descriptor', async () => ({
+      [`/v2/${IMAGE}/referrers/${indexDigest}`]: { type: INDEX, body: Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [{ mediaType: INDEX, digest: 'sha256:../../etc', size: 1 }] })) },
+    }), /failed: the referrers of 127\.0\.0\.1:\d+\/\S+ lists a malformed descriptor/, true],
+  ];
+  for (const [what, makeLies, expected, mirrored] of lies) {
+    test(`verify --provenance against a registry that ${what}: one clear line, exit 1`, async () => {
+      const answers = await makeLies();
+      const liar = await startLyingServer(async (req, res) => {
+        const lie = answers[req.url!.split('?')[0]];
+        if (lie) {
+          res.writeHead(200, { 'Content-Type': lie.type, 'Content-Length': lie.body.length, ...(lie.digest ? { 'Docker-Content-Digest': lie.digest } : {}) });
+          res.end(req.method === 'HEAD' ? undefined : lie.body);
+          return;
+        }
+        const headers: Record<string, string> = {};
+        for (const name of ['accept', 'range']) if (req.headers[name]) headers[name] = String(req.headers[name]);
+        const up = await fetch(`${cncf.url}${req.url}`, { method: req.method, headers });
+        const body = Buffer.from(await up.arrayBuffer());
+        const relayed = Object.fromEntries([...up.headers].filter(([name]) => !['transfer-encoding', 'connection', 'content-length'].includes(name)));
+        res.writeHead(up.status, { ...relayed, ...(req.method === 'HEAD' ? {} : { 'Content-Length': body.length }) });
+        res.end(req.method === 'HEAD' ? undefined : body);
+      });
+      try {
+        const run = await verify(`${liar.hostPort}/${IMAGE}:latest`);
+        assert.equal(run.status, 1, run.stdout + run.stderr);
+        assert.match(run.stdout, expected);
+        assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+        if (mirrored) {
+          const mirror = await startTestRegistry({ store: tempDir('prov-mirror-'), upstream: liar.url, log: false });
+          try {
+            const res = await raw(mirror.url, `/v2/${IMAGE}/referrers/${indexDigest}`);
+            assert.equal(res.status, 502);
+            assert.equal(errorCode(res), 'UNKNOWN');
+            assert.match(res.body.toString(), /malformed descriptor/);
+          } finally {
+            await mirror.close();
+          }
+        }
+      } finally {
+        await liar.close();
+      }
+    });
+  }
+
+  /** The honest attestation's manifest as the CNCF registry holds it (found through its referrers tag). */
+  async function cncfArtifact(): Promise<{ digest: string; mediaType: string; bytes: Buffer }> {
+    const listed = await (await fetch(`${cncf.url}/v2/${IMAGE}/manifests/${referrersTag(indexDigest)}`, { headers: { Accept: INDEX } })).json() as { manifests: { digest: string; mediaType: string }[] };
+    const { digest, mediaType } = listed.manifests[0];
+    const bytes = Buffer.from(await (await fetch(`${cncf.url}/v2/${IMAGE}/manifests/${digest}`, { headers: { Accept: mediaType } })).arrayBuffer());
+    return { digest, mediaType, bytes };
+  }
+
+  async function honestBundle(): Promise<SerializedBundle> {
+    const layout = new ImageLayout(store, IMAGE);
+    const entry = ((await layout.tagged()) as ArtifactDescriptor[]).find((d) => d.artifactType === BUNDLE_ARTIFACT_TYPE)!;
+    const manifest = await layout.readJson<{ layers: { digest: string }[] }>(entry.digest);
+    return layout.readJson<SerializedBundle>(manifest.layers[0].digest);
+  }
+
+  function signed(change: { indexDigest?: string; files?: Record<string, string> }): Promise<SerializedBundle> {
+    const files = change.files ?? Object.fromEntries(Object.entries(FILES).map(([p, c]) => [p, sha256Digest(c)]));
+    const statement = provenanceStatement({
+      image: `${cncf.hostPort}/${IMAGE}`,
+      indexDigest: change.indexDigest ?? indexDigest,
+      entry: { name: NAME, sha, tag: 'latest' },
+      files,
+      builder: { id: 'https://depot.ai/depot-ai-cli', version: 'test' },
+      startedOn: new Date(),
+      finishedOn: new Date(),
+    });
+    return signStatement(statement, key);
+  }
+});

@@ -1,0 +1,156 @@
+// Revision tags and `depot-ai verify`, against the Hub stand-in and the CNCF registry: a catalog
+// update moves `latest` while the revision tags stay where they were, a build or push that would
+// move a revision tag is refused with nothing changed, and verify rebuilds from the Hub at the
+// revision label: identical for an honest image, a difference (naming the file) for images built
+// from a source with one byte changed at generated positions.
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { ImageLayout } from '../image/layout.ts';
+import { parsePushTarget, Pusher } from '../client/push.ts';
+import { depotAi } from './helpers/cli.ts';
+import { startHubServer, type HubServer } from './helpers/hub-server.ts';
+import { modelDir, pseudoRandomBytes, tempDir } from './helpers/models.ts';
+import { startCncfRegistry, tool, type CncfRegistry } from './helpers/registry.ts';
+
+tool('/usr/bin/docker-registry');
+
+const NAME = 'Trust-Org/Tiny-Model';
+const INDEX = 'application/vnd.oci.image.index.v1+json';
+const IMAGE = 'trust-org/tiny-model';
+const FILES: Record<string, Buffer> = {
+  'config.json': Buffer.from('{"model_type":"tiny","hidden":8}'),
+  'tokenizer/vocab.txt': Buffer.from('a\nb\nc\nd\n'),
+  'model.safetensors': pseudoRandomBytes(300 * 1024 + 17, 21),
+};
+
+describe('revision tags and depot-ai verify', () => {
+  let hub: HubServer;
+  let cncf: CncfRegistry;
+  let catalog: string;
+  let shas: string[];
+  const cache = tempDir('trust-cache-');
+  const store = tempDir('trust-store-');
+  const env = () => ({ HF_ENDPOINT: hub.url, HF_TOKEN: '', DEPOT_CACHE: cache, DEPOT_RETRY_DELAY_MS: '20', SOURCE_DATE_EPOCH: '0', DEPOT_UPLOAD_CHUNK_BYTES: String(1024 * 1024) });
+  const writeCatalog = (sha: string) => writeFileSync(catalog, `models:\n  - name: ${NAME}\n    sha: ${sha}\n`);
+  const publish = (extra: string[] = [], storeDir = store) => depotAi(['build', NAME, '--store', storeDir, '--catalog', catalog, '--push', cncf.hostPort, '--insecure', ...extra], env());
+  const verify = (...args: string[]) => depotAi(['verify', '--insecure', ...args], env());
+  const remoteDigest = async (repository: string, reference: string) => {
+    const res = await fetch(`${cncf.url}/v2/${repository}/manifests/${reference}`, { method: 'HEAD', headers: { Accept: 'application/vnd.oci.image.index.v1+json' } });
+    return res.status === 200 ? res.headers.get('docker-content-digest') : undefined;
+  };
+
+  before(async () => {
+    hub = await startHubServer({ repos: [{ name: NAME, commits: [{ files: FILES }, { files: { ...FILES, 'config.json': Buffer.from('{"model_type":"tiny","hidden":16}') } }] }] });
+    shas = hub.shas(NAME);
+    catalog = path.join(tempDir('trust-catalog-'), 'models.yaml');
+    cncf = await startCncfRegistry();
+  });
+  after(async () => {
+    await hub?.close();
+    await cncf?.stop();
+  });
+
+  test('a catalog update moves latest; each revision tag stays on its own digest, locally and in the registry', async () => {
+    writeCatalog(shas[0]);
+    const first = await publish();
+    assert.equal(first.status, 0, first.stderr);
+    const old = await remoteDigest(IMAGE, 'latest');
+    assert.ok(old);
+    assert.equal(await remoteDigest(IMAGE, shas[0]), old, 'the revision tag was pushed with latest');
+
+    writeCatalog(shas[1]);
+    const second = await publish();
+    assert.equal(second.status, 0, second.stderr);
+    const moved = await remoteDigest(IMAGE, 'latest');
+    assert.notEqual(moved, old, 'latest moved to the new revision');
+    assert.equal(await remoteDigest(IMAGE, shas[1]), moved);
+    assert.equal(await remoteDigest(IMAGE, shas[0]), old, 'the old revision tag did not move');
+    const layout = new ImageLayout(store, IMAGE);
+    assert.equal((await layout.resolveTag(shas[0]))?.digest, old);
+    assert.equal((await layout.resolveTag('latest'))?.digest, moved);
+  });
+
+  test('a build or a push that would move a revision tag is refused, and nothing changes', async () => {
+    const layout = new ImageLayout(store, IMAGE);
+    const before = await layout.tagged();
+    const other = modelDir({ ...FILES, 'config.json': '{"not":"what the hub has"}' });
+    const local = await depotAi(['build', NAME, '--from', other, '--store', store, '--sha', shas[0]], env());
+    assert.equal(local.status, 1);
+    assert.match(local.stderr, new RegExp(`^depot-ai: ${NAME}: ${IMAGE}:${shas[0]} is a revision tag and already points at sha256:[0-9a-f]{64}; it never moves`, 'm'));
+    assert.deepEqual(await layout.tagged(), before, 'no tag changed in the store');
+
+    const fresh = tempDir('trust-store-');
+    const pushed = await depotAi(['build', NAME, '--from', other, '--store', fresh, '--sha', shas[1], '--push', cncf.hostPort, '--insecure'], env());
+    assert.equal(pushed.status, 1);
+    assert.match(pushed.stderr, new RegExp(`${IMAGE}:${shas[1]} is a revision tag and already points at sha256:[0-9a-f]{64}; it never moves \\(refusing to push sha256:`));
+    assert.equal(pushed.stderr.trim().split('\n').length, 1, pushed.stderr);
+    assert.equal(await remoteDigest(IMAGE, 'latest'), before.find((d) => d.annotations?.['org.opencontainers.image.ref.name'] === 'latest')?.digest, 'latest was not pushed either');
+  });
+
+  test('verify: the published image rebuilds to the identical digest (by tag, by revision tag, and --all --sample)', async () => {
+    const byTag = await verify(`${cncf.hostPort}/${IMAGE}:latest`, `${cncf.hostPort}/${IMAGE}:${shas[0]}`);
+    assert.equal(byTag.status, 0, byTag.stderr + byTag.stdout);
+    const rows = byTag.stdout.trim().split('\n');
+    assert.match(rows[0], /^IMAGE\s+REVISION\s+DIGEST\s+RESULT$/);
+    assert.match(rows[1], new RegExp(`^${cncf.hostPort}/${IMAGE}\\s+${shas[1].slice(0, 12)}\\s+sha256:[0-9a-f]{12}\\s+identical$`));
+    assert.match(rows[2], new RegExp(`\\s${shas[0].slice(0, 12)}\\s.*identical$`));
+
+    const sample = await depotAi(['verify', '--all', '--catalog', catalog, '--registry', cncf.hostPort, '--sample', '1', '--week', '7', '--insecure'], env());
+    assert.equal(sample.status, 0, sample.stderr + sample.stdout);
+    assert.match(sample.stdout, /identical$/m);
+  });
+
+  // One byte changed at a generated position of a small file and of an LFS file: the image carries
+  // the honest revision label, so only the rebuild can tell.
+  for (const [file, seed] of [['config.json', 3], ['model.safetensors', 5]] as const) {
+    test(`verify: an image built with one byte of ${file} changed is reported, naming the file, exit 1`, async () => {
+      const original = FILES[file];
+      const at = pseudoRandomBytes(4, seed).readUInt32BE(0) % original.length;
+      const changed = Buffer.from(original);
+      changed[at] ^= 0x01;
+      const dir = modelDir({ ...FILES, [file]: changed });
+      const fresh = tempDir('trust-store-');
+      const prefix = `tampered-${seed}`;
+      const built = await depotAi(['build', NAME, '--from', dir, '--store', fresh, '--sha', shas[0], '--push', `${cncf.hostPort}/${prefix}`, '--insecure'], env());
+      assert.equal(built.status, 0, built.stderr);
+
+      const run = await verify(`${cncf.hostPort}/${prefix}/${IMAGE}:${shas[0]}`, `${cncf.hostPort}/${IMAGE}:latest`);
+      assert.equal(run.status, 1, run.stdout);
+      const rows = run.stdout.trim().split('\n');
+      assert.match(rows[1], new RegExp(`^${cncf.hostPort}/${prefix}/${IMAGE}\\s.*DIFFERENT: rebuilt sha256:[0-9a-f]{64}; files differ: ${file.replace('.', '\\.')}$`));
+      assert.match(rows[2], /identical$/, 'the honest image in the same run still verifies');
+      assert.match(run.stderr, new RegExp(`^depot-ai: ${cncf.hostPort}/${prefix}/${IMAGE}: DIFFERENT`, 'm'));
+    });
+  }
+
+  test('verify: a registry whose revision tags moved (swapped between two revisions) fails with one line per image, exit 1', async () => {
+    const pusher = await Pusher.connect(parsePushTarget(`${cncf.hostPort}/moved`), { insecure: true });
+    const layout = new ImageLayout(store, IMAGE);
+    await pusher.push(layout, shas[0]);
+    await pusher.push(layout, 'latest');
+    const repository = `moved/${IMAGE}`;
+    const indexes = await Promise.all(shas.map(async (sha) => Buffer.from(await (await fetch(`${cncf.url}/v2/${repository}/manifests/${sha}`, { headers: { Accept: INDEX } })).arrayBuffer())));
+    // The registry moves each revision tag onto the other revision's index (a registry can; ours never does).
+    for (const [i, sha] of shas.entries()) {
+      const put = await fetch(`${cncf.url}/v2/${repository}/manifests/${sha}`, { method: 'PUT', headers: { 'Content-Type': INDEX }, body: indexes[1 - i] });
+      assert.equal(put.status, 201);
+    }
+    const run = await verify(`${cncf.hostPort}/${repository}:latest`, `${cncf.hostPort}/${repository}:${shas[0]}`);
+    assert.equal(run.status, 1, run.stdout);
+    const lines = run.stderr.trim().split('\n');
+    assert.equal(lines.length, 2, run.stderr);
+    assert.match(lines[0], new RegExp(`^depot-ai: ${cncf.hostPort}/${repository}: the revision tag ${cncf.hostPort}/${repository}:${shas[1]} points at sha256:[0-9a-f]{64}, not at sha256:[0-9a-f]{64} \\(latest\\) with that revision: a revision tag never moves$`));
+    assert.match(lines[1], new RegExp(`^depot-ai: ${cncf.hostPort}/${repository}: the revision tag ${cncf.hostPort}/${repository}:${shas[0]} points at sha256:[0-9a-f]{64}, an image of revision ${shas[1]}: a revision tag never moves$`));
+    assert.match(run.stdout, /failed: the revision tag/);
+  });
+
+  test('verify: usage errors exit 2 with one line', async () => {
+    for (const args of [[], ['--all', `${cncf.hostPort}/x`], ['--sample', '2', `${cncf.hostPort}/x`], ['--provenance', `${cncf.hostPort}/x`]]) {
+      const run = await depotAi(['verify', ...args], env());
+      assert.equal(run.status, 2, `${args.join(' ')}: ${run.stderr}`);
+      assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+    }
+  });
+});
