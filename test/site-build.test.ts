@@ -7,7 +7,7 @@ import { before, describe, test } from 'node:test';
 import { CatalogError, loadCatalog, type ModelEntry } from '../models/catalog.ts';
 import { readImageInfo } from '../builder/image-info.ts';
 import { buildSite, cachedSiteBuild, homepageBytes, listFiles, makeTempDir, resolveStatic, ROOT } from './helpers/site.ts';
-import { generatedCatalog } from './helpers/site-catalog.ts';
+import { generatedCatalog, realCatalogWithFacts } from './helpers/site-catalog.ts';
 import { builtFixture, EMPTY_STORE, FIXTURE_DIFFUSERS, FIXTURE_FILES, FIXTURE_HOST } from './helpers/site-fixtures.ts';
 
 const REAL_CATALOG = path.join(ROOT, 'models/models.yaml');
@@ -146,6 +146,19 @@ describe('site build for the real catalog', () => {
     const html = await readFile(path.join(dist, '404.html'), 'utf8');
     const names = JSON.parse(/<script id="model-names" type="application\/json">(.*?)<\/script>/s.exec(html)![1]);
     assert.deepEqual(names, [...new Set(entries.map((e) => e.name))]);
+  });
+});
+
+describe('site build for the real catalog once facts are fetched', () => {
+  test('the homepage stays under 60 KB gzip with every row’s facts', async () => {
+    const { catalog, models } = await realCatalogWithFacts(REAL_CATALOG);
+    const dist = await cachedSiteBuild({ catalog, store: EMPTY_STORE });
+    const { total: { gzip: total } } = await homepageBytes(dist);
+    assert.ok(total < 60 * 1024, `homepage is ${total} bytes gzip`);
+    const html = await readFile(path.join(dist, 'index.html'), 'utf8');
+    const withFacts = models.filter((m) => m.task);
+    assert.ok(withFacts.length > 90);
+    for (const m of withFacts) assert.ok(html.includes(`<li data-name="${m.name.toLowerCase()}" data-task="${m.task}" data-library="${m.library}" data-downloads="${m.downloads}"`), m.name);
   });
 });
 
