@@ -1,11 +1,11 @@
 // Site benchmark: build time for the real catalog and for a generated 10,000-model catalog, and the
 // bytes the homepage ships (HTML, CSS, JS; raw and gzip) against the targets, at the real catalog
-// and at 1,000 generated models.
+// (without and with facts) and at 1,000 generated models.
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { buildSite, homepageBytes, listFiles, makeTempDir, ROOT } from '../test/helpers/site.ts';
-import { generatedCatalog } from '../test/helpers/site-catalog.ts';
+import { generatedCatalog, realCatalogWithFacts } from '../test/helpers/site-catalog.ts';
 
 const TARGET_10K_MS = 120_000;
 const TARGET_JS_GZIP = 5 * 1024;
@@ -32,6 +32,12 @@ export async function benchSite(): Promise<void> {
     console.log(`site: homepage JS gzip    ${kb(bytes.js.gzip)} (target < ${kb(TARGET_JS_GZIP)}) ${verdict(bytes.js.gzip < TARGET_JS_GZIP)}`);
     console.log(`site: homepage total gzip ${kb(bytes.total.gzip)} (target < ${kb(TARGET_TOTAL_GZIP)}) ${verdict(bytes.total.gzip < TARGET_TOTAL_GZIP)}`);
     await rm(real.outDir, { recursive: true, force: true });
+
+    const withFacts = await buildSite({ catalog: (await realCatalogWithFacts(path.join(ROOT, 'models/models.yaml'))).catalog, store: emptyStore, outDir: path.join(work, 'facts') });
+    if (withFacts.code !== 0) throw new Error(`site build failed:\n${withFacts.stderr}`);
+    const withFactsBytes = await homepageBytes(withFacts.outDir);
+    console.log(`site: homepage at the real catalog with facts: total gzip ${kb(withFactsBytes.total.gzip)} (target < ${kb(TARGET_TOTAL_GZIP)}) ${verdict(withFactsBytes.total.gzip < TARGET_TOTAL_GZIP)}`);
+    await rm(withFacts.outDir, { recursive: true, force: true });
 
     const thousand = await buildSite({ catalog: (await generatedCatalog(1000)).catalog, store: emptyStore, outDir: path.join(work, 'thousand') });
     if (thousand.code !== 0) throw new Error(`site build failed:\n${thousand.stderr}`);

@@ -109,11 +109,12 @@ const visibleNames = (page: Page) =>
   );
 
 describe('homepage task and library filters and sorting (1,000 models)', () => {
-  const expectedByDownloads = (models: GeneratedModel[]) =>
-    models.map((m, i) => ({ m, i })).sort((a, b) => (b.m.downloads ?? -1) - (a.m.downloads ?? -1) || a.i - b.i).map(({ m }) => m.name);
+  /** Names, largest `key` first, models without facts last, ties in catalog order. */
+  const expectedBy = (models: GeneratedModel[], key: 'downloads' | 'bytes') =>
+    models.map((m, i) => ({ m, i })).sort((a, b) => (b.m[key] ?? -1) - (a.m[key] ?? -1) || a.i - b.i).map(({ m }) => m.name);
 
   for (const javaScriptEnabled of [true, false]) {
-    test(`filter by task and library, sort by downloads and name (${javaScriptEnabled ? 'with' : 'without'} JavaScript)`, async () => {
+    test(`filter by task and library, sort by downloads, size and name (${javaScriptEnabled ? 'with' : 'without'} JavaScript)`, async () => {
       const { context, page } = await open(bigSite, '/', 1280, javaScriptEnabled);
       try {
         assert.equal(await visibleRows(page).count(), 1000);
@@ -129,7 +130,9 @@ describe('homepage task and library filters and sorting (1,000 models)', () => {
 
         await page.selectOption('#model-library', '');
         await page.selectOption('#model-sort', 'downloads');
-        assert.deepEqual(await visibleNames(page), expectedByDownloads(images));
+        assert.deepEqual(await visibleNames(page), expectedBy(images, 'downloads'));
+        await page.selectOption('#model-sort', 'size');
+        assert.deepEqual(await visibleNames(page), expectedBy(images, 'bytes'));
 
         await page.selectOption('#model-task', '');
         await page.selectOption('#model-sort', 'name');

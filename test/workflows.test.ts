@@ -241,6 +241,11 @@ describe('workflow steps, run for real', () => {
       assert.match(body, new RegExp(`^gpt2: ${B.slice(0, 12)} -> ${hub.head('gpt2').slice(0, 12)}$`, 'm'));
       assert.match(body, /^These entries could not be refreshed and need a look:$/m);
       assert.match(body, new RegExp(`^models/models\\.yaml:2:5: Org/Kept does not exist on ${hub.url} \\(or is private\\)$`, 'm'));
+      // The pull request carries every file the step changed (the shas and the facts), nothing else.
+      const changed = git('ls-files', '--modified', '--others', '--exclude-standard').split('\n').sort();
+      assert.deepEqual(changed, ['models/facts.json', 'models/models.yaml']);
+      const pr = workflow('update-models.yml').jobs.update.steps.find((s) => s.uses?.startsWith('peter-evans/create-pull-request@'))!;
+      assert.deepEqual(String(pr.with!['add-paths']).split(/[\n,]/).map((p) => p.trim()).filter(Boolean).sort(), changed);
       // The job's last step fails the run once the pull request is open.
       const fail = step(workflow('update-models.yml'), 'update', 'Fail when some entries could not be refreshed');
       assert.equal(fail.if, "steps.update.outputs.status != '0'");

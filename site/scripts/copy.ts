@@ -11,11 +11,10 @@ export function installCopyButtons(): void {
     } catch {
       ok = fallbackCopy(text);
     }
-    const label = button.querySelector('[data-label]') ?? button;
-    const original = label.textContent;
-    label.textContent = ok ? 'Copied' : 'Failed';
+    const original = button.textContent;
+    button.textContent = ok ? 'Copied' : 'Failed';
     if (status) status.textContent = ok ? `Copied: ${text}` : 'Copy failed';
-    setTimeout(() => (label.textContent = original), 1500);
+    setTimeout(() => (button.textContent = original), 1500);
   });
 }
 

@@ -1,14 +1,12 @@
-// Fixtures for the site tests: a small catalog and a store with one model built by the real CLI.
-import { execFile } from 'node:child_process';
+// Fixtures for the site tests: a small catalog, its facts fetched from the Hub stand-in, and a
+// store with two models built by the real CLI.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { ROOT } from './site.ts';
-
-const run = promisify(execFile);
+import { depotAi } from './cli.ts';
+import { startHubServer, type HubRepoSpec } from './hub-server.ts';
 
 /** A store with no images: model pages render their "not built" state. */
 export const EMPTY_STORE = path.join(os.tmpdir(), 'depot-ai-site-empty-store');
@@ -59,22 +57,29 @@ export const FIXTURE_DIFFUSERS: Record<string, string> = {
   'vae/diffusion_pytorch_model.safetensors': 'v'.repeat(6_000),
 };
 
-/** Facts as `models update` writes them, for gpt2 (built) and the diffusers model; none for others. */
-export const FIXTURE_FACTS = {
-  updated: '2026-11-23T04:00:00.000Z',
-  models: {
-    gpt2: { sha: '11c5a3d5811f50298f278a704980280950aedb10', task: 'text-generation', library: 'transformers', license: 'mit', gated: false, parameters: 137_022_720, downloads: 12_345_678, likes: 2_890, files: 11, bytes: 140_200 },
-    'runwayml/stable-diffusion-v1-5': { sha: '1d0c4ebf6ff58a5caecab40fa1406526bca4b5b9', task: 'text-to-image', library: 'diffusers', license: 'creativeml-openrail-m', gated: false, downloads: 3_456, likes: 11_000, files: 14, bytes: 88_200 },
-  },
+/**
+ * What the Hub stand-in states about the two repositories (pipeline_tag, library_name, the card's
+ * license, the safetensors parameter total, downloads, likes). `models update` fetches it through
+ * @huggingface/hub and writes facts.json, as the weekly workflow does; no facts are hand-written.
+ */
+export const FIXTURE_HUB: Record<string, Pick<HubRepoSpec, 'pipelineTag' | 'libraryName' | 'license' | 'parameters' | 'downloads' | 'likes'>> = {
+  gpt2: { pipelineTag: 'text-generation', libraryName: 'transformers', license: 'mit', parameters: 137_022_720, downloads: 12_345_678, likes: 2_890 },
+  'runwayml/stable-diffusion-v1-5': { pipelineTag: 'text-to-image', libraryName: 'diffusers', license: 'creativeml-openrail-m', downloads: 3_456, likes: 11_000 },
 };
 
+const FIXTURE_REPOS = [
+  ['gpt2', FIXTURE_FILES, '11c5a3d5811f50298f278a704980280950aedb10'],
+  ['runwayml/stable-diffusion-v1-5', FIXTURE_DIFFUSERS, '1d0c4ebf6ff58a5caecab40fa1406526bca4b5b9'],
+] as const;
+
 /**
- * A catalog (gpt2 with two tags, one other model) and a store in which gpt2:latest and
+ * A catalog (gpt2 with two tags, one other model), its facts.json written by `depot-ai models
+ * update` against the Hub stand-in serving FIXTURE_HUB, and a store in which gpt2:latest and
  * runwayml/stable-diffusion-v1-5:latest are built with `depot-ai build` from FIXTURE_FILES and
  * FIXTURE_DIFFUSERS. Paths are fixed so site builds over them can be cached.
  */
 export async function builtFixture(): Promise<{ catalog: string; store: string }> {
-  const key = createHash('sha256').update(JSON.stringify([FIXTURE_CATALOG_TEXT, FIXTURE_FILES, FIXTURE_DIFFUSERS, FIXTURE_FACTS])).digest('hex').slice(0, 12);
+  const key = createHash('sha256').update(JSON.stringify([FIXTURE_CATALOG_TEXT, FIXTURE_FILES, FIXTURE_DIFFUSERS, FIXTURE_HUB])).digest('hex').slice(0, 12);
   const dir = path.join(os.tmpdir(), `depot-ai-site-fixture-${key}`);
   const catalog = path.join(dir, 'models.yaml');
   const store = path.join(dir, 'store');
@@ -83,17 +88,21 @@ export async function builtFixture(): Promise<{ catalog: string; store: string }
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   await writeFile(catalog, FIXTURE_CATALOG_TEXT);
-  await writeFile(path.join(dir, 'facts.json'), JSON.stringify(FIXTURE_FACTS, null, 2) + '\n');
-  for (const [name, files, sha] of [
-    ['gpt2', FIXTURE_FILES, '11c5a3d5811f50298f278a704980280950aedb10'],
-    ['runwayml/stable-diffusion-v1-5', FIXTURE_DIFFUSERS, '1d0c4ebf6ff58a5caecab40fa1406526bca4b5b9'],
-  ] as const) {
+  const hub = await startHubServer({ repos: FIXTURE_REPOS.map(([name, files, sha]) => ({ name, commits: [{ sha, files }], ...FIXTURE_HUB[name] })) });
+  try {
+    const update = await depotAi(['models', 'update', catalog], { HF_ENDPOINT: hub.url, HF_TOKEN: '', DEPOT_HUB_RETRIES: '0' });
+    if (update.status !== 0) throw new Error(`models update failed (${update.status}):\n${update.stderr}`);
+  } finally {
+    await hub.close();
+  }
+  for (const [name, files, sha] of FIXTURE_REPOS) {
     const source = path.join(dir, 'source', name);
     for (const [file, content] of Object.entries(files)) {
       await mkdir(path.dirname(path.join(source, file)), { recursive: true });
       await writeFile(path.join(source, file), content);
     }
-    await run(process.execPath, [path.join(ROOT, 'bin/depot-ai.js'), 'build', name, '--from', source, '--store', store, '--tag', 'latest', '--sha', sha], { cwd: ROOT });
+    const build = await depotAi(['build', name, '--from', source, '--store', store, '--tag', 'latest', '--sha', sha]);
+    if (build.status !== 0) throw new Error(`depot-ai build ${name} failed (${build.status}):\n${build.stderr}`);
   }
   await writeFile(done, '');
   return { catalog, store };
