@@ -15,8 +15,9 @@ import {
   unsupported,
 } from './errors.ts';
 import { isSha256Digest, normalizeName, parseReference, type Reference } from './names.ts';
+import { concatBodies, type Piece } from './pump.ts';
 import { multipartByteranges, parseRange } from './range.ts';
-import type { BlobBody, BlobStat, ManifestRecord, RegistryStore, StreamBody } from './store.ts';
+import type { BlobBody, BlobStat, ManifestRecord, RegistryStore } from './store.ts';
 
 export const API_VERSION_HEADER = 'Docker-Distribution-API-Version';
 export const API_VERSION = 'registry/2.0';
@@ -55,8 +56,11 @@ export interface BlobRequest {
   range: string | undefined;
 }
 
-/** A runtime's faster way to send a stream body; undefined to fall back to a web Response. */
-export type StreamSender = (c: Context, status: number, headers: Record<string, string>, body: StreamBody) => Response | undefined;
+/**
+ * A runtime's own way to send a blob body (on Node: registry/pump.ts, one chunk at a time);
+ * undefined to fall back to a web Response.
+ */
+export type StreamSender = (c: Context, status: number, headers: Record<string, string>, body: BlobBody) => Response | undefined;
 
 export interface AppOptions {
   store: RegistryStore;
@@ -243,7 +247,8 @@ export function createApp({ store, upstream, sendStream }: AppOptions): Hono {
       const multipart = multipartByteranges(range.ranges, stat.size);
       headers['Content-Type'] = multipart.contentType;
       headers['Content-Length'] = String(multipart.length);
-      return send(c, 206, headers, head ? null : multipart.body((r) => store.openBlob(name, digest, r)));
+      const pieces = multipart.parts.flatMap(({ head, range }): Piece[] => [head, () => store.openBlob(name, digest, range)]);
+      return send(c, 206, headers, head ? null : concatBodies([...pieces, multipart.tail]));
     }
     if (range.kind === 'ranges') {
       const [only] = range.ranges;
@@ -260,7 +265,7 @@ export function createApp({ store, upstream, sendStream }: AppOptions): Hono {
   }
 
   function send(c: Context, status: number, headers: Record<string, string>, body: BlobBody | null): Response {
-    if (body && !(body instanceof Uint8Array) && sendStream) {
+    if (body && sendStream) {
       const sent = sendStream(c, status, headers, body);
       if (sent) return sent;
     }

@@ -1,7 +1,6 @@
 // `depot-ai serve`: the registry app on Node's HTTP server, with a request log and graceful shutdown.
 import { getRequestListener, RequestError } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
-import { pipeline, Readable } from 'node:stream';
 import { createServer, ServerResponse, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { Server, type AddressInfo, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -10,7 +9,8 @@ import { API_VERSION, API_VERSION_HEADER, createApp, type StreamSender } from '.
 import { errorBody, type ErrorCode } from './errors.ts';
 import { LayoutStore } from './fs-store.ts';
 import { createRequestLog, formatRequest, type LogSink } from './log.ts';
-import { NODE_PUMP, type RegistryStore } from './store.ts';
+import { pumpBody } from './pump.ts';
+import type { RegistryStore } from './store.ts';
 import { createPullThrough } from './upstream.ts';
 
 export interface RegistryOptions {
@@ -127,16 +127,18 @@ function onClientError(error: NodeJS.ErrnoException, socket: Socket): void {
 }
 
 /**
- * On Node, a stream body is piped straight into the socket (a file without any web stream at all);
- * a failure mid-body just cuts the connection, which is how HTTP reports it.
+ * On Node, every blob body (bytes, a file, a multipart answer, a pull-through stream) goes through
+ * the bounded pump (a file without any web stream at all); a failure mid-body just cuts the
+ * connection, which is how HTTP reports it.
  */
 const sendNodeStream: StreamSender = (c, status, headers, body) => {
   const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
   if (!outgoing) return undefined;
   outgoing.writeHead(status, headers);
-  const pump = body[NODE_PUMP];
-  if (pump) pump(outgoing).catch((error) => outgoing.destroy(error));
-  else pipeline(Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>), outgoing, () => {}); // an error or an early close destroys both sides
+  pumpBody(body, outgoing).then(
+    (done) => done && outgoing.end(),
+    (error) => outgoing.destroy(error),
+  );
   return RESPONSE_ALREADY_SENT;
 };
 
