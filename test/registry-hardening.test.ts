@@ -16,33 +16,44 @@ before(async () => {
   image = await makeTestImage({ name: 'hostile/slow', tag: 'v1', weights: 9 * MiB });
 });
 
-describe('slow readers (finding 7)', () => {
-  test('300 clients that never read a 9 MiB blob do not cost a MiB each; others are still served in full', async () => {
-    const serve = startProcess([CLI, 'serve', '--store', image.store, '--port', '0']);
-    try {
-      const [, url, port] = await serve.waitFor(/at (http:\/\/127\.0\.0\.1:(\d+))/);
-      const blob = `/v2/${image.name}/blobs/${image.layer}`;
-      assert.equal(sha256Digest((await raw(url, blob)).body), image.layer); // warm
-      const before = await residentBytes(serve.child.pid!);
-      const readers = await startSlowReaders(Number(port), blob, 300);
+describe('slow readers (finding 7; issue 10 red team A: every answer shape)', () => {
+  // Each shape of blob answer, from the same store: the whole blob, one range, several ranges
+  // (multipart/byteranges, parts larger and smaller than an in-memory read).
+  const shapes: [string, string | undefined][] = [
+    ['whole blob', undefined],
+    ['one range', 'bytes=0-8000000'],
+    ['two ranges (multipart)', 'bytes=0-3000000,3000002-8000000'],
+    ['40 ranges of 150 kB (multipart)', Array.from({ length: 40 }, (_, i) => `${i * 200_000}-${i * 200_000 + 149_999}`).join(',').replace(/^/, 'bytes=')],
+  ];
+  for (const [shape, range] of shapes) {
+    test(`${shape}: 300 clients that never read a 9 MiB blob do not cost a MiB each; others are still served in full`, async () => {
+      const serve = startProcess([CLI, 'serve', '--store', image.store, '--port', '0']);
       try {
-        // Every reader got its headers and a stalled body: the server holds what it will hold.
-        const manifest = await raw(url, `/v2/${image.name}/manifests/${image.tag}`, { headers: { Accept: 'application/vnd.oci.image.index.v1+json' } });
-        assert.equal(manifest.status, 200);
-        const full = await raw(url, blob);
-        assert.equal(full.status, 200);
-        assert.equal(sha256Digest(full.body), image.layer, 'a normal client gets the whole blob, byte for byte');
-        const growth = (await residentBytes(serve.child.pid!)) - before;
-        // Unbounded, each stalled response held two 1 MiB buffers (300 readers: ~600 MiB).
-        assert.ok(growth < 250 * MiB, `serve grew by ${(growth / MiB).toFixed(0)} MiB for 300 stalled readers`);
+        const [, url, port] = await serve.waitFor(/at (http:\/\/127\.0\.0\.1:(\d+))/);
+        const blob = `/v2/${image.name}/blobs/${image.layer}`;
+        assert.equal(sha256Digest((await raw(url, blob)).body), image.layer); // warm
+        const before = await residentBytes(serve.child.pid!);
+        const readers = await startSlowReaders(Number(port), blob, 300, range);
+        try {
+          // Every reader got its headers and a stalled body: the server holds what it will hold.
+          const manifest = await raw(url, `/v2/${image.name}/manifests/${image.tag}`, { headers: { Accept: 'application/vnd.oci.image.index.v1+json' } });
+          assert.equal(manifest.status, 200);
+          const full = await raw(url, blob);
+          assert.equal(full.status, 200);
+          assert.equal(sha256Digest(full.body), image.layer, 'a normal client gets the whole blob, byte for byte');
+          const growth = (await residentBytes(serve.child.pid!)) - before;
+          // Pump buffers: 64 MiB shared + 64 KiB each (~83 MiB). Unbounded, each stalled response
+          // held a MiB or more (whole blob: two 1 MiB buffers; multipart: ~4 MiB of web stream chunks).
+          assert.ok(growth < 250 * MiB, `serve grew by ${(growth / MiB).toFixed(0)} MiB for 300 stalled readers`);
+        } finally {
+          readers.close();
+        }
       } finally {
-        readers.close();
+        serve.child.kill('SIGTERM');
+        await serve.exited;
       }
-    } finally {
-      serve.child.kill('SIGTERM');
-      await serve.exited;
-    }
-  });
+    });
+  }
 
   test('a connection whose client accepts no bytes is closed after the idle timeout', async () => {
     // Larger than what the kernel buffers of one loopback connection take (about 10 MiB here).
