@@ -117,6 +117,16 @@ function etagMatches(header: string | undefined, etag: string): boolean {
   return header.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
 }
 
+/**
+ * RFC 9110 §13.1.5, If-Range: an entity-tag matches by strong comparison (a weak tag never does);
+ * an HTTP-date only when it is exactly the Last-Modified (`modified`, whole seconds). A later date
+ * is no match: the client's copy is not known to be this one.
+ */
+function ifRangeMatches(value: string, etag: string, modified: Date): boolean {
+  if (value.startsWith('"') || value.startsWith('W/')) return value === etag;
+  return Date.parse(value) === modified.getTime();
+}
+
 /** Whether a client that sent `accept` takes `mediaType` (no Accept header takes anything). */
 function accepts(accept: string | undefined, mediaType: string): boolean {
   if (!accept) return true;
@@ -233,12 +243,7 @@ export function createApp({ store, upstream, sendStream }: AppOptions): Hono {
     }
     let rangeHeader = c.req.header('range');
     const ifRange = c.req.header('if-range');
-    if (rangeHeader && ifRange !== undefined) {
-      const matches = ifRange.startsWith('"') || ifRange.startsWith('W/')
-        ? ifRange.trim() === etag
-        : Date.parse(ifRange) >= modified.getTime();
-      if (!matches) rangeHeader = undefined;
-    }
+    if (rangeHeader && ifRange !== undefined && !ifRangeMatches(ifRange.trim(), etag, modified)) rangeHeader = undefined;
     const range = parseRange(rangeHeader, stat.size);
     if (range.kind === 'unsatisfiable') throw rangeInvalid(rangeHeader ?? '', stat.size);
     let status = 200;
