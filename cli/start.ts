@@ -2,6 +2,7 @@
 // into the store when the store is empty, serves the registry, builds the site with snippets
 // pointing at that registry, serves the site, and prints what to try. Ctrl-C stops both.
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:net';
 import { stringify } from 'yaml';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -50,13 +51,14 @@ export async function startCommand(args: string[]): Promise<number> {
   const astro = await import('astro');
   await astro.build({ logLevel: 'warn' });
   const site = await astro.preview({ logLevel: 'warn', server: { host: '127.0.0.1', port: parsePort(values['site-port']) } });
+  const sitePort = boundPort(site);
 
   const example = entries[0].name.toLowerCase();
   console.log(
     [
       '',
       `registry  ${registry.url}/v2/`,
-      `site      http://127.0.0.1:${site.port}/`,
+      `site      http://127.0.0.1:${sitePort}/`,
       '',
       'Try it (buildah needs --tls-verify=false for a plain-HTTP registry; docker allows 127.0.0.1):',
       `  FROM scratch`,
@@ -69,6 +71,15 @@ export async function startCommand(args: string[]): Promise<number> {
   await registry.closed;
   await site.stop();
   return 0;
+}
+
+/**
+ * The port the site's preview server listens on: Astro reports the one it was asked for (0 for
+ * "any free port"), its static preview server (`server`, not in Astro's types) the one it bound.
+ */
+function boundPort(site: { port: number }): number {
+  const address = (site as { server?: Server }).server?.address();
+  return address && typeof address === 'object' ? address.port : site.port;
 }
 
 /** The revision an image in the store was built from (its index label), if any. */

@@ -15,10 +15,11 @@ import {
   unsupported,
 } from './errors.ts';
 import { isSha256Digest, normalizeName, parseReference, type Reference } from './names.ts';
+import { concatBodies, type Piece } from './pump.ts';
 import { multipartByteranges, parseRange } from './range.ts';
 import type { ReferrerDescriptor } from '../client/referrers.ts';
 import { referrersIndex } from './referrers.ts';
-import type { BlobBody, BlobStat, ManifestRecord, RegistryStore, StreamBody } from './store.ts';
+import type { BlobBody, BlobStat, ManifestRecord, RegistryStore } from './store.ts';
 
 export const API_VERSION_HEADER = 'Docker-Distribution-API-Version';
 export const API_VERSION = 'registry/2.0';
@@ -59,8 +60,11 @@ export interface BlobRequest {
   range: string | undefined;
 }
 
-/** A runtime's faster way to send a stream body; undefined to fall back to a web Response. */
-export type StreamSender = (c: Context, status: number, headers: Record<string, string>, body: StreamBody) => Response | undefined;
+/**
+ * A runtime's own way to send a blob body (on Node: registry/pump.ts, one chunk at a time);
+ * undefined to fall back to a web Response.
+ */
+export type StreamSender = (c: Context, status: number, headers: Record<string, string>, body: BlobBody) => Response | undefined;
 
 export interface AppOptions {
   store: RegistryStore;
@@ -115,6 +119,16 @@ function etagMatches(header: string | undefined, etag: string): boolean {
   if (!header) return false;
   if (header.trim() === '*') return true;
   return header.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
+}
+
+/**
+ * RFC 9110 §13.1.5, If-Range: an entity-tag matches by strong comparison (a weak tag never does);
+ * an HTTP-date only when it is exactly the Last-Modified (`modified`, whole seconds). A later date
+ * is no match: the client's copy is not known to be this one.
+ */
+function ifRangeMatches(value: string, etag: string, modified: Date): boolean {
+  if (value.startsWith('"') || value.startsWith('W/')) return value === etag;
+  return Date.parse(value) === modified.getTime();
 }
 
 /** Whether a client that sent `accept` takes `mediaType` (no Accept header takes anything). */
@@ -233,12 +247,7 @@ export function createApp({ store, upstream, sendStream }: AppOptions): Hono {
     }
     let rangeHeader = c.req.header('range');
     const ifRange = c.req.header('if-range');
-    if (rangeHeader && ifRange !== undefined) {
-      const matches = ifRange.startsWith('"') || ifRange.startsWith('W/')
-        ? ifRange.trim() === etag
-        : Date.parse(ifRange) >= modified.getTime();
-      if (!matches) rangeHeader = undefined;
-    }
+    if (rangeHeader && ifRange !== undefined && !ifRangeMatches(ifRange.trim(), etag, modified)) rangeHeader = undefined;
     const range = parseRange(rangeHeader, stat.size);
     if (range.kind === 'unsatisfiable') throw rangeInvalid(rangeHeader ?? '', stat.size);
     let status = 200;
@@ -247,7 +256,8 @@ export function createApp({ store, upstream, sendStream }: AppOptions): Hono {
       const multipart = multipartByteranges(range.ranges, stat.size);
       headers['Content-Type'] = multipart.contentType;
       headers['Content-Length'] = String(multipart.length);
-      return send(c, 206, headers, head ? null : multipart.body((r) => store.openBlob(name, digest, r)));
+      const pieces = multipart.parts.flatMap(({ head, range }): Piece[] => [head, () => store.openBlob(name, digest, range)]);
+      return send(c, 206, headers, head ? null : concatBodies([...pieces, multipart.tail]));
     }
     if (range.kind === 'ranges') {
       const [only] = range.ranges;
@@ -264,7 +274,7 @@ export function createApp({ store, upstream, sendStream }: AppOptions): Hono {
   }
 
   function send(c: Context, status: number, headers: Record<string, string>, body: BlobBody | null): Response {
-    if (body && !(body instanceof Uint8Array) && sendStream) {
+    if (body && sendStream) {
       const sent = sendStream(c, status, headers, body);
       if (sent) return sent;
     }

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { ImageLayout, listImages } from '../image/layout.ts';
 import { ANNOTATION, sha256Digest, type Descriptor } from '../image/oci.ts';
 import { readAt } from '../image/read-at.ts';
+import { sinkOf } from './pump.ts';
 import type { ByteRange } from './range.ts';
 import { isSha256Digest } from './names.ts';
 import type { ReferrerDescriptor } from '../client/referrers.ts';
@@ -18,13 +19,12 @@ import {
   type BlobStat,
   type ManifestRecord,
   NODE_PUMP,
+  type PumpTarget,
   type RegistryStore,
   type StreamBody,
   type StoreWriter,
 } from './store.ts';
 
-/** Ranges up to this size are read into memory in one go; larger bodies are streamed. */
-const SMALL_READ = 256 * 1024;
 const STREAM_CHUNK = 1024 * 1024;
 /** Blobs larger than this are never treated as manifests. */
 const MAX_MANIFEST = 4 * 1024 * 1024;
@@ -216,7 +216,7 @@ export class LayoutStore implements RegistryStore {
       }
     }
     const length = end - start + 1;
-    if (length <= SMALL_READ) {
+    if (length <= SMALL_CHUNK) {
       try {
         const buffer = await readAt(handle, length, start);
         if (buffer.length < length) throw new Error(`blob ${digest} is shorter than expected`);
@@ -269,7 +269,7 @@ function fileStream(handle: FileHandle, start: number, end: number, digest: stri
   stream[NODE_PUMP] = async (out) => {
     closed = true; // the pump owns (and closes) the handle from here on
     try {
-      await pumpFile(handle, start, end, digest, out);
+      return await pumpFile(handle, start, end, digest, out);
     } finally {
       await handle.close().catch(() => {});
     }
@@ -281,6 +281,7 @@ function fileStream(handle: FileHandle, start: number, end: number, digest: stri
  * Pump buffers. At most LARGE_BUFFERS of STREAM_CHUNK bytes exist at once (reused once their write
  * completed); past that a response gets a SMALL_CHUNK buffer of its own. So clients that stop
  * reading hold at most LARGE_BUFFERS MiB between them plus SMALL_CHUNK each, never a MiB each.
+ * Bodies up to SMALL_CHUNK are read into memory in one go (no more than a pump buffer).
  */
 const LARGE_BUFFERS = 64;
 const SMALL_CHUNK = 64 * 1024;
@@ -303,43 +304,28 @@ function giveBack(buffer: Buffer, written: boolean): void {
 }
 
 /**
- * Bytes start..end of a file into `out`, one buffer at a time: the next chunk is read only once the
- * socket took the previous one (the kernel's send buffer keeps the wire busy meanwhile), so a
- * client that stops reading stops the pump, and the server's idle timeout then closes it.
+ * Bytes start..end of a file into `out` (a NodePump: `out` is not ended), one buffer at a time:
+ * the next chunk is read only once the socket took the previous one (the kernel's send buffer
+ * keeps the wire busy meanwhile), so a client that stops reading stops the pump, and the server's
+ * idle timeout then closes it.
  */
-async function pumpFile(
-  handle: FileHandle,
-  start: number,
-  end: number,
-  digest: string,
-  out: NodeJS.WritableStream & { destroyed?: boolean },
-): Promise<void> {
-  let gone = false;
-  let onGone!: () => void;
-  const closed = new Promise<void>((resolve) => (onGone = resolve));
-  const markGone = () => {
-    gone = true;
-    onGone();
-  };
-  out.once('close', markGone);
-  out.once('error', markGone);
+async function pumpFile(handle: FileHandle, start: number, end: number, digest: string, out: PumpTarget): Promise<boolean> {
+  const sink = sinkOf(out);
   const buffer = takeBuffer();
   let written = true;
   try {
     for (let position = start; position <= end; ) {
-      if (gone || out.destroyed) return;
+      if (sink.gone) return false;
       const want = Math.min(buffer.length, end - position + 1);
       const { bytesRead } = await handle.read(buffer, 0, want, position);
       if (bytesRead === 0) throw new Error(`blob ${digest} is shorter than expected`);
       position += bytesRead;
-      written = false;
-      const write = new Promise<void>((resolve) => out.write(buffer.subarray(0, bytesRead), () => resolve()));
-      await Promise.race([write.then(() => (written = true)), closed]);
+      written = await sink.write(buffer.subarray(0, bytesRead));
+      if (!written) return false;
     }
-    if (!gone) out.end();
+    return true;
   } finally {
-    out.off('close', markGone);
-    out.off('error', markGone);
+    sink.release();
     giveBack(buffer, written);
   }
 }

@@ -89,56 +89,28 @@ function mergeRanges(ranges: ByteRange[]): ByteRange[] {
   return out;
 }
 
-/** A multipart/byteranges answer (RFC 9110 §14.6): its Content-Type, Content-Length and body. */
+/** A multipart/byteranges answer (RFC 9110 §14.6): its Content-Type, Content-Length and framing. */
 export interface Multipart {
   contentType: string;
   length: number;
-  /** The parts, each read with `open` only when the client has taken in the previous one. */
-  body(open: (range: ByteRange) => Promise<Uint8Array | ReadableStream<Uint8Array> | undefined>): ReadableStream<Uint8Array>;
+  /** Each part's delimiter and headers, then its range's bytes; `tail` closes the body. */
+  parts: { head: Uint8Array; range: ByteRange }[];
+  tail: Uint8Array;
 }
 
 /**
  * Lays out `ranges` (sorted, disjoint) of a `size`-byte blob as multipart/byteranges, parts typed
  * `application/octet-stream`, in the framing Go's mime/multipart writes (CRLF before each
- * delimiter, so a part's bytes end right before it). The body errors when `open` finds the blob gone.
+ * delimiter, so a part's bytes end right before it).
  */
 export function multipartByteranges(ranges: ByteRange[], size: number): Multipart {
   const boundary = Array.from(crypto.getRandomValues(new Uint8Array(15)), (b) => b.toString(16).padStart(2, '0')).join('');
   const encoder = new TextEncoder();
-  const heads = ranges.map((r, i) =>
-    encoder.encode(`${i === 0 ? '' : '\r\n'}--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes ${r.start}-${r.end}/${size}\r\n\r\n`),
-  );
+  const parts = ranges.map((range, i) => ({
+    head: encoder.encode(`${i === 0 ? '' : '\r\n'}--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes ${range.start}-${range.end}/${size}\r\n\r\n`),
+    range,
+  }));
   const tail = encoder.encode(`\r\n--${boundary}--\r\n`);
-  let length = tail.length;
-  ranges.forEach((r, i) => (length += heads[i].length + r.end - r.start + 1));
-  return {
-    contentType: `multipart/byteranges; boundary=${boundary}`,
-    length,
-    body(open) {
-      let part = 0;
-      let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
-      return new ReadableStream<Uint8Array>({
-        async pull(controller) {
-          if (reader) {
-            const { done, value } = await reader.read();
-            if (!done) return controller.enqueue(value);
-            reader = undefined;
-          }
-          if (part === ranges.length) {
-            controller.enqueue(tail);
-            return controller.close();
-          }
-          const range = ranges[part];
-          controller.enqueue(heads[part++]);
-          const data = await open(range);
-          if (!data) throw new Error('blob removed while it was being sent');
-          if (data instanceof Uint8Array) controller.enqueue(data);
-          else reader = data.getReader();
-        },
-        async cancel(reason) {
-          await reader?.cancel(reason);
-        },
-      });
-    },
-  };
+  const length = parts.reduce((sum, { head, range }) => sum + head.length + range.end - range.start + 1, tail.length);
+  return { contentType: `multipart/byteranges; boundary=${boundary}`, length, parts, tail };
 }

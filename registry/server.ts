@@ -1,7 +1,6 @@
 // `depot-ai serve`: the registry app on Node's HTTP server, with a request log and graceful shutdown.
 import { getRequestListener, RequestError } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
-import { pipeline, Readable } from 'node:stream';
 import { createServer, ServerResponse, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { Server, type AddressInfo, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -10,7 +9,8 @@ import { API_VERSION, API_VERSION_HEADER, createApp, type StreamSender } from '.
 import { errorBody, type ErrorCode } from './errors.ts';
 import { LayoutStore } from './fs-store.ts';
 import { createRequestLog, formatRequest, type LogSink } from './log.ts';
-import { NODE_PUMP, type RegistryStore } from './store.ts';
+import { pumpBody } from './pump.ts';
+import type { RegistryStore } from './store.ts';
 import { createPullThrough } from './upstream.ts';
 
 export interface RegistryOptions {
@@ -31,9 +31,10 @@ export interface RegistryOptions {
   /** How long close() waits for requests in flight before cutting them off (default 10 s). */
   shutdownTimeoutMs?: number;
   /**
-   * A connection on which nothing moves for this long (no request bytes arrive and the client
-   * accepts no response bytes) is closed (default 60 s): a client that asks for a blob and never
-   * reads it gives its memory back.
+   * A connection on which nothing moves (no request bytes arrive, the client accepts no response
+   * bytes) is closed at most this long after the last movement, never before half of it (default
+   * 60 s, or DEPOT_SERVE_IDLE_TIMEOUT_MS): a client that asks for a blob and never reads it gives
+   * its memory back.
    */
   idleTimeoutMs?: number;
 }
@@ -55,11 +56,19 @@ export interface RunningRegistry {
   closed: Promise<void>;
 }
 
-/** A response that remembers the Content-Length it was sent with (for the request log). */
+/**
+ * A response that remembers the Content-Length it was sent with (for the request log), and checks
+ * its socket for a stalled client every `stallCheckMs` once the body is being written.
+ */
 class LoggedResponse<R extends IncomingMessage = IncomingMessage> extends ServerResponse<R> {
   contentLength: number | undefined;
+  stallCheckMs = 0;
 
   override writeHead(status: number, ...rest: unknown[]): this {
+    // Node's socket timeout skips one period when the kernel took bytes since the last write
+    // (net.Socket#_onTimeout compares write queue sizes), so a stalled body was closed only after
+    // two periods (120 s for 60). Checking twice per idle timeout closes it within one.
+    if (this.stallCheckMs > 0) this.socket?.setTimeout(this.stallCheckMs);
     const headers = rest[rest.length - 1];
     if (headers && typeof headers === 'object' && !Array.isArray(headers)) {
       const h = headers as OutgoingHttpHeaders;
@@ -127,16 +136,18 @@ function onClientError(error: NodeJS.ErrnoException, socket: Socket): void {
 }
 
 /**
- * On Node, a stream body is piped straight into the socket (a file without any web stream at all);
- * a failure mid-body just cuts the connection, which is how HTTP reports it.
+ * On Node, every blob body (bytes, a file, a multipart answer, a pull-through stream) goes through
+ * the bounded pump (a file without any web stream at all); a failure mid-body just cuts the
+ * connection, which is how HTTP reports it.
  */
 const sendNodeStream: StreamSender = (c, status, headers, body) => {
   const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
   if (!outgoing) return undefined;
   outgoing.writeHead(status, headers);
-  const pump = body[NODE_PUMP];
-  if (pump) pump(outgoing).catch((error) => outgoing.destroy(error));
-  else pipeline(Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>), outgoing, () => {}); // an error or an early close destroys both sides
+  pumpBody(body, outgoing).then(
+    (done) => done && outgoing.end(),
+    (error) => outgoing.destroy(error),
+  );
   return RESPONSE_ALREADY_SENT;
 };
 
@@ -152,6 +163,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
   const app = createApp({ store, upstream, sendStream: sendNodeStream });
   const listener = getRequestListener(app.fetch, { errorHandler: requestRejected });
   const log = createRequestLog(options.log);
+  const idleTimeoutMs = options.idleTimeoutMs ?? (Number(process.env.DEPOT_SERVE_IDLE_TIMEOUT_MS) || 60_000);
 
   // requireHostHeader off: a missing Host reaches the adapter, which rejects it with error JSON.
   const server = createServer({ ServerResponse: LoggedResponse, requireHostHeader: false }, (req, res) => {
@@ -159,6 +171,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
     const url = req.url ?? '';
     const q = url.indexOf('?');
     const path = q >= 0 ? url.slice(0, q) : url;
+    res.stallCheckMs = idleTimeoutMs / 2;
     res.once('close', () => {
       let bytes: number | undefined;
       if (req.method === 'HEAD' || res.statusCode === 304) bytes = 0;
@@ -176,9 +189,10 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
   server.headersTimeout = HEADERS_TIMEOUT_MS;
   server.requestTimeout = REQUEST_TIMEOUT_MS;
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
-  // Socket inactivity: reset whenever request bytes arrive or a write starts; the file pump writes
-  // again only once the client took the previous chunk, so a client that stops reading times out.
-  server.timeout = options.idleTimeoutMs ?? 60_000;
+  // Socket inactivity: reset whenever request bytes arrive or a write starts; the pump writes
+  // again only once the client took the previous chunk, so a client that stops reading times out
+  // (checked every idleTimeoutMs / 2 while a response is written: LoggedResponse).
+  server.timeout = idleTimeoutMs;
 
   const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {

@@ -19,10 +19,13 @@ export interface BlobStat {
  * A stream body may also offer to write the same bytes straight into a Node writable (the
  * response): on Node the server uses that (file reads into reused buffers, no web stream; well
  * over twice the throughput), elsewhere the web stream is used. Only one of the two is ever read.
- * The pump resolves once everything is written (and ended), or once the writable has closed.
+ * The pump writes the next chunk only once the writable took the previous one and never ends the
+ * writable; it resolves true once every byte was taken, false once the writable closed first,
+ * and rejects when the bytes cannot be read.
  */
 export const NODE_PUMP = Symbol.for('depot-ai.registry.nodePump');
-export type NodePump = (out: NodeJS.WritableStream & { destroyed?: boolean }) => Promise<void>;
+export type PumpTarget = NodeJS.WritableStream & { destroyed?: boolean };
+export type NodePump = (out: PumpTarget) => Promise<boolean>;
 
 /** A response body: bytes already in memory, or a stream (which the store closes on cancel). */
 export type BlobBody = Uint8Array | StreamBody;

@@ -16,47 +16,70 @@ before(async () => {
   image = await makeTestImage({ name: 'hostile/slow', tag: 'v1', weights: 9 * MiB });
 });
 
-describe('slow readers (finding 7)', () => {
-  test('300 clients that never read a 9 MiB blob do not cost a MiB each; others are still served in full', async () => {
-    const serve = startProcess([CLI, 'serve', '--store', image.store, '--port', '0']);
-    try {
-      const [, url, port] = await serve.waitFor(/at (http:\/\/127\.0\.0\.1:(\d+))/);
-      const blob = `/v2/${image.name}/blobs/${image.layer}`;
-      assert.equal(sha256Digest((await raw(url, blob)).body), image.layer); // warm
-      const before = await residentBytes(serve.child.pid!);
-      const readers = await startSlowReaders(Number(port), blob, 300);
+describe('slow readers (finding 7; issue 10 red team A: every answer shape)', () => {
+  // Each shape of blob answer, from the same store: the whole blob, one range, several ranges
+  // (multipart/byteranges, parts larger and smaller than an in-memory read).
+  const shapes: [string, string | undefined][] = [
+    ['whole blob', undefined],
+    ['one range', 'bytes=0-8000000'],
+    ['two ranges (multipart)', 'bytes=0-3000000,3000002-8000000'],
+    ['40 ranges of 150 kB (multipart)', Array.from({ length: 40 }, (_, i) => `${i * 200_000}-${i * 200_000 + 149_999}`).join(',').replace(/^/, 'bytes=')],
+  ];
+  for (const [shape, range] of shapes) {
+    test(`${shape}: 300 clients that never read a 9 MiB blob do not cost a MiB each; others are still served in full`, async () => {
+      const serve = startProcess([CLI, 'serve', '--store', image.store, '--port', '0']);
       try {
-        // Every reader got its headers and a stalled body: the server holds what it will hold.
-        const manifest = await raw(url, `/v2/${image.name}/manifests/${image.tag}`, { headers: { Accept: 'application/vnd.oci.image.index.v1+json' } });
-        assert.equal(manifest.status, 200);
-        const full = await raw(url, blob);
-        assert.equal(full.status, 200);
-        assert.equal(sha256Digest(full.body), image.layer, 'a normal client gets the whole blob, byte for byte');
-        const growth = (await residentBytes(serve.child.pid!)) - before;
-        // Unbounded, each stalled response held two 1 MiB buffers (300 readers: ~600 MiB).
-        assert.ok(growth < 250 * MiB, `serve grew by ${(growth / MiB).toFixed(0)} MiB for 300 stalled readers`);
+        const [, url, port] = await serve.waitFor(/at (http:\/\/127\.0\.0\.1:(\d+))/);
+        const blob = `/v2/${image.name}/blobs/${image.layer}`;
+        assert.equal(sha256Digest((await raw(url, blob)).body), image.layer); // warm
+        const before = await residentBytes(serve.child.pid!);
+        const readers = await startSlowReaders(Number(port), blob, 300, range);
+        try {
+          // Every reader got its headers and a stalled body: the server holds what it will hold.
+          const manifest = await raw(url, `/v2/${image.name}/manifests/${image.tag}`, { headers: { Accept: 'application/vnd.oci.image.index.v1+json' } });
+          assert.equal(manifest.status, 200);
+          const full = await raw(url, blob);
+          assert.equal(full.status, 200);
+          assert.equal(sha256Digest(full.body), image.layer, 'a normal client gets the whole blob, byte for byte');
+          const growth = (await residentBytes(serve.child.pid!)) - before;
+          // Pump buffers: 64 MiB shared + 64 KiB each (~83 MiB). Unbounded, each stalled response
+          // held a MiB or more (whole blob: two 1 MiB buffers; multipart: ~4 MiB of web stream chunks).
+          assert.ok(growth < 250 * MiB, `serve grew by ${(growth / MiB).toFixed(0)} MiB for 300 stalled readers`);
+        } finally {
+          readers.close();
+        }
       } finally {
-        readers.close();
+        serve.child.kill('SIGTERM');
+        await serve.exited;
       }
-    } finally {
-      serve.child.kill('SIGTERM');
-      await serve.exited;
-    }
-  });
+    });
+  }
 
-  test('a connection whose client accepts no bytes is closed after the idle timeout', async () => {
+  test('a response whose client accepts no bytes is closed within the idle timeout (DEPOT_SERVE_IDLE_TIMEOUT_MS), whatever its shape', async () => {
     // Larger than what the kernel buffers of one loopback connection take (about 10 MiB here).
     const big = await makeTestImage({ name: 'hostile/big', tag: 'v1', weights: 40 * MiB });
-    const registry = await startTestRegistry({ store: big.store, idleTimeoutMs: 300 });
+    const idle = 2000;
+    process.env.DEPOT_SERVE_IDLE_TIMEOUT_MS = String(idle);
+    const registry = await startTestRegistry({ store: big.store });
+    delete process.env.DEPOT_SERVE_IDLE_TIMEOUT_MS;
     try {
       const blob = `/v2/${big.name}/blobs/${big.layer}`;
-      const readers = await startSlowReaders(registry.port, blob, 3);
-      // The request log writes a line when a response closes: the server gave up on all three.
-      await eventually(() => registry.lines.filter((l) => l.includes(blob)).length === 3, 'the server to close stalled connections');
+      const ranges = [undefined, 'bytes=0-30000000', 'bytes=0-10000000,10000002-30000000'];
+      const readers = await Promise.all(ranges.map((range) => startSlowReaders(registry.port, blob, 1, range)));
+      // The request log writes a line when a response closes, with how long it was open.
+      const lines = await eventually(() => {
+        const closed = registry.lines.filter((l) => l.includes(blob));
+        return closed.length === ranges.length && closed;
+      }, 'the server to close stalled connections');
+      for (const line of lines) {
+        const open = Number(/ ([\d.]+)ms$/.exec(line)?.[1]);
+        // Node's socket timeout alone closed them after two periods (4 s for 2 s).
+        assert.ok(open >= idle / 2 && open < idle * 1.5, `stalled response closed after ${open} ms (idle timeout ${idle} ms): ${line}`);
+      }
       const ok = await raw(registry.url, '/v2/');
       assert.equal(ok.status, 200);
       // Reading at last, each client gets what the kernel held, then the end: less than the blob.
-      for (const received of await readers.drain()) assert.ok(received < big.layerSize, `received ${received} of ${big.layerSize} bytes`);
+      for (const reader of readers) for (const received of await reader.drain()) assert.ok(received < big.layerSize, `received ${received} of ${big.layerSize} bytes`);
     } finally {
       await registry.close();
     }

@@ -3,18 +3,20 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { freePort } from './helpers/registry.ts';
 import { CLI, depotAi, startProcess } from './helpers/cli.ts';
 import { tempDir } from './helpers/models.ts';
 
-test('depot-ai start builds the example, serves registry and site, and stops on Ctrl-C', { timeout: 240_000 }, async () => {
+test('depot-ai start builds the example, serves registry and site on the ports it prints, and stops on Ctrl-C', { timeout: 240_000 }, async () => {
   const store = path.join(tempDir(), 'store');
-  const [port, sitePort] = [await freePort(), await freePort()];
-  const start = startProcess([CLI, 'start', '--store', store, '--port', String(port), '--site-port', String(sitePort)]);
+  // Port 0: both servers pick a free port, and the printed URLs must carry the bound ones.
+  const start = startProcess([CLI, 'start', '--store', store, '--port', '0', '--site-port', '0']);
   try {
     await start.waitFor(/Ctrl-C stops both\./);
     const { output } = start;
     assert.match(output, /built the example model depot-ai\/tiny-bert:latest \(sha256:[0-9a-f]{64}\)/);
+    const port = Number(/registry {2}http:\/\/127\.0\.0\.1:(\d+)\/v2\//.exec(output)?.[1]);
+    const sitePort = Number(/site {6}http:\/\/127\.0\.0\.1:(\d+)\//.exec(output)?.[1]);
+    assert.ok(port > 0 && sitePort > 0, `bound ports printed:\n${output}`);
     const host = `127.0.0.1:${port}`;
     assert.ok(output.includes(`COPY --from=${host}/depot-ai/tiny-bert / .`), output);
 

@@ -14,11 +14,11 @@ export interface SlowReaders {
 }
 
 /**
- * Opens `count` connections to 127.0.0.1:`port`, each sending one `GET path` and then never
- * reading (the socket is paused, so the kernel buffers fill and the server's writes stall).
- * Resolves once every request has been sent.
+ * Opens `count` connections to 127.0.0.1:`port`, each sending one `GET path` (with `range` as its
+ * Range header, when given) and then never reading (the socket is paused, so the kernel buffers
+ * fill and the server's writes stall). Resolves once every request has been sent.
  */
-export async function startSlowReaders(port: number, path: string, count: number): Promise<SlowReaders> {
+export async function startSlowReaders(port: number, path: string, count: number, range?: string): Promise<SlowReaders> {
   const sockets: Socket[] = [];
   const batch = 100; // connect in batches: a burst of thousands overflows the listen backlog
   for (let i = 0; i < count; i += batch) {
@@ -27,7 +27,8 @@ export async function startSlowReaders(port: number, path: string, count: number
         new Promise<void>((resolve, reject) => {
           const socket = connect(port, '127.0.0.1', () => {
             socket.pause();
-            socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`, () => resolve());
+            const extra = range ? `Range: ${range}\r\n` : '';
+            socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${extra}\r\n`, () => resolve());
           });
           socket.once('error', reject);
           sockets.push(socket);
