@@ -65,9 +65,13 @@ export class Transport {
     const scope = options.scope ?? '';
     const url = this.url(path);
     const once = async () => {
-      let response = await this.follow(method, url, this.origin, this.auth.authorization(scope), options);
-      if (response.status === 401 && (await this.answer(response, scope))) response = await this.follow(method, url, this.origin, this.auth.authorization(scope), options);
-      if (!(options.accept ?? ((status) => status >= 200 && status < 300))(response.status)) throw await statusError(method, url, response);
+      let { response, origin } = await this.follow(method, url, this.origin, this.auth.authorization(scope), options);
+      // Only the registry's own origin may start the credential flow: a 401 from an upload
+      // Location or redirect target elsewhere is an answer like any other, and fails.
+      if (response.status === 401 && origin === this.origin && (await this.answer(response, scope))) {
+        ({ response, origin } = await this.follow(method, url, this.origin, this.auth.authorization(scope), options));
+      }
+      if (!(options.accept ?? ((status) => status >= 200 && status < 300))(response.status)) throw await statusError(method, url, response, origin === this.origin ? undefined : origin);
       return response;
     };
     return withRetries(once, { attempts: idempotent ? (this.options.attempts ?? 3) : 1, retryable: isRetryable });
@@ -75,14 +79,17 @@ export class Transport {
 
   private async answer(challenge: Response, scope: string): Promise<boolean> {
     try {
-      return await this.auth.answer(challenge, scope, (url, authorization) => this.follow('GET', url.href, url.origin, authorization, {}));
+      return await this.auth.answer(challenge, scope, async (url, authorization) => (await this.follow('GET', url.href, url.origin, authorization, {})).response);
     } catch (error) {
       throw error instanceof AuthError ? new RemoteError(error.message) : error;
     }
   }
 
-  /** Fetch `url`, following up to 5 redirects by hand; `authorization` goes to `trusted` (an origin) only. */
-  private async follow(method: string, url: string, trusted: string, authorization: string | undefined, options: SendOptions): Promise<Response> {
+  /**
+   * Fetch `url`, following up to 5 redirects by hand; `authorization` goes to `trusted` (an
+   * origin) only. Returns the last response and the origin that sent it.
+   */
+  private async follow(method: string, url: string, trusted: string, authorization: string | undefined, options: SendOptions): Promise<{ response: Response; origin: string }> {
     for (let hop = 0; ; hop++) {
       const target = new URL(url);
       const headers: Record<string, string> = { ...options.headers };
@@ -90,7 +97,7 @@ export class Transport {
       const body = options.body?.();
       const response = await this.fetchOnce(target, { method, headers, body, ...(body ? { duplex: 'half' } : {}) } as RequestInit);
       const location = response.headers.get('location');
-      if (![301, 302, 303, 307, 308].includes(response.status) || !location || (options.body && response.status < 307)) return response;
+      if (![301, 302, 303, 307, 308].includes(response.status) || !location || (options.body && response.status < 307)) return { response, origin: target.origin };
       await response.body?.cancel().catch(() => {});
       if (hop >= MAX_REDIRECTS) throw new RemoteError(`${method} ${url}: more than ${MAX_REDIRECTS} redirects`);
       url = new URL(location, target).href;
@@ -166,8 +173,11 @@ function sentWithProgress(init: RequestInit, touch: () => void): Partial<Request
   return { body: stream, headers: { 'Content-Length': String(body.length), ...(init.headers as Record<string, string>) } };
 }
 
-/** The registry's refusal as one line: status, and its OCI error code and message when it sent them. */
-async function statusError(method: string, url: string, response: Response): Promise<RemoteError> {
+/**
+ * The registry's refusal as one line: status, and its OCI error code and message when it sent
+ * them; `foreign` names the other origin that answered (a 401 there gets no credentials).
+ */
+async function statusError(method: string, url: string, response: Response, foreign?: string): Promise<RemoteError> {
   let code: string | undefined;
   let message: string | undefined;
   try {
@@ -178,7 +188,7 @@ async function statusError(method: string, url: string, response: Response): Pro
   } catch {
     await response.body?.cancel().catch(() => {});
   }
-  const what = response.status === 401 ? 'authentication failed' : response.status === 403 ? 'access denied' : `${response.status}`;
+  const what = response.status === 401 && foreign ? `${foreign}, not the registry, asked for credentials (none sent)` : response.status === 401 ? 'authentication failed' : response.status === 403 ? 'access denied' : `${response.status}`;
   return new RemoteError(`${method} ${url}: ${what}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}`, { status: response.status });
 }
 

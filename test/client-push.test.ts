@@ -80,6 +80,37 @@ describe('push trusts no registry', () => {
     assert.ok(foreign.seen.length > 0 && foreign.seen.every((s) => s.authorization === undefined), JSON.stringify(foreign.seen));
   });
 
+  test('a 401 from any other origin (upload Location, redirect) gets no credentials and fails, whatever it challenges', async () => {
+    let challenge = '';
+    const hostile = await startLyingServer((req, res) => {
+      if (req.url!.startsWith('/token')) res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"token":"hostile"}');
+      else res.writeHead(401, { 'WWW-Authenticate': challenge }).end();
+    });
+    try {
+      const challenges = [`Bearer realm="${hostile.url}/token",service="foreign"`, `Bearer realm="${registry.url}/token",service="r"`, 'Basic realm="foreign"'];
+      for (const how of ['location', 'redirect'] as const) {
+        for (const c of challenges) {
+          challenge = c;
+          behave = (req, res) => {
+            if (req.url!.startsWith('/token')) res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"token":"registry"}');
+            else if (how === 'location' && req.method === 'POST') res.writeHead(202, { Location: `${hostile.url}/upload/1` }).end();
+            else res.writeHead(307, { Location: `${hostile.url}${req.url}` }).end();
+          };
+          hostile.seen.length = 0;
+          registry.seen.length = 0;
+          const pusher = await connect(registry.hostPort);
+          const work = how === 'location' ? pusher.uploadBlob('lie/push', [Buffer.from('weights')]) : pusher.client.manifest('lie/push', 'latest');
+          await assert.rejects(work, /not the registry, asked for credentials \(none sent\)/, `${how} / ${c}`);
+          assert.ok(hostile.seen.length > 0, `${how} / ${c}: the hostile host was reached`);
+          assert.ok(hostile.seen.every((s) => s.authorization === undefined), `${how} / ${c}: credentials sent: ${JSON.stringify(hostile.seen)}`);
+          assert.ok(registry.seen.every((s) => !s.url.startsWith('/token') && !s.authorization?.startsWith('Bearer')), `${how} / ${c}: a token was fetched or sent`);
+        }
+      }
+    } finally {
+      await hostile.close();
+    }
+  });
+
   test('a registry that answers 201 and stores nothing: a clear error and no tag', async () => {
     behave = (req, res) => {
       const url = new URL(req.url!, 'http://x');
