@@ -1,8 +1,8 @@
 // The one way the client speaks HTTP to a registry (modelled on go-containerregistry's transport):
 // credentials only to the registry's own origin (and, in auth.ts, to the token realm its
 // challenge names), redirects followed by hand so a hop to another origin loses them, an idle
-// timeout that covers the body as well as the headers, bounded error bodies, and retries with
-// backoff for idempotent requests.
+// timeout that covers the body as well as the headers, an optional total deadline, bounded error
+// bodies, and retries with backoff for idempotent requests.
 import { AuthError, Authenticator, type Credentials } from './auth.ts';
 import { readBounded } from './body.ts';
 import { RemoteError } from './errors.ts';
@@ -20,6 +20,8 @@ export interface TransportOptions {
   idleTimeoutMs?: number;
   /** Attempts for GET and HEAD, the first included (default 3); other methods are tried once. */
   attempts?: number;
+  /** Fail a request whose headers and whole body have not come within this long, however steadily they trickle (default: no limit). */
+  deadlineMs?: number;
 }
 
 export interface SendOptions {
@@ -110,6 +112,8 @@ export class Transport {
     const controller = new AbortController();
     const stalled = () => controller.abort(new RemoteError(`${init.method} ${url.href}: ${this.registry} sent nothing for ${this.idleTimeoutMs / 1000} s`));
     let timer = setTimeout(stalled, this.idleTimeoutMs);
+    const deadlineMs = this.options.deadlineMs;
+    const late = deadlineMs ? setTimeout(() => controller.abort(new RemoteError(`${init.method} ${url.href}: ${this.registry} did not finish within ${deadlineMs / 1000} s`)), deadlineMs) : undefined;
     const touch = () => {
       clearTimeout(timer);
       timer = setTimeout(stalled, this.idleTimeoutMs);
@@ -118,29 +122,36 @@ export class Transport {
     try {
       response = await fetch(url, { ...init, ...sentWithProgress(init, touch), redirect: 'manual', signal: controller.signal });
     } catch (error) {
+      clearTimeout(late);
       throw controller.signal.aborted ? controller.signal.reason : this.unreachable(error);
     } finally {
       clearTimeout(timer);
     }
-    if (!response.body) return response;
+    if (!response.body) {
+      clearTimeout(late);
+      return response;
+    }
     const reader = response.body.getReader();
     const body = new ReadableStream<Uint8Array>({
       pull: async (stream) => {
         timer = setTimeout(stalled, this.idleTimeoutMs);
         try {
           const { done, value } = await reader.read();
-          if (done) stream.close();
-          else {
+          if (done) {
+            clearTimeout(late);
+            stream.close();
+          } else {
             this.bytesFetched += value.length;
             stream.enqueue(value);
           }
         } catch (error) {
+          clearTimeout(late);
           stream.error(controller.signal.aborted ? controller.signal.reason : this.unreachable(error));
         } finally {
           clearTimeout(timer);
         }
       },
-      cancel: (reason) => reader.cancel(reason),
+      cancel: (reason) => (clearTimeout(late), reader.cancel(reason)),
     });
     return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
   }
