@@ -85,7 +85,8 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
   }
   const base = upstreamUrl.replace(/\/+$/, '');
   const connection = { insecure: parsed.protocol === 'http:', idleTimeoutMs: options.timeoutMs, credentials: options.credentials };
-  const client = new RegistryClient(parsed.host, { ...connection, deadlineMs: options.deadlineMs ?? DEFAULT_UPSTREAM_DEADLINE_MS });
+  const deadlineMs = options.deadlineMs ?? DEFAULT_UPSTREAM_DEADLINE_MS;
+  const client = new RegistryClient(parsed.host, { ...connection, deadlineMs });
   const blobClient = new RegistryClient(parsed.host, { ...connection, deadlineMs: options.fillDeadlineMs ?? DEFAULT_FILL_DEADLINE_MS });
   const manifestFetches = new Map<string, Promise<ManifestRecord | undefined>>();
   const tagTtlMs = options.tagTtlMs ?? DEFAULT_TAG_TTL_MS;
@@ -344,11 +345,15 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
       const running = fills.get(key);
       if (running) {
         try {
-          await running.done;
+          // A waiter gets the blob or a 502 within the deadline, however long the fill runs.
+          let timer: NodeJS.Timeout | undefined;
+          const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(upstreamFailed({ upstream: base, what: `blob ${name}@${digest}`, error: `still being fetched after ${deadlineMs / 1000} s; try again later` })), deadlineMs)));
+          await Promise.race([running.done, late]).finally(() => clearTimeout(timer));
           return 'cached';
         } catch (error) {
           if (error instanceof RegistryError && error.code === 'BLOB_UNKNOWN') return undefined;
-          continue; // the other fetch failed (or its client left): try again ourselves
+          if (fills.get(key) === running) throw error; // still running: the deadline passed
+          continue; // the other fetch failed: try again ourselves
         }
       }
       const started = await startFill(name, digest);
