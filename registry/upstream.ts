@@ -66,6 +66,23 @@ function answersRange(asked: string, response: Response): boolean {
   return start === expected[0] && end === expected[1] && (length === null || Number(length) === end - start + 1);
 }
 
+/**
+ * A relayed 206 body that errors (the client sees a cut transfer, never a complete one) as soon
+ * as it runs past the length its single Content-Range states; multipart answers pass as they are.
+ */
+function noLongerThanRange(response: Response): TransformStream<Uint8Array, Uint8Array> {
+  const range = /^bytes (\d+)-(\d+)\//.exec(response.headers.get('content-range') ?? '');
+  const length = range ? Number(range[2]) - Number(range[1]) + 1 : Infinity;
+  let sent = 0;
+  return new TransformStream({
+    transform(chunk, controller) {
+      sent += chunk.length;
+      if (sent > length) throw new Error(`the upstream sent more than the ${length} bytes of its Content-Range`);
+      controller.enqueue(chunk);
+    },
+  });
+}
+
 /** A fetch into the store that others can wait for. */
 interface Fill {
   done: Promise<void>;
@@ -332,7 +349,7 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
           const value = res.headers.get(from);
           if (value) extra[to] = value;
         }
-        return { status: 206, headers: unverifiedHeaders(digest, extra), body: res.body };
+        return { status: 206, headers: unverifiedHeaders(digest, extra), body: res.body.pipeThrough(noLongerThanRange(res)) };
       }
       if (res.status === 200 && !fills.has(key)) {
         const started = await startFill(name, digest, res);

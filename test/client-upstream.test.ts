@@ -97,6 +97,19 @@ describe('pull-through from a lying upstream', () => {
     assert.equal(res.headers.etag, undefined);
   });
 
+  test('a relayed 206 longer than its Content-Range (no Content-Length) never reaches the client as complete', async () => {
+    for (const extra of [1, 1000, 5 << 20]) {
+      const body = pseudoRandom(`overlong-${extra}`, 10 + extra);
+      behave = (req, res) => {
+        if (!req.headers.range) return sendBytes(req, res, good);
+        res.writeHead(206, { 'Content-Range': `bytes 0-9/${good.length}` }); // chunked
+        res.end(body);
+      };
+      const outcome = await raw(registry.url, blob, { headers: { Range: 'bytes=0-9' } }).then((r) => r, (e: Error) => e);
+      assert.ok(outcome instanceof Error || (outcome.status === 206 && outcome.body.length <= 10) || outcome.status !== 206, `${extra} extra: ${outcome instanceof Error ? outcome.message : `${outcome.status}, ${outcome.body.length} bytes`}`);
+    }
+  });
+
   test('an upstream that stalls in the body fails the request and every request waiting on it', { timeout: 30_000 }, async () => {
     const stalled = pseudoRandom('stalled', 100_000);
     behave = (req, res) => {
