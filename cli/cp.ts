@@ -13,11 +13,11 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { extract } from 'tar-stream';
 import type { TocEntry } from '../image/estargz.ts';
-import { ANNOTATION, type Descriptor } from '../image/oci.ts';
+import type { Descriptor } from '../image/oci.ts';
 import { registryCredentials } from '../client/auth.ts';
 import { parseImageReference, RangeIgnored, RegistryClient, RemoteError } from '../client/remote.ts';
 import { gunzipPrefix } from '../client/verify.ts';
-import { readToc } from '../image/toc.ts';
+import { readVouchedToc } from '../image/toc.ts';
 import { parseCommandArgs, UsageError } from './args.ts';
 import { formatBytes } from './progress.ts';
 
@@ -76,17 +76,14 @@ const MAX_LAZY_CHUNK = 16 * 1024 * 1024;
  * than MAX_LAZY_CHUNK.
  */
 async function copyLazily(client: RegistryClient, repository: string, layer: Descriptor, file: string, temp: string): Promise<number> {
-  const tocDigest = layer.annotations?.[ANNOTATION.tocDigest];
-  if (!tocDigest) return 0;
   let found;
   try {
-    found = await readToc((offset, length) => client.readRange(repository, layer, offset, length), layer.size);
+    found = await readVouchedToc((offset, length) => client.readRange(repository, layer, offset, length), layer);
   } catch (error) {
     throw error instanceof RemoteError ? error : new RemoteError(`${layer.digest}: its eStargz TOC cannot be read: ${(error as Error).message}`);
   }
   if (!found) return 0;
   if (!Array.isArray(found.toc?.entries)) throw new RemoteError(`${layer.digest}: its eStargz TOC has no entries list`);
-  if (found.tocDigest !== tocDigest) throw new RemoteError(`${layer.digest}: its TOC has digest ${found.tocDigest}, the manifest's ${ANNOTATION.tocDigest} says ${tocDigest}: refusing it`);
   const { entries } = found.toc;
   const first = entries.findIndex((e) => e.type === 'reg' && e.name === file);
   if (first < 0) throw new RemoteError(`/${file} is not in the image`);

@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { createGzip, gzipSync } from 'node:zlib';
 import { buildImage } from '../builder/build.ts';
-import { resolveLayer } from '../builder/image-info.ts';
+import { readRemoteImageInfo, resolveLayer } from '../builder/image-info.ts';
 import { cpCommand } from '../cli/cp.ts';
 import { footer, TOC_TAR_NAME } from '../image/estargz.ts';
 import { ImageLayout } from '../image/layout.ts';
@@ -112,6 +112,24 @@ describe('cp verifies what a registry serves', () => {
     const layer = { ...manifest.layers[0], annotations: { ...manifest.layers[0].annotations, [ANNOTATION.tocDigest]: sha256Digest('another toc') } };
     serveImage('toc', { ...manifest, layers: [layer] });
     await assert.rejects(cp(':toc', 'weights.bin').run, /its TOC has digest .*toc\.digest says sha256:/);
+  });
+
+  test('cp and the site reader trust a TOC only when the toc.digest annotation vouches for it (one rule)', async () => {
+    const { [ANNOTATION.tocDigest]: _vouched, ...others } = manifest.layers[0].annotations ?? {};
+    for (const [tag, annotations, files] of [
+      ['vouched', manifest.layers[0].annotations, ['config.json', 'weights.bin']],
+      ['unvouched', others, []],
+      ['wrong', { ...others, [ANNOTATION.tocDigest]: sha256Digest('another toc') }, undefined],
+    ] as const) {
+      serveImage(tag, { ...manifest, layers: [{ ...manifest.layers[0], annotations }] });
+      const info = readRemoteImageInfo(server.url, 'lie/model', tag);
+      if (files) assert.deepEqual((await info)!.files.map((f) => f.path).sort(), files, tag);
+      else await assert.rejects(info, /its TOC has digest .*toc\.digest says sha256:.*refusing it/, tag);
+      const { dest, run } = cp(`:${tag}`, 'weights.bin');
+      if (files) assert.equal(await run, 0, tag);
+      else await assert.rejects(run, /refusing it/, tag);
+      if (files) assert.ok(readFileSync(dest).equals(weights), tag);
+    }
   });
 
   test('a streamed (non-eStargz) layer whose bytes are not its digest is refused, nothing kept', async () => {
