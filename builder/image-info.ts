@@ -4,7 +4,7 @@ import { ANNOTATION, type Descriptor, type ImageIndex, type ImageManifest } from
 import { ImageLayout } from '../image/layout.ts';
 import { NO_PREFETCH_LANDMARK } from '../image/estargz.ts';
 import { RegistryClient } from '../client/remote.ts';
-import { fileReadAt, readToc, type ReadAt } from '../image/toc.ts';
+import { fileReadAt, readVouchedToc, type ReadAt } from '../image/toc.ts';
 
 export interface ImageFile {
   /** Path inside the image, without the leading '/'. */
@@ -35,9 +35,9 @@ export async function resolveLayer(layout: ImageLayout, tag: string): Promise<{ 
 }
 
 async function describe(image: string, tag: string, indexDigest: string, layer: Descriptor, readAt: ReadAt): Promise<ImageInfo> {
-  const found = await readToc(readAt, layer.size);
-  const annotated = layer.annotations?.[ANNOTATION.tocDigest];
-  if (found && annotated && found.tocDigest !== annotated) throw new Error(`${image}:${tag}: the layer's TOC has digest ${found.tocDigest}, its ${ANNOTATION.tocDigest} annotation says ${annotated}`);
+  const found = await readVouchedToc(readAt, layer).catch((error: Error) => {
+    throw new Error(`${image}:${tag}: ${error.message}`);
+  });
   const files = (found?.toc.entries ?? [])
     .filter((e) => e.type === 'reg' && e.name !== NO_PREFETCH_LANDMARK)
     .map((e) => ({ path: e.name, size: e.size ?? 0 }));

@@ -1,10 +1,12 @@
 // depot-ai cp REGISTRY/IMAGE[:TAG|@DIGEST]:/PATH DEST: one file out of an image without Docker.
 // For an eStargz layer whose TOC matches the manifest's toc.digest annotation it fetches only the
 // footer, the TOC and that file's chunks, checking every chunk against its chunkDigest and
-// inflating no more than the TOC states; any other layer is streamed through gunzip and tar,
-// verified against the layer digest before the file is kept.
+// inflating no more than the TOC states, as it streams; any other layer (or any layer of a
+// registry that ignores Range) is streamed through gunzip and tar, verified against the layer
+// digest before the file is kept. Credentials as `build --push` finds them; the temp file is
+// created exclusively in a private folder beside the destination.
 import { createWriteStream } from 'node:fs';
-import { rename, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -12,7 +14,8 @@ import { createGunzip } from 'node:zlib';
 import { extract } from 'tar-stream';
 import type { TocEntry } from '../image/estargz.ts';
 import { sha256Digest, type Descriptor } from '../image/oci.ts';
-import { parseImageReference, RegistryClient, RemoteError } from '../client/remote.ts';
+import { registryCredentials } from '../client/auth.ts';
+import { parseImageReference, RangeIgnored, RegistryClient, RemoteError } from '../client/remote.ts';
 import { gunzipPrefix } from '../client/verify.ts';
 import { parseCommandArgs, UsageError } from './args.ts';
 import { formatBytes } from './progress.ts';
@@ -27,21 +30,29 @@ export async function cpCommand(args: string[]): Promise<number> {
   const file = source.slice(split + 2).replace(/^\/+/, '');
   const target = await destination(dest, file);
 
-  const client = new RegistryClient(ref.registry, { insecure: values.insecure });
+  const client = new RegistryClient(ref.registry, { insecure: values.insecure, credentials: await registryCredentials(ref.registry) });
   const { manifest } = await client.imageManifest(ref.repository, ref.reference);
   const layer = manifest.layers[manifest.layers.length - 1];
-  const temp = `${target}.depot-${process.pid}.tmp`;
+  // A private folder beside the destination (mode 0700, a name no one can guess or plant a link
+  // at), so the rename into place stays on one file system.
+  const folder = await mkdtemp(path.join(path.dirname(target), '.depot-cp-'));
+  const temp = path.join(folder, 'file');
   try {
-    const lazily = await copyLazily(client, ref.repository, layer, file, temp);
+    let rangeIgnored = false;
+    const lazily = await copyLazily(client, ref.repository, layer, file, temp).catch(async (error) => {
+      if (!(error instanceof RangeIgnored)) throw error;
+      await rm(temp, { force: true }); // the registry ignores Range: the verified whole-layer read instead
+      rangeIgnored = true;
+      return 0;
+    });
     if (!lazily) await copyStreamed(client, ref.repository, manifest.layers, file, temp);
     await rename(temp, target);
     const share = ((100 * client.bytesFetched) / manifest.layers.reduce((sum, l) => sum + l.size, 0)).toFixed(2);
-    const how = lazily ? `${lazily} chunk${lazily === 1 ? '' : 's'}, range requests` : 'streamed, not eStargz';
+    const how = lazily ? `${lazily} chunk${lazily === 1 ? '' : 's'}, range requests` : rangeIgnored ? 'streamed, the registry ignores Range' : 'streamed, not eStargz';
     console.error(`copied /${file} to ${target} (${formatBytes((await stat(target)).size)}); fetched ${formatBytes(client.bytesFetched)}, ${share}% of the image (${how})`);
     return 0;
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
+  } finally {
+    await rm(folder, { recursive: true, force: true });
   }
 }
 
@@ -52,10 +63,16 @@ async function destination(dest: string, file: string): Promise<string> {
 
 /** Room in a chunk's gzip member for its header and the tar headers of the entries after it. */
 const MEMBER_SLACK = 1024 * 1024;
+/**
+ * The largest chunk fetched by range (4 x eStargz's default 4 MiB): its member, at most twice
+ * that plus the slack, is the most held in memory. A file in larger chunks is streamed instead.
+ */
+const MAX_LAZY_CHUNK = 16 * 1024 * 1024;
 
 /**
- * The number of chunks copied, or 0 when the layer is not eStargz or its descriptor names no TOC
- * digest (a TOC nothing vouches for cannot vouch for chunks).
+ * The number of chunks copied, or 0 when the layer is not eStargz, its descriptor names no TOC
+ * digest (a TOC nothing vouches for cannot vouch for chunks) or the file's chunks are larger
+ * than MAX_LAZY_CHUNK.
  */
 async function copyLazily(client: RegistryClient, repository: string, layer: Descriptor, file: string, temp: string): Promise<number> {
   const found = await client.layerToc(repository, layer);
@@ -69,24 +86,26 @@ async function copyLazily(client: RegistryClient, repository: string, layer: Des
     const next = entries.slice(i + 1).find((e) => e.offset !== undefined);
     chunks.push({ entry: entries[i], end: next?.offset ?? found.tocOffset });
   }
-  const out = createWriteStream(temp);
   const size = entries[first].size ?? 0;
+  const chunkLength = (entry: TocEntry) => entry.chunkSize || size - (entry.chunkOffset ?? 0);
+  if (chunks.some(({ entry }) => chunkLength(entry) > MAX_LAZY_CHUNK)) return 0;
+  const out = createWriteStream(temp, { flags: 'wx' });
+  const write = (piece: Buffer) => (out.write(piece) ? Promise.resolve() : new Promise<void>((resolve) => out.once('drain', () => resolve())));
   let written = 0;
   try {
     for (const { entry, end } of size > 0 ? chunks : []) {
-      const length = entry.chunkSize || size - (entry.chunkOffset ?? 0);
+      const length = chunkLength(entry);
       const stored = end - entry.offset!;
       // Deflate never grows data much: a member far larger than its chunk is not a chunk.
       const fits = entry.offset! >= 0 && stored > 0 && end <= found.tocOffset && stored <= 2 * length + MEMBER_SLACK;
       if (!fits || (entry.chunkOffset ?? 0) !== written || length <= 0 || written + length > size) {
         throw new RemoteError(`/${file}: the TOC places a chunk of ${length} bytes at ${entry.chunkOffset ?? 0} in ${entry.offset}-${end} of the layer, which does not fit a file of ${size} bytes`);
       }
+      // Inflated piece by piece into the temp file, which nothing trusts until every digest matched.
       const compressed = await client.readRange(repository, layer, entry.offset!, stored);
-      const data = await gunzipPrefix(compressed, length, `/${file}: the chunk at ${entry.chunkOffset ?? 0}`);
-      const digest = sha256Digest(data);
+      const digest = await gunzipPrefix([compressed], length, `/${file}: the chunk at ${entry.chunkOffset ?? 0}`, write);
       if (digest !== entry.chunkDigest) throw new RemoteError(`/${file}: the chunk at ${entry.chunkOffset ?? 0} has digest ${digest}, the TOC says ${entry.chunkDigest}`);
       written += length;
-      if (!out.write(data)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
     }
     if (written !== size) throw new RemoteError(`/${file}: its chunks in the TOC hold ${written} bytes, the file has ${size}`);
   } finally {
@@ -110,7 +129,7 @@ async function copyStreamed(client: RegistryClient, repository: string, layers: 
         return;
       }
       found = true;
-      pipeline(stream, createWriteStream(temp)).then(() => next(), next);
+      pipeline(stream, createWriteStream(temp, { flags: 'wx' })).then(() => next(), next);
     });
     const body = Readable.fromWeb((await client.openBlob(repository, layer)) as import('node:stream/web').ReadableStream<Uint8Array>);
     await pipeline(body, createGunzip(), tar);

@@ -1,4 +1,5 @@
 // depot-ai serve: the read-only registry over the store, until SIGINT/SIGTERM.
+import { registryCredentials } from '../client/auth.ts';
 import { DEFAULT_STORE } from '../image/layout.ts';
 import { startRegistry } from '../registry/server.ts';
 import { DEFAULT_TAG_TTL_MS } from '../registry/upstream.ts';
@@ -30,6 +31,9 @@ export async function serveCommand(args: string[]): Promise<number> {
     port: parsePort(values.port),
     upstream: values.upstream,
     tagTtlMs: Number(tagTtl) * 1000,
+    // The upstream's credentials as build --push finds them (DEPOT_REGISTRY_USERNAME/PASSWORD,
+    // docker config); the transport sends them to the upstream's origin only.
+    upstreamOptions: values.upstream ? { credentials: await registryCredentials(new URL(values.upstream).host) } : undefined,
     handleSignals: true,
   });
   console.error(`registry: serving ${values.store} at ${registry.url}${values.upstream ? ` (pull-through from ${values.upstream})` : ''}`);

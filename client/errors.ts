@@ -10,3 +10,6 @@ export class RemoteError extends Error {
     this.status = options.status;
   }
 }
+
+/** The registry answered a Range request with the whole blob (200): it does not serve ranges. */
+export class RangeIgnored extends RemoteError {}

@@ -4,9 +4,10 @@
 // from the Range the registry reports, PUT ?digest=, DELETE of the session on failure). Then
 // the platform manifests, the index by digest, and the tag last: a tag never points at missing
 // content. Nothing is believed on the registry's word: every digest it returns is compared and
-// every blob and manifest is read back, so a registry that answers 201 and stores nothing fails
-// the push before the tag. Upload Locations may name another origin; the transport sends the
-// registry's credentials to its own origin only.
+// every blob and manifest is read back (a blob by a HEAD stating its size, else a verified GET),
+// so a registry that answers 201 and stores nothing fails the push before the tag. Upload
+// Locations may name another origin; the transport sends the registry's credentials to its own
+// origin only.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { registryCredentials } from './auth.ts';
@@ -16,6 +17,7 @@ import { referrerDescriptors, referrersTag, withReferrer, type ReferrerDescripto
 import { pullScope, RegistryClient, RemoteError } from './remote.ts';
 import { withRetries } from './retry.ts';
 import { isRetryable, type SendOptions } from './transport.ts';
+import { verifyingStream } from './verify.ts';
 
 export const DEFAULT_UPLOAD_CHUNK = 64 * 1024 * 1024;
 
@@ -292,16 +294,32 @@ export class Pusher {
     return { session: location(status, session), stored };
   }
 
-  /** A blob the registry says it holds, with the size (and, when sent, the digest) it should have. */
+  /**
+   * Whether the registry proves it holds `blob`. A HEAD 200 proves it when its Content-Length is
+   * the blob's size and its Docker-Content-Digest, when sent, the blob's digest (Distribution
+   * spec, "checking if content exists"); a 200 without Content-Length proves nothing, so then
+   * the blob is read back with a GET, streamed through the digest verifier (nothing held). 404:
+   * absent. RemoteError when the registry states or serves another size or digest.
+   */
   private async hasBlob(repository: string, blob: Pick<Descriptor, 'digest' | 'size'>): Promise<boolean> {
-    const head = await this.send('HEAD', `${repository}/blobs/${blob.digest}`, { accept: (s) => s === 200 || s === 404, scope: pushScope(repository) });
+    const path = `${repository}/blobs/${blob.digest}`;
+    const head = await this.send('HEAD', path, { accept: (s) => s === 200 || s === 404, scope: pushScope(repository) });
     await head.body?.cancel().catch(() => {});
     if (head.status === 404) return false;
     const length = head.headers.get('content-length');
     const digest = head.headers.get('docker-content-digest');
+    const what = `${this.target.registry}/${repository}@${blob.digest}`;
     if ((length !== null && Number(length) !== blob.size) || (digest && digest !== blob.digest)) {
-      throw new RemoteError(`${this.target.registry}/${repository}@${blob.digest}: the registry holds ${length} bytes with digest ${digest ?? 'unstated'}, not ${blob.size} bytes`);
+      throw new RemoteError(`${what}: the registry holds ${length} bytes with digest ${digest ?? 'unstated'}, not ${blob.size} bytes`);
     }
+    if (length !== null) return true;
+    const got = await this.send('GET', path, { accept: (s) => s === 200 || s === 404, scope: pushScope(repository) });
+    if (got.status === 404) {
+      await got.body?.cancel().catch(() => {});
+      return false;
+    }
+    const reader = (got.body ?? new Blob([]).stream()).pipeThrough(verifyingStream(blob, `${what} (read back: its HEAD states no Content-Length)`)).getReader();
+    while (!(await reader.read()).done);
     return true;
   }
 

@@ -3,14 +3,14 @@
 // them), blobs streamed through a sha256 verifier, byte ranges checked for what was asked, an
 // eStargz TOC only when it is the one the manifest names, referrers lists checked for shape.
 import { ANNOTATION, isDigest, MEDIA_TYPE, sha256Digest, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
-import { readToc, type LayerToc } from '../image/toc.ts';
+import { readVouchedToc, type LayerToc } from '../image/toc.ts';
 import { readBounded } from './body.ts';
-import { RemoteError } from './errors.ts';
+import { RangeIgnored, RemoteError } from './errors.ts';
 import { referrerDescriptors, referrersTag, type ReferrerDescriptor } from './referrers.ts';
 import { Transport, type TransportOptions } from './transport.ts';
 import { verifyingStream } from './verify.ts';
 
-export { RemoteError } from './errors.ts';
+export { RangeIgnored, RemoteError } from './errors.ts';
 export { parseImageReference, type ImageReference } from './reference.ts';
 
 export const MANIFEST_ACCEPT = [MEDIA_TYPE.index, MEDIA_TYPE.manifest, 'application/vnd.docker.distribution.manifest.list.v2+json', 'application/vnd.docker.distribution.manifest.v2+json'].join(', ');
@@ -93,7 +93,9 @@ export class RegistryClient {
   /**
    * `length` bytes of `blob` from `offset` (an HTTP Range request, RFC 9110 §14): the answer must
    * be a 206 for exactly that range. The bytes are NOT checked against a digest (a range cannot
-   * be); callers check what they decode (eStargz chunk digests, the TOC digest).
+   * be); callers check what they decode (eStargz chunk digests, the TOC digest). RangeIgnored
+   * when the registry answers 200 (it ignores Range: only a whole, verified read can work);
+   * RemoteError otherwise.
    */
   async readRange(repository: string, blob: Descriptor, offset: number, length: number): Promise<Buffer> {
     const end = offset + length - 1;
@@ -101,7 +103,8 @@ export class RegistryClient {
     const range = /^bytes (\d+)-(\d+)\//.exec(response.headers.get('content-range') ?? '');
     if (response.status !== 206 || !range || Number(range[1]) !== offset || Number(range[2]) !== end) {
       await response.body?.cancel().catch(() => {});
-      throw new RemoteError(`${this.registry} did not answer the range ${offset}-${end} of ${blob.digest} (status ${response.status}${range ? `, ${range[0]}` : ''})`);
+      const Failure = response.status === 200 ? RangeIgnored : RemoteError;
+      throw new Failure(`${this.registry} did not answer the range ${offset}-${end} of ${blob.digest} (status ${response.status}${range ? `, ${range[0]}` : ''})`);
     }
     const bytes = await readBounded(response, length, `the range ${offset}-${end} of ${blob.digest}`);
     if (bytes.length !== length) throw new RemoteError(`${this.registry} sent ${bytes.length} bytes for the range ${offset}-${end} of ${blob.digest}`);
@@ -115,16 +118,13 @@ export class RegistryClient {
    * `containerd.io/snapshot/stargz/toc.digest` annotation names, or cannot be read.
    */
   async layerToc(repository: string, layer: Descriptor): Promise<LayerToc | undefined> {
-    const tocDigest = layer.annotations?.[ANNOTATION.tocDigest];
-    if (!tocDigest) return undefined;
     let found;
     try {
-      found = await readToc((offset, length) => this.readRange(repository, layer, offset, length), layer.size);
+      found = await readVouchedToc((offset, length) => this.readRange(repository, layer, offset, length), layer);
     } catch (error) {
       throw error instanceof RemoteError ? error : new RemoteError(`${layer.digest}: its eStargz TOC cannot be read: ${(error as Error).message}`);
     }
     if (!found) return undefined;
-    if (found.tocDigest !== tocDigest) throw new RemoteError(`${layer.digest}: its TOC has digest ${found.tocDigest}, the manifest's ${ANNOTATION.tocDigest} says ${tocDigest}: refusing it`);
     if (!Array.isArray(found.toc?.entries)) throw new RemoteError(`${layer.digest}: its eStargz TOC has no entries list`);
     return found;
   }

@@ -1,8 +1,8 @@
 // The one way the client speaks HTTP to a registry (modelled on go-containerregistry's transport):
 // credentials only to the registry's own origin (and, in auth.ts, to the token realm its
 // challenge names), redirects followed by hand so a hop to another origin loses them, an idle
-// timeout that covers the body as well as the headers, bounded error bodies, and retries with
-// backoff for idempotent requests.
+// timeout that covers the body as well as the headers, an optional total deadline, bounded error
+// bodies, and retries with backoff for idempotent requests.
 import { AuthError, Authenticator, type Credentials } from './auth.ts';
 import { readBounded } from './body.ts';
 import { RemoteError } from './errors.ts';
@@ -20,6 +20,8 @@ export interface TransportOptions {
   idleTimeoutMs?: number;
   /** Attempts for GET and HEAD, the first included (default 3); other methods are tried once. */
   attempts?: number;
+  /** Fail a request whose headers and whole body have not come within this long, however steadily they trickle (default: no limit). */
+  deadlineMs?: number;
 }
 
 export interface SendOptions {
@@ -65,9 +67,13 @@ export class Transport {
     const scope = options.scope ?? '';
     const url = this.url(path);
     const once = async () => {
-      let response = await this.follow(method, url, this.origin, this.auth.authorization(scope), options);
-      if (response.status === 401 && (await this.answer(response, scope))) response = await this.follow(method, url, this.origin, this.auth.authorization(scope), options);
-      if (!(options.accept ?? ((status) => status >= 200 && status < 300))(response.status)) throw await statusError(method, url, response);
+      let { response, origin } = await this.follow(method, url, this.origin, this.auth.authorization(scope), options);
+      // Only the registry's own origin may start the credential flow: a 401 from an upload
+      // Location or redirect target elsewhere is an answer like any other, and fails.
+      if (response.status === 401 && origin === this.origin && (await this.answer(response, scope))) {
+        ({ response, origin } = await this.follow(method, url, this.origin, this.auth.authorization(scope), options));
+      }
+      if (!(options.accept ?? ((status) => status >= 200 && status < 300))(response.status)) throw await statusError(method, url, response, origin === this.origin ? undefined : origin);
       return response;
     };
     return withRetries(once, { attempts: idempotent ? (this.options.attempts ?? 3) : 1, retryable: isRetryable });
@@ -75,14 +81,17 @@ export class Transport {
 
   private async answer(challenge: Response, scope: string): Promise<boolean> {
     try {
-      return await this.auth.answer(challenge, scope, (url, authorization) => this.follow('GET', url.href, url.origin, authorization, {}));
+      return await this.auth.answer(challenge, scope, async (url, authorization) => (await this.follow('GET', url.href, url.origin, authorization, {})).response);
     } catch (error) {
       throw error instanceof AuthError ? new RemoteError(error.message) : error;
     }
   }
 
-  /** Fetch `url`, following up to 5 redirects by hand; `authorization` goes to `trusted` (an origin) only. */
-  private async follow(method: string, url: string, trusted: string, authorization: string | undefined, options: SendOptions): Promise<Response> {
+  /**
+   * Fetch `url`, following up to 5 redirects by hand; `authorization` goes to `trusted` (an
+   * origin) only. Returns the last response and the origin that sent it.
+   */
+  private async follow(method: string, url: string, trusted: string, authorization: string | undefined, options: SendOptions): Promise<{ response: Response; origin: string }> {
     for (let hop = 0; ; hop++) {
       const target = new URL(url);
       const headers: Record<string, string> = { ...options.headers };
@@ -90,7 +99,7 @@ export class Transport {
       const body = options.body?.();
       const response = await this.fetchOnce(target, { method, headers, body, ...(body ? { duplex: 'half' } : {}) } as RequestInit);
       const location = response.headers.get('location');
-      if (![301, 302, 303, 307, 308].includes(response.status) || !location || (options.body && response.status < 307)) return response;
+      if (![301, 302, 303, 307, 308].includes(response.status) || !location || (options.body && response.status < 307)) return { response, origin: target.origin };
       await response.body?.cancel().catch(() => {});
       if (hop >= MAX_REDIRECTS) throw new RemoteError(`${method} ${url}: more than ${MAX_REDIRECTS} redirects`);
       url = new URL(location, target).href;
@@ -103,6 +112,8 @@ export class Transport {
     const controller = new AbortController();
     const stalled = () => controller.abort(new RemoteError(`${init.method} ${url.href}: ${this.registry} sent nothing for ${this.idleTimeoutMs / 1000} s`));
     let timer = setTimeout(stalled, this.idleTimeoutMs);
+    const deadlineMs = this.options.deadlineMs;
+    const late = deadlineMs ? setTimeout(() => controller.abort(new RemoteError(`${init.method} ${url.href}: ${this.registry} did not finish within ${deadlineMs / 1000} s`)), deadlineMs) : undefined;
     const touch = () => {
       clearTimeout(timer);
       timer = setTimeout(stalled, this.idleTimeoutMs);
@@ -111,29 +122,36 @@ export class Transport {
     try {
       response = await fetch(url, { ...init, ...sentWithProgress(init, touch), redirect: 'manual', signal: controller.signal });
     } catch (error) {
+      clearTimeout(late);
       throw controller.signal.aborted ? controller.signal.reason : this.unreachable(error);
     } finally {
       clearTimeout(timer);
     }
-    if (!response.body) return response;
+    if (!response.body) {
+      clearTimeout(late);
+      return response;
+    }
     const reader = response.body.getReader();
     const body = new ReadableStream<Uint8Array>({
       pull: async (stream) => {
         timer = setTimeout(stalled, this.idleTimeoutMs);
         try {
           const { done, value } = await reader.read();
-          if (done) stream.close();
-          else {
+          if (done) {
+            clearTimeout(late);
+            stream.close();
+          } else {
             this.bytesFetched += value.length;
             stream.enqueue(value);
           }
         } catch (error) {
+          clearTimeout(late);
           stream.error(controller.signal.aborted ? controller.signal.reason : this.unreachable(error));
         } finally {
           clearTimeout(timer);
         }
       },
-      cancel: (reason) => reader.cancel(reason),
+      cancel: (reason) => (clearTimeout(late), reader.cancel(reason)),
     });
     return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
   }
@@ -166,8 +184,11 @@ function sentWithProgress(init: RequestInit, touch: () => void): Partial<Request
   return { body: stream, headers: { 'Content-Length': String(body.length), ...(init.headers as Record<string, string>) } };
 }
 
-/** The registry's refusal as one line: status, and its OCI error code and message when it sent them. */
-async function statusError(method: string, url: string, response: Response): Promise<RemoteError> {
+/**
+ * The registry's refusal as one line: status, and its OCI error code and message when it sent
+ * them; `foreign` names the other origin that answered (a 401 there gets no credentials).
+ */
+async function statusError(method: string, url: string, response: Response, foreign?: string): Promise<RemoteError> {
   let code: string | undefined;
   let message: string | undefined;
   try {
@@ -178,7 +199,7 @@ async function statusError(method: string, url: string, response: Response): Pro
   } catch {
     await response.body?.cancel().catch(() => {});
   }
-  const what = response.status === 401 ? 'authentication failed' : response.status === 403 ? 'access denied' : `${response.status}`;
+  const what = response.status === 401 && foreign ? `${foreign}, not the registry, asked for credentials (none sent)` : response.status === 401 ? 'authentication failed' : response.status === 403 ? 'access denied' : `${response.status}`;
   return new RemoteError(`${method} ${url}: ${what}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}`, { status: response.status });
 }
 

@@ -1,6 +1,7 @@
 // Verify, then trust: a blob stream that is checked against its descriptor before its last bytes
 // are handed on, and gzip inflation that stops at the size the caller expects.
 import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { Descriptor } from '../image/oci.ts';
 import { RemoteError } from './errors.ts';
@@ -32,27 +33,36 @@ export function verifyingStream(expected: Pick<Descriptor, 'digest' | 'size'>, w
 }
 
 /**
- * The first `length` bytes `compressed` (gzip, one or more members) inflates to, inflating no
- * further: a gzip bomb costs at most `length` bytes of memory. RemoteError naming `what` when it
- * is not gzip or inflates to fewer bytes.
+ * Inflate `compressed` (gzip, one or more members) as it streams and hand its first `length`
+ * bytes to `sink` piece by piece, inflating no further: whatever `length` claims, memory holds
+ * one piece at a time (a gzip bomb costs at most `length` bytes of output, never of memory).
+ * Returns the sha256 digest of those bytes. RemoteError naming `what` when it is not gzip or
+ * inflates to fewer bytes; errors of `compressed` and `sink` pass through.
  */
-export async function gunzipPrefix(compressed: Uint8Array, length: number, what: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let got = 0;
+export async function gunzipPrefix(compressed: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, length: number, what: string, sink: (piece: Buffer) => Promise<void>): Promise<string> {
+  const source = Readable.from(compressed, { objectMode: false });
   const gunzip = createGunzip();
-  await new Promise<void>((resolve, reject) => {
-    gunzip.on('data', (chunk: Buffer) => {
-      chunks.push(chunk);
-      got += chunk.length;
-      if (got >= length) {
-        gunzip.destroy();
-        resolve();
-      }
-    });
-    gunzip.on('end', resolve);
-    gunzip.on('error', (error) => reject(new RemoteError(`${what} is not valid gzip: ${error.message}`)));
-    gunzip.end(compressed);
-  });
+  let failure: unknown;
+  source.once('error', (error) => gunzip.destroy((failure = error)));
+  source.pipe(gunzip);
+  const hash = createHash('sha256');
+  let got = 0;
+  try {
+    for await (const piece of gunzip as AsyncIterable<Buffer>) {
+      const take = piece.subarray(0, length - got);
+      hash.update(take);
+      got += take.length;
+      await sink(take).catch((error) => {
+        throw (failure = error);
+      });
+      if (got >= length) break;
+    }
+  } catch (error) {
+    throw failure ?? (error instanceof RemoteError ? error : new RemoteError(`${what} is not valid gzip: ${(error as Error).message}`));
+  } finally {
+    source.destroy();
+    gunzip.destroy();
+  }
   if (got < length) throw new RemoteError(`${what} inflates to ${got} bytes, fewer than the ${length} its TOC states`);
-  return Buffer.concat(chunks, got).subarray(0, length);
+  return `sha256:${hash.digest('hex')}`;
 }

@@ -109,7 +109,7 @@ export class ImageLayout {
     const digest = sha256Digest(bytes);
     if ((await this.blobSize(digest)) === bytes.length) return digest;
     const temp = await this.tempBlobPath();
-    await removeOnError(temp, () => writeFile(temp, bytes, { flush: true }));
+    await removeOnError(temp, () => writeFile(temp, bytes, { flush: true, flag: 'wx' }));
     await this.commitBlob(temp, digest);
     return digest;
   }
@@ -154,7 +154,7 @@ export class ImageLayout {
 export async function writeAtomic(file: string, content: string): Promise<void> {
   const temp = `${file}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
   await removeOnError(temp, async () => {
-    await writeFile(temp, content, { flush: true });
+    await writeFile(temp, content, { flush: true, flag: 'wx' }); // exclusive: never through a planted link
     await rename(temp, file);
   });
 }

@@ -5,7 +5,7 @@ import { open } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import { FOOTER_SIZE, parseFooter, TOC_TAR_NAME, type Toc } from './estargz.ts';
 import { readAt } from './read-at.ts';
-import { sha256Digest } from './oci.ts';
+import { ANNOTATION, sha256Digest, type Descriptor } from './oci.ts';
 
 /** The largest TOC read: its compressed member and the tar it inflates to (the JSON of a model with
  * a million files is well under this). */
@@ -17,6 +17,21 @@ export interface LayerToc {
   toc: Toc;
   tocDigest: string;
   tocOffset: number;
+}
+
+/**
+ * The TOC of the eStargz layer `layer`, trusted only as far as its descriptor vouches for it:
+ * undefined when the layer is not eStargz or its descriptor has no toc.digest annotation (then
+ * nothing vouches for a TOC, and only a whole-layer read verified against the layer digest can
+ * tell what it holds). Throws Error when the TOC's digest is not the annotation's, RangeError as
+ * readToc.
+ */
+export async function readVouchedToc(readAt: ReadAt, layer: Descriptor): Promise<LayerToc | undefined> {
+  const vouched = layer.annotations?.[ANNOTATION.tocDigest];
+  if (!vouched) return undefined;
+  const found = await readToc(readAt, layer.size);
+  if (found && found.tocDigest !== vouched) throw new Error(`${layer.digest}: its TOC has digest ${found.tocDigest}, the manifest's ${ANNOTATION.tocDigest} says ${vouched}: refusing it`);
+  return found;
 }
 
 /**

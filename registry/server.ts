@@ -11,7 +11,7 @@ import { LayoutStore } from './fs-store.ts';
 import { createRequestLog, formatRequest, type LogSink } from './log.ts';
 import { pumpBody } from './pump.ts';
 import type { RegistryStore } from './store.ts';
-import { createPullThrough } from './upstream.ts';
+import { createPullThrough, type PullThroughOptions } from './upstream.ts';
 
 export interface RegistryOptions {
   /** A store folder (default `.depot/store`) or any RegistryStore. */
@@ -24,6 +24,8 @@ export interface RegistryOptions {
   upstream?: string;
   /** With `upstream`: how long a cached tag is served before the upstream is asked again. */
   tagTtlMs?: number;
+  /** With `upstream`: its credentials, sent to its origin only; and the deadlines of PullThroughOptions. */
+  upstreamOptions?: Pick<PullThroughOptions, 'credentials' | 'deadlineMs' | 'fillDeadlineMs'>;
   /** Where request lines go: a function, false for none, or (default) stdout in batches. */
   log?: LogSink | false;
   /** Stop gracefully on SIGINT/SIGTERM (default false; the CLI turns it on). */
@@ -158,6 +160,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
     ? createPullThrough(store, options.upstream, {
         onError: (message) => process.stderr.write(`registry: upstream: ${message}\n`),
         tagTtlMs: options.tagTtlMs,
+        ...options.upstreamOptions,
       })
     : undefined;
   const app = createApp({ store, upstream, sendStream: sendNodeStream });

@@ -4,6 +4,7 @@
 // rechecked against the upstream once they are older than the tag TTL (a model's `latest` moves
 // when its catalog sha is updated); digests never change, so they are never rechecked.
 import { readBounded } from '../client/body.ts';
+import type { Credentials } from '../client/auth.ts';
 import { MANIFEST_ACCEPT, pullScope, RegistryClient, type RemoteError } from '../client/remote.ts';
 import { blobHeaders, type BlobReply, type BlobRequest, type PullThrough } from './app.ts';
 import { rangeInvalid, RegistryError, upstreamFailed } from './errors.ts';
@@ -23,7 +24,21 @@ export interface PullThroughOptions {
   tagTtlMs?: number;
   /** Told about failed transfers (the client only sees a cut connection or a 502). */
   onError?: (message: string) => void;
+  /** Sent to the upstream's own origin (and the token realm its challenge names) only. */
+  credentials?: Credentials;
+  /** Total time for an upstream manifest, tag list or HEAD, headers and body (default 30 s): waiters get a 502 by then. */
+  deadlineMs?: number;
+  /** Total time for one blob fill, which runs at the upstream's pace whoever reads it (default 30 min). */
+  fillDeadlineMs?: number;
 }
+
+export const DEFAULT_UPSTREAM_DEADLINE_MS = 30_000;
+export const DEFAULT_FILL_DEADLINE_MS = 30 * 60_000;
+/**
+ * Bytes a fill queues for its first client at most: a client slower than the upstream falls
+ * behind by no more than this, then continues from the store once the fill is committed.
+ */
+const RELAY_WINDOW = 8 * 1024 * 1024;
 
 /** Statuses meaning "the upstream does not have it (for us)". */
 const ABSENT = new Set([401, 403, 404]);
@@ -61,6 +76,23 @@ function relayedRangeHeaders(digest: string, sent: string, response: Response): 
   return unverifiedHeaders(digest, { ...extra, 'Content-Range': got[0] });
 }
 
+/**
+ * A relayed 206 body that errors (the client sees a cut transfer, never a complete one) as soon
+ * as it runs past the length its single Content-Range states; multipart answers pass as they are.
+ */
+function noLongerThanRange(response: Response): TransformStream<Uint8Array, Uint8Array> {
+  const range = /^bytes (\d+)-(\d+)\//.exec(response.headers.get('content-range') ?? '');
+  const length = range ? Number(range[2]) - Number(range[1]) + 1 : Infinity;
+  let sent = 0;
+  return new TransformStream({
+    transform(chunk, controller) {
+      sent += chunk.length;
+      if (sent > length) throw new Error(`the upstream sent more than the ${length} bytes of its Content-Range`);
+      controller.enqueue(chunk);
+    },
+  });
+}
+
 /** A fetch into the store that others can wait for. */
 interface Fill {
   done: Promise<void>;
@@ -79,17 +111,20 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
     throw new Error(`--upstream must be an http:// or https:// URL, not "${upstreamUrl}"`);
   }
   const base = upstreamUrl.replace(/\/+$/, '');
-  const client = new RegistryClient(parsed.host, { insecure: parsed.protocol === 'http:', idleTimeoutMs: options.timeoutMs });
+  const connection = { insecure: parsed.protocol === 'http:', idleTimeoutMs: options.timeoutMs, credentials: options.credentials };
+  const deadlineMs = options.deadlineMs ?? DEFAULT_UPSTREAM_DEADLINE_MS;
+  const client = new RegistryClient(parsed.host, { ...connection, deadlineMs });
+  const blobClient = new RegistryClient(parsed.host, { ...connection, deadlineMs: options.fillDeadlineMs ?? DEFAULT_FILL_DEADLINE_MS });
   const manifestFetches = new Map<string, Promise<ManifestRecord | undefined>>();
   const tagTtlMs = options.tagTtlMs ?? DEFAULT_TAG_TTL_MS;
   /** `name:tag` -> when the upstream was last asked about it. */
   const tagsCheckedAt = new Map<string, number>();
   const fills = new Map<string, Fill>();
   /** A request to the upstream; RegistryError 502 when it cannot be reached or fails. */
-  async function request(method: string, path: string, options: { headers?: Record<string, string>; accept: (status: number) => boolean }): Promise<Response> {
+  async function request(method: string, path: string, options: { headers?: Record<string, string>; accept: (status: number) => boolean }, via = client): Promise<Response> {
     const name = path.replace(/\/(manifests|blobs|tags)\/.*$/, '');
     try {
-      return await client.transport.send(method, path, { ...options, scope: pullScope(name) });
+      return await via.transport.send(method, path, { ...options, scope: pullScope(name) });
     } catch (error) {
       throw upstreamFailed({ upstream: base, path, error: (error as Error).message });
     }
@@ -154,10 +189,13 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
   }
 
   /**
-   * Start fetching a whole blob into the store. The returned body streams it to the first client,
-   * holding back the last chunk until the digest is verified and the blob is committed, so a bad or
-   * cut-off transfer never reaches the client as complete and never reaches the store. `whole` is
-   * an upstream 200 already in hand (the answer to a range request), used instead of a new GET.
+   * Start fetching a whole blob into the store. The fill reads the upstream at its own pace,
+   * whoever reads the reply: the returned body streams it to the first client, holding back the
+   * last chunk until the digest is verified and the blob is committed, so a bad or cut-off
+   * transfer never reaches the client as complete and never reaches the store. A client that
+   * falls RELAY_WINDOW behind gets the rest from the store once the fill is committed; one that
+   * leaves does not stop the fill. `whole` is an upstream 200 already in hand (the answer to a
+   * range request), used instead of a new GET.
    */
   async function startFill(name: string, digest: string, whole?: Response): Promise<{ reply?: BlobReply; fill?: Fill; unknown?: true }> {
     const key = `${name}@${digest}`;
@@ -173,7 +211,7 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
     };
     let res: Response;
     try {
-      res = whole ?? (await request('GET', `${name}/blobs/${digest}`, { accept: () => true }));
+      res = whole ?? (await request('GET', `${name}/blobs/${digest}`, { accept: () => true }, blobClient));
     } catch (error) {
       finish(error);
       throw error;
@@ -197,60 +235,93 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
       finish(error);
       throw error;
     }
-    const reader = res.body.getReader();
+    /** The first client's stream while it keeps up; undefined once it left or fell behind. */
+    let relay: ReadableStreamDefaultController<Uint8Array> | undefined;
     let held: Uint8Array | undefined;
-    let ended = false;
-    const abort = async (error: unknown) => {
-      if (ended) return;
-      ended = true;
-      options.onError?.(`${name}@${digest}: ${(error as Error)?.message ?? error}; nothing cached`);
-      await reader.cancel().catch(() => {});
-      await sink.abort().catch(() => {});
-      finish(error);
-    };
-    const body = new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        try {
-          for (;;) {
-            const { done, value } = await reader.read();
-            if (done) {
-              await sink.commit(); // throws (and discards the temp file) on a digest mismatch
-              ended = true;
-              if (held) controller.enqueue(held);
-              controller.close();
-              finish();
-              return;
-            }
-            if (!value || value.length === 0) continue;
-            await sink.write(value);
-            const previous = held;
-            held = value;
-            if (previous) {
-              controller.enqueue(previous);
-              return;
-            }
+    let relayed = 0;
+    let behind!: () => void;
+    const fellBehind = new Promise<void>((resolve) => (behind = resolve));
+    const reader = res.body.getReader();
+    const pump = async () => {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (!value || value.length === 0) continue;
+        await sink.write(value);
+        if (!relay) continue;
+        if (held) {
+          if ((relay.desiredSize ?? 0) <= 0) {
+            relay = undefined; // RELAY_WINDOW queued: the client reads the rest from the store
+            held = undefined;
+            behind();
+            continue;
           }
-        } catch (error) {
-          await abort(error);
-          controller.error(error);
+          relay.enqueue(held);
+          relayed += held.length;
         }
+        held = value;
+      }
+      await sink.commit(); // throws (and discards the temp file) on a digest mismatch
+    };
+    pump().then(
+      () => {
+        if (held) relay?.enqueue(held);
+        relay?.close();
+        finish();
       },
-      async cancel(reason) {
-        await abort(reason ?? new Error('client went away'));
+      async (error) => {
+        options.onError?.(`${name}@${digest}: ${(error as Error)?.message ?? error}; nothing cached`);
+        await reader.cancel().catch(() => {});
+        await sink.abort().catch(() => {});
+        relay?.error(error);
+        finish(error);
       },
-    });
+    );
+    let rest: ReadableStreamDefaultReader<Uint8Array> | undefined;
+    const body = new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => void (relay = controller),
+        async pull(controller) {
+          await fellBehind; // until then the pump enqueues
+          try {
+            if (!rest) {
+              await fill.done;
+              const size = (await store.statBlob(name, digest))?.size;
+              if (size === undefined) throw new Error(`${name}@${digest} left the store before it was served`);
+              const tail = size > relayed ? await store.openBlob(name, digest, { start: relayed, end: size - 1 }) : new Uint8Array(0);
+              if (!tail || tail instanceof Uint8Array) {
+                if (tail?.length) controller.enqueue(tail);
+                return controller.close();
+              }
+              rest = tail.getReader();
+            }
+            const { done, value } = await rest.read();
+            if (done) controller.close();
+            else controller.enqueue(value);
+          } catch (error) {
+            controller.error(error);
+          }
+        },
+        cancel: (reason) => {
+          relay = undefined; // the fill goes on: others may be waiting for it
+          held = undefined;
+          return rest?.cancel(reason);
+        },
+      },
+      new ByteLengthQueuingStrategy({ highWaterMark: RELAY_WINDOW }),
+    );
     const headers = blobHeaders(digest);
     const length = res.headers.get('content-length');
     if (length && /^\d+$/.test(length)) headers['Content-Length'] = length;
     return { reply: { status: 200, headers, body }, fill };
   }
 
-  /** Drain a fill's reply to its end: the blob is then verified and cached, or this throws. */
-  async function completeFill(started: { reply?: BlobReply }): Promise<'cached' | undefined> {
-    const body = started.reply?.body;
-    if (!body) return undefined;
+  /** Wait for a fill (its reply unread): the blob is then verified and cached, or this throws. */
+  async function completeFill(started: { reply?: BlobReply; fill?: Fill }): Promise<'cached' | undefined> {
+    if (!started.fill) return undefined;
+    await (started.reply?.body as ReadableStream | undefined)?.cancel().catch(() => {});
     try {
-      if (!(body instanceof Uint8Array)) for await (const _ of body as unknown as AsyncIterable<Uint8Array>);
+      await started.fill.done;
     } catch (error) {
       throw upstreamFailed({ upstream: base, what: 'blob', error: (error as Error)?.message ?? String(error) });
     }
@@ -299,7 +370,7 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
       const headers = res.status === 206 && res.body ? relayedRangeHeaders(digest, range, res) : undefined;
       if (headers) {
         if (!fills.has(key)) startFill(name, digest).then(completeFill).catch(() => {});
-        return { status: 206, headers, body: res.body };
+        return { status: 206, headers, body: res.body!.pipeThrough(noLongerThanRange(res)) };
       }
       if (res.status === 200 && !fills.has(key)) {
         const started = await startFill(name, digest, res);
@@ -312,11 +383,15 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
       const running = fills.get(key);
       if (running) {
         try {
-          await running.done;
+          // A waiter gets the blob or a 502 within the deadline, however long the fill runs.
+          let timer: NodeJS.Timeout | undefined;
+          const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(upstreamFailed({ upstream: base, what: `blob ${name}@${digest}`, error: `still being fetched after ${deadlineMs / 1000} s; try again later` })), deadlineMs)));
+          await Promise.race([running.done, late]).finally(() => clearTimeout(timer));
           return 'cached';
         } catch (error) {
           if (error instanceof RegistryError && error.code === 'BLOB_UNKNOWN') return undefined;
-          continue; // the other fetch failed (or its client left): try again ourselves
+          if (fills.get(key) === running) throw error; // still running: the deadline passed
+          continue; // the other fetch failed: try again ourselves
         }
       }
       const started = await startFill(name, digest);

@@ -2,14 +2,14 @@
 // against the digest that named it, the TOC against the layer's toc.digest annotation, a streamed
 // layer against its digest, and inflation is bounded by what the TOC states.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { resourceUsage } from 'node:process';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { createGzip, gzipSync } from 'node:zlib';
 import { buildImage } from '../builder/build.ts';
-import { resolveLayer } from '../builder/image-info.ts';
+import { readRemoteImageInfo, resolveLayer } from '../builder/image-info.ts';
 import { cpCommand } from '../cli/cp.ts';
 import { footer, TOC_TAR_NAME } from '../image/estargz.ts';
 import { ImageLayout } from '../image/layout.ts';
@@ -19,6 +19,13 @@ import { FolderSource } from '../sources/folder.ts';
 import { sendBytes, startLyingServer, type LyingServer } from './helpers/lying-server.ts';
 import { modelDir, pseudoRandomBytes, tempDir } from './helpers/models.ts';
 
+/** A DOCKER_CONFIG folder holding `config` as its config.json. */
+function dockerConfig(config: object): string {
+  const dir = tempDir();
+  writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
+  return dir;
+}
+
 const CONFIG = jsonBlob(MEDIA_TYPE.config, { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } });
 
 describe('cp verifies what a registry serves', () => {
@@ -27,6 +34,8 @@ describe('cp verifies what a registry serves', () => {
   let server: LyingServer;
   let manifest: ImageManifest;
   let layerBytes: Buffer;
+  /** How the lying registry misbehaves beyond its routes: ignores Range, or needs Basic credentials. */
+  let quirk: { ignoreRange?: boolean; basic?: string } = {};
   const weights = pseudoRandomBytes(300_000, 5);
 
   before(async () => {
@@ -38,6 +47,11 @@ describe('cp verifies what a registry serves', () => {
     manifest = await layout.readJson<ImageManifest>(index.manifests[0].digest);
     layerBytes = await layout.readBlob(resolved.layer.digest);
     server = await startLyingServer((req, res) => {
+      if (quirk.basic && req.headers.authorization !== quirk.basic) {
+        res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="lie"' }).end();
+        return;
+      }
+      if (quirk.ignoreRange) delete req.headers.range;
       const found = routes.get(req.url!.replace('/v2/lie/model/', ''));
       if (!found) {
         res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"unknown"}]}');
@@ -100,6 +114,24 @@ describe('cp verifies what a registry serves', () => {
     await assert.rejects(cp(':toc', 'weights.bin').run, /its TOC has digest .*toc\.digest says sha256:/);
   });
 
+  test('cp and the site reader trust a TOC only when the toc.digest annotation vouches for it (one rule)', async () => {
+    const { [ANNOTATION.tocDigest]: _vouched, ...others } = manifest.layers[0].annotations ?? {};
+    for (const [tag, annotations, files] of [
+      ['vouched', manifest.layers[0].annotations, ['config.json', 'weights.bin']],
+      ['unvouched', others, []],
+      ['wrong', { ...others, [ANNOTATION.tocDigest]: sha256Digest('another toc') }, undefined],
+    ] as const) {
+      serveImage(tag, { ...manifest, layers: [{ ...manifest.layers[0], annotations }] });
+      const info = readRemoteImageInfo(server.url, 'lie/model', tag);
+      if (files) assert.deepEqual((await info)!.files.map((f) => f.path).sort(), files, tag);
+      else await assert.rejects(info, /its TOC has digest .*toc\.digest says sha256:.*refusing it/, tag);
+      const { dest, run } = cp(`:${tag}`, 'weights.bin');
+      if (files) assert.equal(await run, 0, tag);
+      else await assert.rejects(run, /refusing it/, tag);
+      if (files) assert.ok(readFileSync(dest).equals(weights), tag);
+    }
+  });
+
   test('a streamed (non-eStargz) layer whose bytes are not its digest is refused, nothing kept', async () => {
     const content = Buffer.from('the file the attacker wants you to have\n');
     const fake = gzipSync(Buffer.concat([tarHeader({ name: 'config.json', type: 'file', size: content.length, mode: 0o644, mtime: 0 }), content, Buffer.alloc(padding(content.length)), tarTrailer()]));
@@ -107,7 +139,54 @@ describe('cp verifies what a registry serves', () => {
     serveImage('plain', { ...manifest, layers: [layer] }, fake);
     const { dest, run } = cp(':plain', 'config.json');
     await assert.rejects(run, /got \d+ bytes with digest sha256:.*expected/);
-    assert.ok(!existsSync(dest) && !existsSync(`${dest}.depot-${process.pid}.tmp`), 'nothing written');
+    assert.ok(!existsSync(dest), 'nothing written');
+    assert.deepEqual(readdirSync(path.dirname(dest)), [], 'no temp file left');
+  });
+
+  test('a registry that ignores Range (200 for every range) gets the verified streamed copy', async () => {
+    serveImage('latest', manifest);
+    quirk = { ignoreRange: true };
+    try {
+      const { dest, run } = cp(':latest', 'weights.bin');
+      assert.equal(await run, 0);
+      assert.ok(readFileSync(dest).equals(weights));
+    } finally {
+      quirk = {};
+    }
+  });
+
+  test('cp sends the credentials build --push would (environment, docker config) to the registry that asks', async () => {
+    serveImage('latest', manifest);
+    quirk = { basic: `Basic ${Buffer.from('u:p').toString('base64')}` };
+    const saved = { ...process.env };
+    try {
+      process.env = { ...saved, DOCKER_CONFIG: dockerConfig({}) };
+      delete process.env.DEPOT_REGISTRY_USERNAME;
+      await assert.rejects(cp(':latest', 'config.json').run, /authentication failed/);
+      for (const env of [{ DEPOT_REGISTRY_USERNAME: 'u', DEPOT_REGISTRY_PASSWORD: 'p' }, { DOCKER_CONFIG: dockerConfig({ auths: { [server.hostPort]: { auth: Buffer.from('u:p').toString('base64') } } }) }]) {
+        process.env = { ...saved, ...env };
+        const { dest, run } = cp(':latest', 'config.json');
+        assert.equal(await run, 0, JSON.stringify(env));
+        assert.equal(readFileSync(dest, 'utf8'), '{"a":1}\n');
+      }
+    } finally {
+      process.env = saved;
+      quirk = {};
+    }
+  });
+
+  test('links planted at the destination or beside it are replaced, never written through', async () => {
+    serveImage('latest', manifest);
+    const dir = tempDir();
+    const victim = path.join(tempDir(), 'victim.txt');
+    writeFileSync(victim, 'untouched');
+    const dest = path.join(dir, 'config.json');
+    symlinkSync(victim, dest);
+    for (const name of [`config.json.depot-${process.pid}.tmp`, '.depot-cp-', 'file']) symlinkSync(victim, path.join(dir, name));
+    assert.equal(await cp(':latest', 'config.json', dest).run, 0);
+    assert.equal(readFileSync(victim, 'utf8'), 'untouched');
+    assert.ok(!lstatSync(dest).isSymbolicLink());
+    assert.equal(readFileSync(dest, 'utf8'), '{"a":1}\n');
   });
 
   /** An eStargz layer by hand: `data` (one gzip member) holds the file, then the TOC member and the footer. */
@@ -144,6 +223,22 @@ describe('cp verifies what a registry serves', () => {
     assert.equal(readFileSync(dest).length, stated);
     const grew = (resourceUsage().maxRSS - before) / 1024;
     assert.ok(grew < 200, `peak memory grew by ${grew.toFixed(0)} MiB for a 1 MiB file`);
+  });
+
+  test('a one-chunk gzip bomb costs bounded memory whatever size its TOC states; nothing is kept', async () => {
+    for (const stated of [4 << 20, 16 << 20, 256 << 20]) {
+      const toc = { version: 1, entries: [{ name: 'big.bin', type: 'reg', size: stated, offset: 0, chunkDigest: sha256Digest('not these bytes') }] };
+      const { layer, bytes } = handLayer(await zeros(stated), tocTar(Buffer.from(JSON.stringify(toc))));
+      serveImage('bomb', { ...manifest, layers: [layer] }, bytes);
+      const before = resourceUsage().maxRSS;
+      const { dest, run } = cp(':bomb', 'big.bin');
+      // Up to 16 MiB chunks are fetched by range and fail on their digest; larger ones are
+      // streamed with the layer (whose digest is right) and are not a file in its tar.
+      await assert.rejects(run, stated <= 16 << 20 ? /the chunk at 0 has digest sha256:.*the TOC says/ : /not in the image/, `${stated}`);
+      const grew = (resourceUsage().maxRSS - before) / 1024;
+      assert.ok(grew < 100, `peak memory grew by ${grew.toFixed(0)} MiB for a chunk stated as ${stated} bytes`);
+      assert.deepEqual(readdirSync(path.dirname(dest)), [], 'nothing kept');
+    }
   });
 
   test('a TOC that inflates beyond 64 MiB is refused with one clear error', async () => {

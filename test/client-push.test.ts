@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parsePushTarget, Pusher } from '../client/push.ts';
 import { RegistryClient } from '../client/remote.ts';
 import { ImageLayout } from '../image/layout.ts';
-import { sha256Digest } from '../image/oci.ts';
+import { sha256Digest, type ImageIndex, type ImageManifest } from '../image/oci.ts';
 import { startLyingServer, type LyingServer } from './helpers/lying-server.ts';
 import { startRecordingProxy } from './helpers/proxy.ts';
 import { makeTestImage, pseudoRandom, startCncfRegistry, tool, type CncfRegistry, type TestImage } from './helpers/registry.ts';
@@ -80,6 +80,37 @@ describe('push trusts no registry', () => {
     assert.ok(foreign.seen.length > 0 && foreign.seen.every((s) => s.authorization === undefined), JSON.stringify(foreign.seen));
   });
 
+  test('a 401 from any other origin (upload Location, redirect) gets no credentials and fails, whatever it challenges', async () => {
+    let challenge = '';
+    const hostile = await startLyingServer((req, res) => {
+      if (req.url!.startsWith('/token')) res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"token":"hostile"}');
+      else res.writeHead(401, { 'WWW-Authenticate': challenge }).end();
+    });
+    try {
+      const challenges = [`Bearer realm="${hostile.url}/token",service="foreign"`, `Bearer realm="${registry.url}/token",service="r"`, 'Basic realm="foreign"'];
+      for (const how of ['location', 'redirect'] as const) {
+        for (const c of challenges) {
+          challenge = c;
+          behave = (req, res) => {
+            if (req.url!.startsWith('/token')) res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"token":"registry"}');
+            else if (how === 'location' && req.method === 'POST') res.writeHead(202, { Location: `${hostile.url}/upload/1` }).end();
+            else res.writeHead(307, { Location: `${hostile.url}${req.url}` }).end();
+          };
+          hostile.seen.length = 0;
+          registry.seen.length = 0;
+          const pusher = await connect(registry.hostPort);
+          const work = how === 'location' ? pusher.uploadBlob('lie/push', [Buffer.from('weights')]) : pusher.client.manifest('lie/push', 'latest');
+          await assert.rejects(work, /not the registry, asked for credentials \(none sent\)/, `${how} / ${c}`);
+          assert.ok(hostile.seen.length > 0, `${how} / ${c}: the hostile host was reached`);
+          assert.ok(hostile.seen.every((s) => s.authorization === undefined), `${how} / ${c}: credentials sent: ${JSON.stringify(hostile.seen)}`);
+          assert.ok(registry.seen.every((s) => !s.url.startsWith('/token') && !s.authorization?.startsWith('Bearer')), `${how} / ${c}: a token was fetched or sent`);
+        }
+      }
+    } finally {
+      await hostile.close();
+    }
+  });
+
   test('a registry that answers 201 and stores nothing: a clear error and no tag', async () => {
     behave = (req, res) => {
       const url = new URL(req.url!, 'http://x');
@@ -92,6 +123,46 @@ describe('push trusts no registry', () => {
     const pusher = await connect(registry.hostPort);
     await assert.rejects(pusher.push(new ImageLayout(image.store, image.name), image.tag), /accepted the blob but does not have it when asked/);
     assert.equal(registry.seen.filter((s) => s.method === 'PUT' && s.url.includes('/manifests/')).length, 0, 'no manifest, no tag');
+  });
+
+  test('a blob HEAD 200 that states no size proves nothing: the blob is read back, and a registry serving nothing or other bytes fails the push', async () => {
+    const layout = new ImageLayout(image.store, image.name);
+    const blobs = new Map<string, Buffer>();
+    const index = await layout.readJson<ImageIndex>((await layout.resolveTag(image.tag))!.digest);
+    for (const m of index.manifests) {
+      const manifest = await layout.readJson<ImageManifest>(m.digest);
+      for (const { digest } of [manifest.config, ...manifest.layers]) blobs.set(digest, await layout.readBlob(digest));
+    }
+    const serves = {
+      nothing: () => undefined,
+      'flipped byte': (b: Buffer) => Buffer.from(b.map((x, i) => (i === b.length >> 1 ? x ^ 1 : x))),
+      truncated: (b: Buffer) => b.subarray(0, b.length - 1),
+      honest: (b: Buffer) => b,
+    };
+    for (const headers of [{}, { 'Docker-Content-Digest': 'right' }]) {
+      for (const [lie, serve] of Object.entries(serves)) {
+        behave = (req, res) => {
+          const digest = /\/blobs\/(sha256:[0-9a-f]{64})$/.exec(req.url!)?.[1];
+          const bytes = digest && blobs.has(digest) ? serve(blobs.get(digest)!) : undefined;
+          if (req.method === 'HEAD' && digest) res.writeHead(200, { 'Transfer-Encoding': 'chunked', ...(headers['Docker-Content-Digest'] ? { 'Docker-Content-Digest': digest } : {}) }).end();
+          else if (req.method === 'GET' && bytes) res.writeHead(200).end(bytes);
+          else if (req.method === 'POST') res.writeHead(202, { Location: '/v2/lie/push/blobs/uploads/s' }).end();
+          else if (req.method === 'PATCH') res.writeHead(202, { Location: '/v2/lie/push/blobs/uploads/s' }).end();
+          else if (req.method === 'PUT') res.writeHead(201).end();
+          else res.writeHead(404).end();
+        };
+        registry.seen.length = 0;
+        const pusher = await connect(registry.hostPort);
+        const pushed = pusher.push(layout, image.tag);
+        if (lie === 'honest') {
+          await assert.rejects(pushed, /accepted the manifest but serves nothing/, 'the honest blobs pass as present; only the (unserved) manifest fails');
+          assert.equal(registry.seen.filter((s) => s.method === 'POST').length, 0, 'nothing uploaded');
+        } else {
+          await assert.rejects(pushed, lie === 'nothing' ? /accepted the blob but does not have it/ : /read back: .*got \d+ bytes with digest/, `${lie} ${JSON.stringify(headers)}`);
+          assert.equal(registry.seen.filter((s) => s.method === 'PUT' && s.url.includes('/manifests/')).length, 0, `${lie}: no manifest, no tag`);
+        }
+      }
+    }
   });
 
   test('a manifest PUT answered with another Docker-Content-Digest, or not served back: refused before the tag', async () => {

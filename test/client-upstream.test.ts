@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { request, type IncomingMessage, type ServerResponse } from 'node:http';
 import { sha256Digest } from '../image/oci.ts';
 import { sendBytes, startLyingServer, type LyingServer } from './helpers/lying-server.ts';
 import { errorCode, pseudoRandom, raw, startTestRegistry, tempDir, type TestRegistry } from './helpers/registry.ts';
@@ -97,6 +97,19 @@ describe('pull-through from a lying upstream', () => {
     assert.equal(res.headers.etag, undefined);
   });
 
+  test('a relayed 206 longer than its Content-Range (no Content-Length) never reaches the client as complete', async () => {
+    for (const extra of [1, 1000, 5 << 20]) {
+      const body = pseudoRandom(`overlong-${extra}`, 10 + extra);
+      behave = (req, res) => {
+        if (!req.headers.range) return sendBytes(req, res, good);
+        res.writeHead(206, { 'Content-Range': `bytes 0-9/${good.length}` }); // chunked
+        res.end(body);
+      };
+      const outcome = await raw(registry.url, blob, { headers: { Range: 'bytes=0-9' } }).then((r) => r, (e: Error) => e);
+      assert.ok(outcome instanceof Error || (outcome.status === 206 && outcome.body.length <= 10) || outcome.status !== 206, `${extra} extra: ${outcome instanceof Error ? outcome.message : `${outcome.status}, ${outcome.body.length} bytes`}`);
+    }
+  });
+
   test('an upstream that stalls in the body fails the request and every request waiting on it', { timeout: 30_000 }, async () => {
     const stalled = pseudoRandom('stalled', 100_000);
     behave = (req, res) => {
@@ -128,5 +141,72 @@ describe('pull-through from a lying upstream', () => {
       assert.equal(errorCode(res), 'UNKNOWN');
       assert.ok(sent < 32 * 1024 * 1024, `${route}: the upstream got to send ${sent} bytes`);
     }
+  });
+});
+
+describe('pull-through: no client waits on another client or on a trickling upstream', () => {
+  const DEADLINE_MS = 1_500;
+  let upstream: LyingServer;
+  let registry: TestRegistry;
+  let behave: (req: IncomingMessage, res: ServerResponse) => void;
+  const timers = new Set<NodeJS.Timeout>();
+
+  before(async () => {
+    upstream = await startLyingServer((req, res) => behave(req, res));
+    registry = await startTestRegistry({ store: await tempDir('pace-cache'), upstream: upstream.url, upstreamOptions: { deadlineMs: DEADLINE_MS } });
+  });
+  after(async () => {
+    for (const t of timers) clearInterval(t);
+    await registry?.close();
+    await upstream?.close();
+  });
+
+  /** GET `path` without reading the body until `read` is called: the status, then the whole body. */
+  function lazyGet(path: string): Promise<{ status: number; read: () => Promise<Buffer> }> {
+    return new Promise((resolve, reject) => {
+      request(`${registry.url}${path}`, (res) => {
+        res.pause();
+        resolve({ status: res.statusCode!, read: () => new Promise((done, fail) => {
+          const parts: Buffer[] = [];
+          res.on('data', (d: Buffer) => parts.push(d)).on('end', () => done(Buffer.concat(parts))).on('error', fail).resume();
+        }) });
+      }).on('error', reject).end();
+    });
+  }
+
+  test('a first client that reads nothing does not hold up the next one; it later gets the whole blob', async () => {
+    for (const size of [3 << 20, 24 << 20]) {
+      const bytes = pseudoRandom(`pace-${size}`, size);
+      behave = (req, res) => sendBytes(req, res, bytes);
+      const path = `/v2/pace/model/blobs/${sha256Digest(bytes)}`;
+      const first = await lazyGet(path);
+      assert.equal(first.status, 200);
+      const second = await raw(registry.url, path);
+      assert.equal(second.status, 200, `${size}: the second client`);
+      assert.ok(second.body.equals(bytes), `${size}: the second client's bytes`);
+      assert.ok((await first.read()).equals(bytes), `${size}: the first client, reading late, gets the whole blob`);
+    }
+  });
+
+  test('an upstream that trickles a manifest or tag list forever: every waiter gets a 502 in spec JSON by the deadline', async () => {
+    behave = (req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json', 'Content-Length': '100000' });
+      const t = setInterval(() => res.write(' '), 100); // never idle long enough for the idle timeout
+      timers.add(t);
+      res.on('close', () => (clearInterval(t), timers.delete(t)));
+    };
+    for (const route of ['/v2/pace/model/manifests/latest', '/v2/pace/model/tags/list']) {
+      const started = Date.now();
+      const answers = await Promise.all([0, 1, 2].map(() => raw(registry.url, route).then((r) => r, (e: Error) => e)));
+      const took = Date.now() - started;
+      for (const a of answers) {
+        assert.ok(!(a instanceof Error) && a.status === 502, `${route}: ${a instanceof Error ? a.message : a.status}`);
+        assert.equal(errorCode(a), 'UNKNOWN');
+      }
+      assert.ok(took < 20 * DEADLINE_MS, `${route}: answered after ${took} ms`);
+    }
+    const deadline = Date.now() + 10_000;
+    while (timers.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(timers.size, 0, 'no upstream fetch outlives its deadline');
   });
 });
