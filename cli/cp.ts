@@ -13,7 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { extract } from 'tar-stream';
 import type { TocEntry } from '../image/estargz.ts';
-import { sha256Digest, type Descriptor } from '../image/oci.ts';
+import type { Descriptor } from '../image/oci.ts';
 import { registryCredentials } from '../client/auth.ts';
 import { parseImageReference, RangeIgnored, RegistryClient, RemoteError } from '../client/remote.ts';
 import { gunzipPrefix } from '../client/verify.ts';

@@ -2,7 +2,7 @@
 // they were asked by (and the registry's Docker-Content-Digest, and the descriptor that named
 // them), blobs streamed through a sha256 verifier, byte ranges checked for what was asked, an
 // eStargz TOC only when it is the one the manifest names, referrers lists checked for shape.
-import { ANNOTATION, isDigest, MEDIA_TYPE, sha256Digest, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
+import { isDigest, MEDIA_TYPE, sha256Digest, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
 import { readVouchedToc, type LayerToc } from '../image/toc.ts';
 import { readBounded } from './body.ts';
 import { RangeIgnored, RemoteError } from './errors.ts';

@@ -78,16 +78,17 @@ function relayedRangeHeaders(digest: string, sent: string, response: Response): 
 
 /**
  * A relayed 206 body that errors (the client sees a cut transfer, never a complete one) as soon
- * as it runs past the length its single Content-Range states; multipart answers pass as they are.
+ * as it runs past the length the relayed `headers` state (Content-Length, else the single
+ * Content-Range); without either it passes as it is.
  */
-function noLongerThanRange(response: Response): TransformStream<Uint8Array, Uint8Array> {
-  const range = /^bytes (\d+)-(\d+)\//.exec(response.headers.get('content-range') ?? '');
-  const length = range ? Number(range[2]) - Number(range[1]) + 1 : Infinity;
+function noLongerThanRange(headers: Record<string, string>): TransformStream<Uint8Array, Uint8Array> {
+  const range = /^bytes (\d+)-(\d+)\//.exec(headers['Content-Range'] ?? '');
+  const length = headers['Content-Length'] ? Number(headers['Content-Length']) : range ? Number(range[2]) - Number(range[1]) + 1 : Infinity;
   let sent = 0;
   return new TransformStream({
     transform(chunk, controller) {
       sent += chunk.length;
-      if (sent > length) throw new Error(`the upstream sent more than the ${length} bytes of its Content-Range`);
+      if (sent > length) throw new Error(`the upstream sent more than the ${length} bytes it stated`);
       controller.enqueue(chunk);
     },
   });
@@ -370,7 +371,7 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
       const headers = res.status === 206 && res.body ? relayedRangeHeaders(digest, range, res) : undefined;
       if (headers) {
         if (!fills.has(key)) startFill(name, digest).then(completeFill).catch(() => {});
-        return { status: 206, headers, body: res.body!.pipeThrough(noLongerThanRange(res)) };
+        return { status: 206, headers, body: res.body!.pipeThrough(noLongerThanRange(headers)) };
       }
       if (res.status === 200 && !fills.has(key)) {
         const started = await startFill(name, digest, res);
