@@ -4,6 +4,7 @@
 // rechecked against the upstream once they are older than the tag TTL (a model's `latest` moves
 // when its catalog sha is updated); digests never change, so they are never rechecked.
 import { readBounded } from '../client/body.ts';
+import type { Credentials } from '../client/auth.ts';
 import { MANIFEST_ACCEPT, pullScope, RegistryClient, type RemoteError } from '../client/remote.ts';
 import { blobHeaders, type BlobReply, type BlobRequest, type PullThrough } from './app.ts';
 import { RegistryError, upstreamFailed } from './errors.ts';
@@ -21,6 +22,8 @@ export interface PullThroughOptions {
   tagTtlMs?: number;
   /** Told about failed transfers (the client only sees a cut connection or a 502). */
   onError?: (message: string) => void;
+  /** Basic credentials for the upstream; the client sends them to its origin (and token realm) only. */
+  credentials?: Credentials;
 }
 
 /** Statuses meaning "the upstream does not have it (for us)". */
@@ -69,7 +72,7 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
     throw new Error(`--upstream must be an http:// or https:// URL, not "${upstreamUrl}"`);
   }
   const base = upstreamUrl.replace(/\/+$/, '');
-  const client = new RegistryClient(parsed.host, { insecure: parsed.protocol === 'http:', idleTimeoutMs: options.timeoutMs });
+  const client = new RegistryClient(parsed.host, { insecure: parsed.protocol === 'http:', idleTimeoutMs: options.timeoutMs, credentials: options.credentials });
   const manifestFetches = new Map<string, Promise<ManifestRecord | undefined>>();
   const tagTtlMs = options.tagTtlMs ?? DEFAULT_TAG_TTL_MS;
   /** `name:tag` -> when the upstream was last asked about it. */

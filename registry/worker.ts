@@ -32,31 +32,7 @@ export interface Env {
   FILLS?: DurableObjectNamespace;
 }
 
-const MAX_REDIRECTS = 5;
 
-/**
- * A fetch that adds the upstream credentials to requests for the upstream's origin, and only those:
- * redirects (a registry handing a blob to its storage bucket) are followed here, each hop getting
- * the credentials only if it is on the upstream's origin. Always a fresh function: workerd's fetch
- * throws "Illegal invocation" when called as a method of another object, as the pull-through does.
- */
-function credentialedFetch(env: Env, upstream: string): typeof fetch {
-  if (!env.UPSTREAM_USER) return (input, init) => fetch(input, init);
-  const origin = new URL(upstream).origin;
-  const basic = `Basic ${btoa(`${env.UPSTREAM_USER}:${env.UPSTREAM_PASSWORD ?? ''}`)}`;
-  const send = async (request: Request, hops: number): Promise<Response> => {
-    if (new URL(request.url).origin !== origin || request.headers.has('authorization')) return fetch(request);
-    const headers = new Headers(request.headers);
-    headers.set('Authorization', basic);
-    const res = await fetch(new Request(request, { headers, redirect: 'manual' }));
-    const location = res.headers.get('location');
-    if (res.status < 300 || res.status >= 400 || !location || hops >= MAX_REDIRECTS) return res;
-    await res.body?.cancel().catch(() => {});
-    const next = new URL(location, request.url).href;
-    return send(new Request(next, { method: request.method, headers: request.headers, signal: request.signal, redirect: 'follow' }), hops + 1);
-  };
-  return (input, init) => send(new Request(input, init), 0);
-}
 
 /**
  * The pull-through over R2 (registry/upstream.ts, its one entry point). Blob misses go through
@@ -65,7 +41,7 @@ function credentialedFetch(env: Env, upstream: string): typeof fetch {
 function pullThrough(env: Env, store: R2Store, viaFills: boolean): PullThrough | undefined {
   if (!env.UPSTREAM) return undefined;
   const local = createPullThrough(store, env.UPSTREAM, {
-    fetch: credentialedFetch(env, env.UPSTREAM),
+    credentials: env.UPSTREAM_USER ? { username: env.UPSTREAM_USER, password: env.UPSTREAM_PASSWORD ?? '' } : undefined,
     onError: (message) => console.error(`pull-through: ${message}`),
   });
   const fills = env.FILLS;
