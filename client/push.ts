@@ -9,7 +9,7 @@
 // registry's credentials to its own origin only.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { registryCredentials } from './auth.ts';
+import { registryCredentials } from './credentials.ts';
 import { ImageLayout } from '../image/layout.ts';
 import { ANNOTATION, sha256Digest, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
 import { pullScope, RegistryClient, RemoteError } from './remote.ts';

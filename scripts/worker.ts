@@ -6,6 +6,7 @@
 //   DEPOT_STORE     optional: a store folder copied into the bucket first (scripts/worker-load.ts)
 import { build } from 'esbuild';
 import { Miniflare } from 'miniflare';
+import type { Readable } from 'node:stream';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -57,10 +58,23 @@ export async function bundleWorker(entry: string): Promise<string> {
   return result.outputFiles[0].text;
 }
 
-/** Start the Worker in workerd; resolves once it accepts requests. */
+/** How much of workerd's stderr a start-up failure quotes. */
+const STDERR_TAIL = 4096;
+
+/**
+ * Start the Worker in workerd; resolves once it accepts requests. workerd's own output goes to our
+ * stderr; when it fails to start (a module the bundle needs that workerd lacks, a throw at the top
+ * level), the error thrown quotes the end of what workerd said, not only Miniflare's "failed to start".
+ */
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   const config = parse(await readFile(path.join(ROOT, 'wrangler.toml'), 'utf8')) as unknown as WranglerConfig;
   const bucketBinding = config.r2_buckets[0].binding;
+  let said = '';
+  const relay = (stream: Readable, to: NodeJS.WriteStream) =>
+    stream.on('data', (chunk: Buffer) => {
+      to.write(chunk);
+      if (to === process.stderr) said = (said + chunk.toString('utf8')).slice(-STDERR_TAIL);
+    });
   const mf = new Miniflare({
     host: '127.0.0.1',
     port: options.port ?? 8787,
@@ -72,8 +86,17 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     r2Buckets: [bucketBinding],
     r2Persist: options.r2Dir,
     durableObjects: Object.fromEntries((config.durable_objects?.bindings ?? []).map((b) => [b.name, b.class_name])),
+    cf: false, // offline: no fetch of Cloudflare's request.cf sample
+    handleRuntimeStdio: (stdout, stderr) => (relay(stdout, process.stdout), relay(stderr, process.stderr)),
   });
-  const url = (await mf.ready).origin;
+  let url: string;
+  try {
+    url = (await mf.ready).origin;
+  } catch (error) {
+    await mf.dispose().catch(() => {});
+    const why = said.trim().split('\n').filter(Boolean).slice(-3).join(' | ');
+    throw new Error(`workerd could not start the Worker${why ? `: ${why}` : ''} (${(error as Error).message})`, { cause: error });
+  }
   const bucket = (await mf.getR2Bucket(bucketBinding)) as unknown as R2Bucket;
   return { url, bucket, close: () => mf.dispose() };
 }

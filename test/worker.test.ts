@@ -229,7 +229,7 @@ describe('pull-through from the CNCF registry into R2', () => {
 });
 
 describe('upstream credentials (secrets UPSTREAM_USER, UPSTREAM_PASSWORD)', () => {
-  test('sent to the upstream origin only: a blob redirected to another origin is fetched there without them', async () => {
+  test('sent to the upstream origin only, once it challenges: a blob redirected to another origin is fetched there without them', async () => {
     const seen: { server: string; authorization?: string }[] = [];
     const storage = await startServer((req, res) => {
       seen.push({ server: 'storage', authorization: req.headers.authorization });
@@ -251,7 +251,9 @@ describe('upstream credentials (secrets UPSTREAM_USER, UPSTREAM_PASSWORD)', () =
       const res = await raw(withSecrets.url, `/v2/${image.name}/blobs/${image.layer}`);
       assert.equal(res.status, 200);
       assert.equal(sha(res.body), image.layer);
+      // The verified client (client/transport.ts) asks anonymously first and answers the Basic challenge.
       assert.deepEqual(seen, [
+        { server: 'upstream', authorization: undefined },
         { server: 'upstream', authorization: `Basic ${Buffer.from('puller:s3cret').toString('base64')}` },
         { server: 'storage', authorization: undefined },
       ]);

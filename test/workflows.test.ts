@@ -114,7 +114,7 @@ describe('workflow rules', () => {
 
   test('publish.yml: a matrix job per model, one at a time per image, then the site from the registry', () => {
     const wf = workflow('publish.yml');
-    assert.deepEqual(wf.on.push, { branches: ['main'], paths: ['models/models.yaml', 'registry/**', 'wrangler.toml'] });
+    assert.deepEqual(wf.on.push, { branches: ['main'], paths: ['models/models.yaml', 'registry/**', 'client/**', 'image/**', 'wrangler.toml'] });
     assert.ok((wf.on.workflow_dispatch as any).inputs.model.required);
     const publish = wf.jobs.publish;
     assert.equal(publish.strategy.matrix.model, '${{ fromJSON(needs.changes.outputs.models) }}');
