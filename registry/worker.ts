@@ -83,6 +83,25 @@ async function redirectBlob(request: Request, env: Env, store: R2Store): Promise
   return new Response(null, { status: 307, headers: { Location: location, 'Docker-Content-Digest': m[2], [API_VERSION_HEADER]: API_VERSION } });
 }
 
+/** workerd's identity stream that declares its length (Workers runtime API, streams). */
+declare class FixedLengthStream extends TransformStream<Uint8Array, Uint8Array> {
+  constructor(length: number);
+}
+
+/**
+ * workerd sends a body it cannot size (a stream made in JavaScript: a multipart/byteranges answer,
+ * a blob streamed from the upstream) chunked, dropping the app's Content-Length. Piped through a
+ * FixedLengthStream it goes out with that length, as `serve` sends it, and a body that ends short
+ * is a cut connection rather than a shorter blob.
+ */
+function withContentLength(response: Response): Response {
+  const length = Number(response.headers.get('content-length') ?? NaN);
+  if (!response.body || !Number.isSafeInteger(length)) return response;
+  const fixed = new FixedLengthStream(length);
+  response.body.pipeTo(fixed.writable).catch(() => {}); // an error reaches the client as a cut body
+  return new Response(fixed.readable, response);
+}
+
 /** One app per isolate and role (the bindings do not change within an isolate). */
 function appFor(env: Env, viaFills: boolean) {
   const store = new R2Store(env.BUCKET);
@@ -95,7 +114,7 @@ let worker: ReturnType<typeof appFor> | undefined;
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
     worker ??= appFor(env, true);
-    return (await redirectBlob(request, env, worker.store)) ?? worker.app.fetch(request);
+    return (await redirectBlob(request, env, worker.store)) ?? withContentLength(await worker.app.fetch(request));
   },
 };
 

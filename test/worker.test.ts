@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { sha256Digest } from '../image/oci.ts';
 import { blobKey, tagKey } from '../registry/r2-store.ts';
 import { assertBuildahCopies } from './helpers/buildah.ts';
+import { generatedSpecs, rangeHeader } from './helpers/byteranges.ts';
 import { registryConformance } from './helpers/conformance.ts';
 import { startRecordingProxy, type RecordingProxy } from './helpers/proxy.ts';
 import {
@@ -20,9 +21,11 @@ import {
   ROOT,
   runTool,
   startCncfRegistry,
+  startTestRegistry,
   tempDir,
   tool,
   type CncfRegistry,
+  type RawResponse,
   type TestImage,
 } from './helpers/registry.ts';
 import { startTestWorker, type TestWorker } from './helpers/worker.ts';
@@ -90,6 +93,31 @@ describe('the Worker', () => {
       assert.ok(report.fetched < report.blobSize / 50, `fetched ${report.fetched} of ${report.blobSize} bytes`);
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('several ranges: the same answer as serve, byte for byte but the boundary (same parts, boundary format, cap of 64)', async () => {
+    const serve = await startTestRegistry({ store: image.store });
+    /** The answer with its boundary replaced, and the boundary's shape (hex digits as 'h'). */
+    const normalized = (res: RawResponse) => {
+      const boundary = /boundary=(\S+)$/.exec(String(res.headers['content-type']))?.[1];
+      const strip = (text: string) => (boundary ? text.replaceAll(boundary, 'BOUNDARY') : text);
+      const headers = ['content-type', 'content-range', 'content-length'].map((h) => strip(String(res.headers[h])));
+      return { status: res.status, headers, body: sha(Buffer.from(strip(res.body.toString('latin1')), 'latin1')), shape: boundary?.replace(/[0-9a-f]/g, 'h') };
+    };
+    try {
+      let multipart = 0;
+      for (let seed = 1; seed <= 40; seed++) {
+        const header = rangeHeader(generatedSpecs(seed, layer.length), seed);
+        const path = `/v2/${image.name}/blobs/${image.layer}`;
+        const [fromWorker, fromServe] = await Promise.all([worker.url, serve.url].map((url) => raw(url, path, { headers: { Range: header } })));
+        const [w, s] = [normalized(fromWorker), normalized(fromServe)];
+        assert.deepEqual(w, s, `seed ${seed}: ${header.slice(0, 200)}`);
+        if (w.shape) multipart++;
+      }
+      assert.ok(multipart >= 20, `only ${multipart} of 40 answers were multipart`);
+    } finally {
+      await serve.close();
     }
   });
 

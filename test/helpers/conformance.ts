@@ -1,9 +1,11 @@
 // The registry API's observable behaviour, run against every runtime (`serve` in
 // test/registry.test.ts, the Cloudflare Worker in test/worker.test.ts): base, catalog, tags,
-// manifests, blobs, ranges, conditional requests and the OCI error JSON for bad requests.
+// manifests, blobs, ranges (one, several: multipart/byteranges), conditional requests and the OCI
+// error JSON for bad requests.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { sha256Digest } from '../../image/oci.ts';
+import { assertRangeAnswer, expectedRuns, generatedSpecs, rangeHeader } from './byteranges.ts';
 import { errorCode, raw, type TestImage } from './registry.ts';
 
 const INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -163,7 +165,7 @@ export function registryConformance(target: () => ConformanceTarget, options: { 
       });
     }
 
-    test('another unit: the full blob (several ranges: test/lazy-ranges.test.ts)', async () => {
+    test('another unit: the full blob', async () => {
       const res = await get(blobPath(), { Range: 'items=0-1' });
       assert.equal(res.status, 200);
       assert.equal(res.body.length, size());
@@ -183,6 +185,48 @@ export function registryConformance(target: () => ConformanceTarget, options: { 
       assert.equal((await get(blobPath(), { 'If-None-Match': '"sha256:nope"' }, 'HEAD')).status, 200);
       assert.equal((await get(blobPath(), { 'If-Modified-Since': new Date(Date.now() + 60_000).toUTCString() })).status, 304);
       assert.equal((await get(blobPath(), { 'If-Modified-Since': new Date(0).toUTCString() }, 'HEAD')).status, 200);
+    });
+  });
+
+  describe('several ranges (the stargz snapshotter asks for several chunks at once)', () => {
+    test('generated Range headers: 206, multipart/byteranges or 416 exactly as the byte model says', async () => {
+      const layer = target().layer;
+      for (let seed = 1; seed <= 150; seed++) {
+        const specs = generatedSpecs(seed, layer.length);
+        const header = rangeHeader(specs, seed);
+        assertRangeAnswer(await get(blobPath(), { Range: header }), layer, expectedRuns(specs, layer.length), `seed ${seed}: ${header.slice(0, 200)}`);
+      }
+    });
+
+    test('unsatisfiable parts dropped: bytes=0-1,999999999999- is the first two bytes', async () => {
+      const res = await get(blobPath(), { Range: 'bytes=0-1,999999999999-' });
+      assert.equal(res.status, 206);
+      assert.equal(res.headers['content-range'], `bytes 0-1/${target().layer.length}`);
+      assert.ok(res.body.equals(target().layer.subarray(0, 2)));
+    });
+
+    test('overlapping and adjacent ranges are merged; a HEAD gets the same headers and no body', async () => {
+      const header = { Range: 'bytes=10-19,0-4,5-9,100-199,150-250' };
+      const res = await get(blobPath(), header);
+      assertRangeAnswer(res, target().layer, [[0, 19], [100, 250]], 'merged');
+      const head = await get(blobPath(), header, 'HEAD');
+      assert.equal(head.status, 206);
+      assert.equal(head.headers['content-length'], res.headers['content-length']);
+      assert.match(String(head.headers['content-type']), /^multipart\/byteranges; boundary=/);
+      assert.equal(head.body.length, 0);
+    });
+
+    test('If-Range that does not match: the whole blob, even for several ranges', async () => {
+      const res = await get(blobPath(), { Range: 'bytes=0-1,10-11', 'If-Range': '"sha256:0000"' });
+      assert.equal(res.status, 200);
+      assert.ok(res.body.equals(target().layer));
+    });
+
+    test('a multipart answer with large parts streams (parts bigger than one read)', async () => {
+      const layer = target().layer;
+      const half = Math.floor(layer.length / 2);
+      const res = await get(blobPath(), { Range: `bytes=0-${half - 10},${half + 10}-` });
+      assertRangeAnswer(res, layer, [[0, half - 10], [half + 10, layer.length - 1]], 'large parts');
     });
   });
 
