@@ -12,8 +12,8 @@ import { startRegistry } from '../registry/server.ts';
 import { makeTestImage, pushLayout, startCncfRegistry, tempDir } from '../test/helpers/registry.ts';
 
 const run = promisify(execFile);
-const WRK = '/usr/bin/wrk';
-const INDEX_ACCEPT = 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json';
+export const WRK = '/usr/bin/wrk';
+export const INDEX_ACCEPT = 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json';
 
 export interface RegistryBenchOptions {
   /** Seconds per measurement (default 5). */
@@ -24,13 +24,13 @@ export interface RegistryBenchOptions {
   weights?: number;
 }
 
-interface Load {
+export interface Load {
   requestsPerSec: number;
   bytesPerSec: number;
   errors: number;
 }
 
-interface Scenario {
+export interface Scenario {
   label: string;
   unit: string;
   connections: number;
@@ -43,7 +43,7 @@ interface Scenario {
 }
 
 /** wrk when installed (C, so the load tool is not the bottleneck), autocannon otherwise. */
-async function load(base: string, s: Scenario, duration: number, dir: string): Promise<Load> {
+export async function load(base: string, s: Scenario, duration: number, dir: string): Promise<Load> {
   if (existsSync(WRK)) {
     const script = path.join(dir, `wrk-${Math.random().toString(36).slice(2)}.lua`);
     const headers = Object.entries(s.headers ?? {}).map(([k, v]) => `["${k}"] = "${v}"`);

@@ -6,6 +6,7 @@ import { benchLazy } from './lazy.ts';
 import { benchRegistry } from './registry.ts';
 import { benchSite } from './site.ts';
 import { benchSlowReaders } from './slow-readers.ts';
+import { benchWorker } from './worker.ts';
 import { benchLighthouse } from './lighthouse.ts';
 
 const SECTIONS: Record<string, () => Promise<void>> = {
@@ -14,6 +15,7 @@ const SECTIONS: Record<string, () => Promise<void>> = {
   'slow-readers': () => benchSlowReaders(),
   site: benchSite,
   lazy: benchLazy,
+  worker: benchWorker,
   lighthouse: benchLighthouse,
 };
 const wanted = process.argv.slice(2);

@@ -14,7 +14,7 @@ import { createGunzip } from 'node:zlib';
 import { extract } from 'tar-stream';
 import type { TocEntry } from '../image/estargz.ts';
 import type { Descriptor } from '../image/oci.ts';
-import { registryCredentials } from '../client/auth.ts';
+import { registryCredentials } from '../client/credentials.ts';
 import { parseImageReference, RangeIgnored, RegistryClient, RemoteError } from '../client/remote.ts';
 import { gunzipPrefix } from '../client/verify.ts';
 import { parseCommandArgs, UsageError } from './args.ts';

@@ -1,5 +1,5 @@
 // depot-ai serve: the read-only registry over the store, until SIGINT/SIGTERM.
-import { registryCredentials } from '../client/auth.ts';
+import { registryCredentials } from '../client/credentials.ts';
 import { DEFAULT_STORE } from '../image/layout.ts';
 import { startRegistry } from '../registry/server.ts';
 import { DEFAULT_TAG_TTL_MS } from '../registry/upstream.ts';

@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { DEFAULT_CATALOG, loadCatalog } from '../models/catalog.ts';
 import { makeImage } from '../builder/build.ts';
 import { ANNOTATION, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
-import { registryCredentials } from '../client/auth.ts';
+import { registryCredentials } from '../client/credentials.ts';
 import { parseImageReference, RegistryClient, RemoteError, type ImageReference } from '../client/remote.ts';
 import { ContentCache } from '../sources/content-cache.ts';
 import { DEFAULT_CACHE, HuggingFaceSource } from '../sources/huggingface.ts';

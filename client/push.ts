@@ -10,7 +10,7 @@
 // origin only.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { registryCredentials } from './auth.ts';
+import { registryCredentials } from './credentials.ts';
 import { ImageLayout } from '../image/layout.ts';
 import { ANNOTATION, MEDIA_TYPE, sha256Digest, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
 import { referrerDescriptors, referrersTag, withReferrer, type ReferrerDescriptor } from './referrers.ts';

@@ -4,6 +4,7 @@
 // Then builds the Go reference-reader checker (tools/estargz-check) in GOPATH mode.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -65,4 +66,16 @@ for (const tool of ['estargz-check', 'estargz-build', 'stargz-snapshotter']) {
     env: { ...process.env, GOPATH, GO111MODULE: 'off', GOFLAGS: '' },
   });
 }
-console.log('ensure-tools: skopeo, buildah, docker-registry, chromium, containerd, docker and the estargz tools are ready');
+// workerd (the Worker tests' runtime) comes from npm: miniflare's `workerd` package takes its binary
+// from the optional package @cloudflare/workerd-<platform>, with no install script needed (npm 11
+// may skip those); `npm ci --omit=optional` would leave it out.
+try {
+  const fromMiniflare = createRequire(createRequire(import.meta.url).resolve('miniflare'));
+  const workerd = fromMiniflare('workerd').default;
+  execFileSync(workerd, ['--version'], { stdio: 'ignore' });
+} catch (error) {
+  console.error(`ensure-tools: workerd cannot run (${error.message.split('\n')[0]}); run npm ci, without --omit=optional`);
+  process.exit(1);
+}
+
+console.log('ensure-tools: skopeo, buildah, docker-registry, chromium, containerd, docker, workerd and the estargz tools are ready');

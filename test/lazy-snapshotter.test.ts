@@ -3,14 +3,18 @@
 // pulls a ~350 MB image from `serve`, and a read-only view of it is mounted and read. Counted from
 // serve's request log: after rpull only the footer and TOC moved; config.json costs at most
 // 64 KiB more; the 40 MiB file at most 1.5x its compressed size, never the whole layer; every file
-// is byte-identical. The same through `serve --upstream` in front of the CNCF registry.
+// is byte-identical. The same through `serve --upstream` in front of the CNCF registry, and from
+// the Cloudflare Worker (workerd under Miniflare, R2 on disk), counted by a proxy in front of it.
 import assert from 'node:assert/strict';
 import { readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { blobKey } from '../registry/r2-store.ts';
 import { startContainerd } from './helpers/containerd.ts';
 import { buildLazyImage, fileSha256, layerBytesSent, MEDIUM, SMALL, WEIGHTS, type LazyImage } from './helpers/lazy.ts';
+import { startRecordingProxy, type RecordingProxy } from './helpers/proxy.ts';
 import { pushLayout, startCncfRegistry, startTestRegistry, tempDir, type CncfRegistry, type TestRegistry } from './helpers/registry.ts';
+import { startTestWorker, type TestWorker } from './helpers/worker.ts';
 import { createHash } from 'node:crypto';
 
 const REDIRECT_PROBE = 2; // the snapshotter first GETs bytes=0-1 to follow a redirect
@@ -25,12 +29,15 @@ after(async () => {
   if (image) await rm(image.store, { recursive: true, force: true });
 });
 
-/** One lazy pull through `registry`, reading files in the order a build step would. */
-async function lazyPull(registry: TestRegistry, options: { readWeights: boolean }): Promise<void> {
+/**
+ * One lazy pull from `hostPort`, reading files in the order a build step would; `counter` (serve's
+ * request log, or a proxy in front of the registry at `hostPort`) says what the layer cost.
+ */
+async function lazyPull(hostPort: string, counter: TestRegistry | RecordingProxy, options: { readWeights: boolean; beforeReads?: () => Promise<void> }): Promise<void> {
   const containerd = await startContainerd();
   try {
-    const ref = `${registry.hostPort}/${image.name}:${image.tag}`;
-    const sent = () => layerBytesSent(registry, image.layer);
+    const ref = `${hostPort}/${image.name}:${image.tag}`;
+    const sent = () => layerBytesSent(counter, image.layer);
     const base = await sent();
     await containerd.rpull(ref);
     const afterPull = (await sent()) - base;
@@ -38,6 +45,7 @@ async function lazyPull(registry: TestRegistry, options: { readWeights: boolean 
     const tail = image.layerSize - Math.floor((image.layerSize - image.tocAndFooter) / BLOB_CHUNK) * BLOB_CHUNK;
     assert.ok(afterPull > 0 && afterPull <= tail + REDIRECT_PROBE, `after rpull: ${afterPull} B of the layer (footer + TOC: ${image.tocAndFooter} B, in blob chunks ${tail} B)`);
 
+    await options.beforeReads?.();
     const root = await containerd.mountView(image.diffId);
     const config = await readFile(path.join(root, 'config.json'));
     const afterConfig = (await sent()) - base;
@@ -75,7 +83,7 @@ describe('from serve', () => {
   // Before multi-range answers, half the runs fetched the whole layer for the 40 MiB file.
   for (const run of [1, 2, 3]) {
     test(`run ${run}: lazy, and every file byte-identical`, { timeout: 300_000 }, async () => {
-      await lazyPull(registry, { readWeights: run === 3 });
+      await lazyPull(registry.hostPort, registry, { readWeights: run === 3 });
     });
   }
 });
@@ -100,6 +108,33 @@ describe('through serve --upstream in front of the CNCF registry', () => {
   // upstream's 206 answers, multipart ones with their Content-Type, while the mirror caches the
   // whole layer in the background; later reads come from the cache. Both are counted alike.
   test('lazy, and every file byte-identical', { timeout: 300_000 }, async () => {
-    await lazyPull(mirror, { readWeights: true });
+    await lazyPull(mirror.hostPort, mirror, { readWeights: true });
+  });
+});
+
+describe('from the Worker (workerd under Miniflare), filling R2 by pull-through from serve', () => {
+  let origin: TestRegistry;
+  let worker: TestWorker;
+  let proxy: RecordingProxy;
+  before(async () => {
+    origin = await startTestRegistry({ store: image.store, log: false });
+    worker = await startTestWorker({ bindings: { UPSTREAM: origin.url } });
+    proxy = await startRecordingProxy(worker.url);
+  });
+  after(async () => {
+    await proxy?.close();
+    await worker?.close();
+    await origin?.close();
+  });
+  // As the mirror above: rpull's reads miss R2 and start the fill of the whole layer (inside
+  // workerd, verified, multipart); the file reads are then multi-range answers from R2 ranged gets.
+  test('lazy, and the files read byte-identical', { timeout: 300_000 }, async () => {
+    const filled = async () => {
+      for (const deadline = Date.now() + 180_000; (await worker.bucket.head(blobKey(image.name, image.layer)))?.size !== image.layerSize; ) {
+        if (Date.now() > deadline) throw new Error('the Worker did not fill R2 with the layer');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    };
+    await lazyPull(proxy.hostPort, proxy, { readWeights: false, beforeReads: filled });
   });
 });

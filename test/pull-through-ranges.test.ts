@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { assertRangeAnswer, expectedRuns, manyShortSpecs, parseMultipart, prng, randomSpec } from './helpers/ranges.ts';
+import { assertRangeAnswer, expectedRuns, manyShortSpecs, parseMultipart, prng, randomSpec } from './helpers/byteranges.ts';
 import {
   errorCode,
   eventually,

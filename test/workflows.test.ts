@@ -123,7 +123,7 @@ describe('workflow rules', () => {
 
   test('publish.yml: a matrix job per model, one at a time per image, then the site from the registry', () => {
     const wf = workflow('publish.yml');
-    assert.deepEqual(wf.on.push, { branches: ['main'], paths: ['models/models.yaml'] });
+    assert.deepEqual(wf.on.push, { branches: ['main'], paths: ['models/models.yaml', 'registry/**', 'client/**', 'image/**', 'wrangler.toml'] });
     assert.ok((wf.on.workflow_dispatch as any).inputs.model.required);
     const publish = wf.jobs.publish;
     assert.equal(publish.strategy.matrix.model, '${{ fromJSON(needs.changes.outputs.models) }}');
@@ -136,6 +136,19 @@ describe('workflow rules', () => {
     assert.deepEqual(wf.jobs.site.needs, ['changes', 'publish']);
     assert.match(step(wf, 'site', 'Build the site (digests, sizes and file lists read from the registry)').run!, /DEPOT_REGISTRY_URL=.* npm run build:site/);
     assert.equal(wf.jobs.deploy.steps[0].uses?.split('@')[0], 'actions/deploy-pages');
+  });
+
+  test('publish.yml: the registry Worker is deployed on pushes to main with wrangler, its secrets in that step only', () => {
+    const wf = workflow('publish.yml');
+    const worker = wf.jobs.worker;
+    assert.equal(worker.if, "github.event_name == 'push'");
+    const deploy = worker.steps.at(-1)!;
+    assert.equal(deploy.uses?.split('@')[0], 'cloudflare/wrangler-action');
+    assert.match(String(deploy.with!.command), /^deploy --var UPSTREAM:/);
+    assert.equal(deploy.with!.apiToken, '${{ secrets.CLOUDFLARE_API_TOKEN }}');
+    assert.deepEqual(String(deploy.with!.secrets).trim().split('\n'), Object.keys(deploy.env!));
+    const withSecrets = Object.entries(wf.jobs).filter(([, job]) => JSON.stringify(job).includes('CLOUDFLARE_API_TOKEN')).map(([id]) => id);
+    assert.deepEqual(withSecrets, ['worker']);
   });
 });
 

@@ -1,11 +1,12 @@
 // A large model image for lazy-pull tests and the benchmark: fp16-like weights (≥ 300 MB), a
 // 40 MiB file and small JSON files, built once by the real builder; plus what a lazy puller may
-// fetch of it (footer + TOC, each file's compressed extent) and the layer bytes serve sent.
+// fetch of it (footer + TOC, each file's compressed extent) and the layer bytes a registry sent.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { readToc, fileReadAt } from '../../image/toc.ts';
+import type { RecordingProxy } from './proxy.ts';
 import { buildImage, imageDigests, tempDir, type TestRegistry } from './registry.ts';
 
 export const WEIGHTS = 'model.safetensors';
@@ -106,17 +107,24 @@ export async function fileSha256(file: string): Promise<string> {
 }
 
 /**
- * Bytes of `layer` serve has sent so far, from its request log, once the log has been quiet for
- * 300 ms (a line is written when a response ends, a moment after the client has its bytes).
+ * Bytes of `layer` sent so far (GETs; HEADs send none), once the count has been still for 300 ms:
+ * from serve's request log (a line is written when a response ends, a moment after the client has
+ * its bytes), or from a recording proxy in front of any registry (e.g. the Worker).
  */
-export async function layerBytesSent(registry: TestRegistry, layer: string): Promise<number> {
+export async function layerBytesSent(from: TestRegistry | RecordingProxy, layer: string): Promise<number> {
+  const count = 'lines' in from ? () => loggedBytes(from.lines, layer) : () => from.requests.reduce((n, r) => n + (r.method === 'GET' && r.url.endsWith(`/blobs/${layer}`) ? r.bytes : 0), 0);
   let seen = -1;
-  while (seen !== registry.lines.length) {
-    seen = registry.lines.length;
+  for (let now = count(); now !== seen; now = count()) {
+    seen = now;
     await new Promise((r) => setTimeout(r, 300));
   }
+  return seen;
+}
+
+/** The layer bytes serve's request log lines account for. */
+function loggedBytes(lines: string[], layer: string): number {
   let total = 0;
-  for (const line of registry.lines) {
+  for (const line of lines) {
     if (!line.includes(` /v2/`) || !line.includes(`/blobs/${layer} `) || line.includes(' HEAD ')) continue;
     const m = / (\d{3}) (\d+|-)B? /.exec(line);
     if (!m || m[2] === '-') throw new Error(`a layer response without a byte count: ${line}`);

@@ -1,5 +1,6 @@
-// An HTTP proxy in front of a registry that records every request and can cut an upload: after
-// `cutAfter` bytes of a matching request body it drops both connections, as a flaky network does.
+// An HTTP proxy in front of a registry that records every request (and the response bytes it
+// passed back) and can cut an upload: after `cutAfter` bytes of a matching request body it drops
+// both connections, as a flaky network does.
 import { createServer, request, type Server } from 'node:http';
 
 export interface ProxyFault {
@@ -13,7 +14,8 @@ export interface ProxyFault {
 export interface RecordingProxy {
   url: string;
   hostPort: string;
-  requests: { method: string; url: string }[];
+  /** Every request, with the bytes of its response body passed back so far. */
+  requests: { method: string; url: string; bytes: number }[];
   faults: ProxyFault[];
   count(method: string, urlIncludes?: string): number;
   close(): Promise<void>;
@@ -30,11 +32,13 @@ export async function startRecordingProxy(target: string): Promise<RecordingProx
     close: async () => {},
   };
   const server: Server = createServer((req, res) => {
-    proxy.requests.push({ method: req.method!, url: req.url! });
+    const record = { method: req.method!, url: req.url!, bytes: 0 };
+    proxy.requests.push(record);
     const fault = proxy.faults.find((f) => f.method === req.method && (f.times ?? 1) > 0);
     // The Host header stays the proxy's, so the registry's upload Locations point back through it.
     const out = request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);
+      up.on('data', (chunk: Buffer) => (record.bytes += chunk.length));
       up.pipe(res);
     });
     out.on('error', () => res.destroy());

@@ -1,0 +1,133 @@
+// The registry as a Cloudflare Worker over R2 (the public depot.ai): the same Hono app as
+// `depot-ai serve`, over R2Store, filled by pull-through from the registry CI pushes to.
+//
+// Concurrent misses for one blob are fetched once across all Worker instances: a miss is handed
+// to the Durable Object named `<name>@<digest>` (BlobFills). There is exactly one such object in
+// the world, so every request for that blob meets in the same isolate, where the pull-through's
+// in-memory fill map lets the first request fetch and stream while the others wait and are then
+// served from R2. Manifests are small and written idempotently, so the Worker fetches them itself.
+import { API_VERSION, API_VERSION_HEADER, createApp, type BlobReply, type BlobRequest, type PullThrough } from './app.ts';
+import { normalizeName } from './names.ts';
+import { blobKey, R2Store, type R2Bucket } from './r2-store.ts';
+import { createPullThrough } from './upstream.ts';
+
+interface DurableObjectStub {
+  fetch(input: string, init?: RequestInit): Promise<Response>;
+}
+interface DurableObjectNamespace {
+  idFromName(name: string): unknown;
+  get(id: unknown): DurableObjectStub;
+}
+
+/** The bindings wrangler.toml declares (vars, secrets, the R2 bucket, the Durable Object). */
+export interface Env {
+  BUCKET: R2Bucket;
+  /** Base URL of the registry to pull through from (a var); empty or absent: serve R2 only. */
+  UPSTREAM?: string;
+  /** Secrets: basic-auth credentials, sent only to the upstream's own origin. */
+  UPSTREAM_USER?: string;
+  UPSTREAM_PASSWORD?: string;
+  /** A var: public URL of the bucket (custom domain or CDN); full blob GETs are redirected there. */
+  PUBLIC_BLOB_URL?: string;
+  FILLS?: DurableObjectNamespace;
+}
+
+
+
+/**
+ * The pull-through over R2 (registry/upstream.ts, its one entry point). Blob misses go through
+ * the BlobFills Durable Object when `viaFills` and the binding is there.
+ */
+function pullThrough(env: Env, store: R2Store, viaFills: boolean): PullThrough | undefined {
+  if (!env.UPSTREAM) return undefined;
+  const local = createPullThrough(store, env.UPSTREAM, {
+    credentials: env.UPSTREAM_USER ? { username: env.UPSTREAM_USER, password: env.UPSTREAM_PASSWORD ?? '' } : undefined,
+    onError: (message) => console.error(`pull-through: ${message}`),
+  });
+  const fills = env.FILLS;
+  if (!viaFills || !fills) return local;
+  return {
+    manifest: local.manifest,
+    tags: local.tags,
+    referrers: local.referrers,
+    async blob(name: string, digest: string, request: BlobRequest): Promise<BlobReply | undefined> {
+      const stub = fills.get(fills.idFromName(`${name}@${digest}`));
+      const res = await stub.fetch(`https://fills/v2/${name}/blobs/${digest}`, {
+        method: request.head ? 'HEAD' : 'GET',
+        headers: request.range ? { Range: request.range } : {},
+      });
+      if (res.status === 404) {
+        await res.body?.cancel().catch(() => {});
+        return undefined;
+      }
+      return { status: res.status, headers: Object.fromEntries(res.headers), body: res.body };
+    },
+  };
+}
+
+const BLOB_PATH = /^\/v2\/(.+)\/blobs\/(sha256:[0-9a-f]{64})$/;
+
+/**
+ * With PUBLIC_BLOB_URL, a full GET of a blob R2 holds is a 307 to the bucket's public URL (how
+ * Docker Hub and GHCR hand out layers; clients follow it). Range and conditional requests are
+ * still answered here, so lazy pulls keep their one round trip per chunk.
+ */
+async function redirectBlob(request: Request, env: Env, store: R2Store): Promise<Response | undefined> {
+  if (!env.PUBLIC_BLOB_URL || request.method !== 'GET') return undefined;
+  for (const h of ['range', 'if-none-match', 'if-modified-since']) if (request.headers.has(h)) return undefined;
+  const m = BLOB_PATH.exec(new URL(request.url).pathname);
+  if (!m) return undefined;
+  const name = normalizeName(m[1]);
+  if (!name) return undefined; // the app answers NAME_INVALID
+  if (!(await store.statBlob(name, m[2]))) return undefined; // a miss goes to the pull-through
+  const location = `${env.PUBLIC_BLOB_URL.replace(/\/+$/, '')}/${blobKey(name, m[2]).split('/').map(encodeURIComponent).join('/')}`;
+  return new Response(null, { status: 307, headers: { Location: location, 'Docker-Content-Digest': m[2], [API_VERSION_HEADER]: API_VERSION } });
+}
+
+/** workerd's identity stream that declares its length (Workers runtime API, streams). */
+declare class FixedLengthStream extends TransformStream<Uint8Array, Uint8Array> {
+  constructor(length: number);
+}
+
+/**
+ * workerd sends a body it cannot size (a stream made in JavaScript: a multipart/byteranges answer,
+ * a blob streamed from the upstream) chunked, dropping the app's Content-Length. Piped through a
+ * FixedLengthStream it goes out with that length, as `serve` sends it, and a body that ends short
+ * is a cut connection rather than a shorter blob.
+ */
+function withContentLength(response: Response): Response {
+  const length = Number(response.headers.get('content-length') ?? NaN);
+  if (!response.body || !Number.isSafeInteger(length)) return response;
+  const fixed = new FixedLengthStream(length);
+  response.body.pipeTo(fixed.writable).catch(() => {}); // an error reaches the client as a cut body
+  return new Response(fixed.readable, response);
+}
+
+/** One app per isolate and role (the bindings do not change within an isolate). */
+function appFor(env: Env, viaFills: boolean) {
+  const store = new R2Store(env.BUCKET);
+  const app = createApp({ store, upstream: pullThrough(env, store, viaFills) });
+  return { store, app };
+}
+
+let worker: ReturnType<typeof appFor> | undefined;
+
+export default {
+  async fetch(request: Request, env: Env): Promise<Response> {
+    worker ??= appFor(env, true);
+    return (await redirectBlob(request, env, worker.store)) ?? withContentLength(await worker.app.fetch(request));
+  },
+};
+
+/** The Durable Object that serialises the fills of one blob (see the top of this file). */
+export class BlobFills {
+  private app: ReturnType<typeof appFor>['app'];
+
+  constructor(_state: unknown, env: Env) {
+    this.app = appFor(env, false).app;
+  }
+
+  fetch(request: Request): Promise<Response> {
+    return Promise.resolve(this.app.fetch(request));
+  }
+}
