@@ -114,7 +114,7 @@ async function writeAll(handle: import('node:fs/promises').FileHandle, bytes: Bu
 }
 
 /** Wraps a source to check reserved names and to count bytes as the layer writer reads them. */
-function withProgress(source: ModelSource, onProgress?: (done: number, total: number) => void): ModelSource & { total: number } {
+export function withProgress(source: ModelSource, onProgress?: (done: number, total: number) => void): ModelSource & { total: number } {
   let done = 0;
   const wrapped = {
     total: 0,

@@ -1,6 +1,6 @@
 // depot-ai build NAME [NAME...] | --all: catalog entries fetched from Hugging Face at their pinned
-// sha (or one model from a local folder with --from), built into the store and, with --push,
-// pushed to any OCI registry. One failed model does not stop the others; a summary table ends
+// sha (or one model from a local folder with --from), built into the store or, with --push,
+// streamed into any OCI registry (with --keep: built into the store, then pushed from it). One failed model does not stop the others; a summary table ends
 // the run and the exit status is non-zero if any failed.
 import { existsSync } from 'node:fs';
 import { DEFAULT_CATALOG, DEFAULT_TAG, loadCatalog, type ModelEntry } from '../models/catalog.ts';
@@ -13,6 +13,7 @@ import { FolderSource, type ModelSource } from '../sources/folder.ts';
 import { parseCommandArgs, UsageError } from './args.ts';
 import { formatBytes, progressReporter } from './progress.ts';
 import { formatTable } from './table.ts';
+import { parseByteSize, streamCommand } from './stream-push.ts';
 
 interface Row {
   image: string;
@@ -34,6 +35,9 @@ export async function buildCommand(args: string[]): Promise<number> {
     all: { type: 'boolean', default: false },
     push: { type: 'string' },
     insecure: { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+    window: { type: 'string', default: process.env.DEPOT_WINDOW_BYTES },
+    'upload-chunk': { type: 'string', default: process.env.DEPOT_UPLOAD_CHUNK_BYTES },
   });
   if (values.all && positionals.length > 0) throw new UsageError('build takes NAMEs or --all, not both');
   if (!values.all && positionals.length === 0) throw new UsageError('build needs a NAME (or --all): depot-ai build NAME [NAME...] [--from DIR] [--push HOST[/PREFIX]]');
@@ -43,7 +47,8 @@ export async function buildCommand(args: string[]): Promise<number> {
   const catalog = values.all || !values.from || existsSync(values.catalog) ? await loadCatalog(values.catalog) : [];
   const names = values.all ? catalog.map((m) => m.name) : positionals;
   const target = values.push ? parsePushTarget(values.push) : undefined;
-  const pusher = target && (await Pusher.connect(target, { insecure: values.insecure }));
+  const windowBytes = parseByteSize('--window', values.window);
+  const pusher = target && (await Pusher.connect(target, { insecure: values.insecure, chunkSize: parseByteSize('--upload-chunk', values['upload-chunk']) }));
   const cache = new ContentCache(values.cache);
   const epoch = sourceDateEpoch();
 
@@ -82,6 +87,7 @@ export async function buildCommand(args: string[]): Promise<number> {
       }
     }
 
+    if (pusher && repository && !values.keep) return streamCommand({ name, sha, tag, epoch, from: values.from, pusher, repository, cache: values.cache, windowBytes });
     const result = await build(name, sha, tag, layout);
     if (!pusher) return { image: layout.image, digest: result.indexDigest, size: result.compressedSize, seconds: 0, result: 'built' };
     const upload = progressReporter(`upload ${name}`);

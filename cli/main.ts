@@ -12,6 +12,11 @@ const USAGE = `Usage: depot-ai <command>
                                (depot-ai models --help)
   build NAME [NAME...] | --all  build catalog entries from Hugging Face at their sha
         [--push HOST[/PREFIX]] [--insecure] [--cache DIR]
+        [--keep] [--window SIZE] [--upload-chunk SIZE]
+                               --push streams the image into the registry (no local
+                               copy; --keep also builds it into the store first);
+                               --window: download disk (1G), --upload-chunk: PATCH
+                               size held in memory (64M)
   build NAME --from DIR        build image NAME from a local folder into the store
         [--store DIR] [--tag TAG] [--sha SHA]
   serve [--store DIR] [--host 127.0.0.1] [--port 5000] [--upstream URL [--tag-ttl 300]]

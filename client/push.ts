@@ -66,6 +66,15 @@ export interface UploadOptions {
   reopen?: () => AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
 }
 
+/** A manifest (or index) to PUT: its descriptor and exact bytes. */
+export interface ManifestBytes {
+  descriptor: Descriptor;
+  bytes: Buffer;
+}
+
+/** The registry answered the first PATCH of an upload with a 4xx: it takes blobs only whole (monolithic PUT). */
+export class ChunkedUploadRefused extends RemoteError {}
+
 /** The registry no longer knows the upload session: only a restart from byte 0 can go on. */
 class SessionLost extends RemoteError {}
 
@@ -120,10 +129,23 @@ export class Pusher {
         result.bytesUploaded += blob.size;
       }
     }
-    for (const { descriptor } of manifests) await this.putManifest(layout, repository, descriptor, descriptor.digest);
-    await this.putManifest(layout, repository, tagged, tagged.digest);
-    await this.putManifest(layout, repository, tagged, tag);
+    const read = async (descriptor: Descriptor) => {
+      const bytes = await layout.readBlob(descriptor.digest);
+      if (sha256Digest(bytes) !== descriptor.digest) throw new RemoteError(`the store's copy of ${descriptor.digest} is corrupt: not pushing ${reference}`);
+      return { descriptor, bytes };
+    };
+    await this.putImage(repository, tag, await Promise.all(manifests.map(({ descriptor }) => read(descriptor))), await read(tagged));
     return result;
+  }
+
+  /**
+   * The end of every push, once the blobs are there: the platform manifests by digest, the index
+   * by digest, then `tag` (last, so it never points at missing content), each read back.
+   */
+  async putImage(repository: string, tag: string, manifests: ManifestBytes[], index: ManifestBytes): Promise<void> {
+    for (const manifest of manifests) await this.putManifest(repository, manifest, manifest.descriptor.digest);
+    await this.putManifest(repository, index, index.descriptor.digest);
+    await this.putManifest(repository, index, tag);
   }
 
   /**
@@ -131,10 +153,8 @@ export class Pusher {
    * the Docker-Content-Digest the registry answers and the manifest it then serves must both be
    * `descriptor.digest`.
    */
-  private async putManifest(layout: ImageLayout, repository: string, descriptor: Descriptor, reference: string): Promise<void> {
-    const bytes = await layout.readBlob(descriptor.digest);
+  private async putManifest(repository: string, { descriptor, bytes }: ManifestBytes, reference: string): Promise<void> {
     const what = `${this.target.registry}/${repository}${reference === descriptor.digest ? '@' : ':'}${reference}`;
-    if (sha256Digest(bytes) !== descriptor.digest) throw new RemoteError(`the store's copy of ${descriptor.digest} is corrupt: not pushing ${what}`);
     const put = await this.retrying(() => this.send('PUT', `${repository}/manifests/${reference}`, { headers: { 'Content-Type': descriptor.mediaType }, body: () => new Uint8Array(bytes), scope: pushScope(repository) }));
     await put.body?.cancel().catch(() => {});
     const answered = put.headers.get('docker-content-digest');
@@ -235,11 +255,12 @@ export class Pusher {
         const response = await this.send('PATCH', session, {
           headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': `${from}-${offset + window.length - 1}`, 'Content-Length': String(part.length) },
           body: () => part as unknown as BodyInit,
-          accept: (s) => s === 202 || s === 204 || s === 404,
+          accept: (s) => s === 202 || s === 204 || s === 404 || (offset === 0 && refusesChunks(s)),
           scope: pushScope(repository),
         });
         await response.body?.cancel().catch(() => {});
         if (response.status === 404) throw sessionLost(this.target.registry, cut);
+        if (refusesChunks(response.status)) throw new ChunkedUploadRefused(`${this.target.registry} refuses chunked uploads (PATCH answered ${response.status})`, { status: response.status });
         return location(response, session);
       },
       { retryable: isRetryable, onRetry: (error) => (cut = error) },
@@ -258,7 +279,7 @@ export class Pusher {
   }
 
   /** A blob the registry says it holds, with the size (and, when sent, the digest) it should have. */
-  private async hasBlob(repository: string, blob: Pick<Descriptor, 'digest' | 'size'>): Promise<boolean> {
+  async hasBlob(repository: string, blob: Pick<Descriptor, 'digest' | 'size'>): Promise<boolean> {
     const head = await this.send('HEAD', `${repository}/blobs/${blob.digest}`, { accept: (s) => s === 200 || s === 404, scope: pushScope(repository) });
     await head.body?.cancel().catch(() => {});
     if (head.status === 404) return false;
@@ -268,6 +289,32 @@ export class Pusher {
       throw new RemoteError(`${this.target.registry}/${repository}@${blob.digest}: the registry holds ${length} bytes with digest ${digest ?? 'unstated'}, not ${blob.size} bytes`);
     }
     return true;
+  }
+
+  /**
+   * Upload one blob whole (Distribution spec, monolithic upload: POST a session, then one PUT
+   * `?digest=` carrying every byte), for registries that refuse PATCH and for small blobs.
+   * `body` makes the bytes afresh for each attempt, `expected` is what they must hash to
+   * (the caller has checked); the session is DELETEd on failure and the blob read back.
+   */
+  async uploadWhole(repository: string, body: () => BodyInit, expected: Pick<Descriptor, 'digest' | 'size'>): Promise<void> {
+    const startUrl = this.client.transport.url(`${repository}/blobs/uploads/`);
+    const start = await this.retrying(() => this.send('POST', startUrl, { accept: (s) => s === 202, scope: pushScope(repository) }));
+    await start.body?.cancel().catch(() => {});
+    const session = location(start, startUrl);
+    try {
+      const url = new URL(session);
+      url.searchParams.set('digest', expected.digest);
+      const headers = { 'Content-Type': 'application/octet-stream', 'Content-Length': String(expected.size) };
+      const done = await this.send('PUT', url.href, { headers, body, accept: (s) => s === 201 || s === 204, scope: pushScope(repository) });
+      await done.body?.cancel().catch(() => {});
+      const answered = done.headers.get('docker-content-digest');
+      if (answered && answered !== expected.digest) throw new RemoteError(`${this.target.registry}/${repository}: the registry stored the blob as ${answered}, not ${expected.digest}`);
+      await this.checkBlobStored(repository, expected);
+    } catch (error) {
+      await this.cancelUpload(repository, session);
+      throw error;
+    }
   }
 
   private async checkBlobStored(repository: string, blob: Pick<Descriptor, 'digest' | 'size'>): Promise<void> {
@@ -315,6 +362,11 @@ async function* windows(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>
     }
   }
   if (length > 0) yield Buffer.concat(parts, length);
+}
+
+/** A 4xx to a first PATCH that says "not this way" rather than "not you" or "not there". */
+function refusesChunks(status: number): boolean {
+  return status >= 400 && status < 500 && ![401, 403, 404, 416, 429].includes(status);
 }
 
 function pushScope(repository: string): string {
