@@ -70,11 +70,8 @@ export async function streamPush(options: StreamPushOptions): Promise<StreamPush
   const { pusher, repository } = options;
   const recordPath = options.records && options.sha && path.join(options.records, `${sha256Digest(`${options.name}\n${options.sha}\n${options.epoch}`).slice(7)}.json`);
 
-  let inputBytes = 0;
-  const opener: Opener = () => {
-    const source = withProgress(options.openSource(), options.onProgress);
-    return { source, total: () => (inputBytes = source.total) };
-  };
+  let current: ReturnType<Opener> | undefined; // the latest source: its total is the model's size once listed
+  const opener: Opener = () => (current = withProgress(options.openSource(), options.onProgress));
   let layer = recordPath ? await rememberedLayer(recordPath, pusher, repository) : undefined;
   let layerUpload: StreamPushResult['layerUpload'] = 'present';
   try {
@@ -84,7 +81,7 @@ export async function streamPush(options: StreamPushOptions): Promise<StreamPush
         layerUpload = 'streamed';
       } catch (error) {
         if (!(error instanceof ChunkedUploadRefused)) throw error;
-        layer = await stageAndPut(opener, options, error.message, inputBytes);
+        layer = await stageAndPut(opener, options, error.message, current?.total ?? 0);
         layerUpload = 'staged';
       }
       if (recordPath) await remember(recordPath, layer);
@@ -108,21 +105,20 @@ export async function streamPush(options: StreamPushOptions): Promise<StreamPush
     indexDigest: image.index.digest,
     layer,
     layerUpload,
-    inputBytes,
+    inputBytes: current?.total ?? 0,
     seconds: (performance.now() - started) / 1000,
   };
 }
 
-type Opener = () => { source: ModelSource; total: () => number };
+type Opener = () => ModelSource & { total: number };
 
 /** The layer written into a chunked upload; re-streamed from a fresh source if the session is lost. */
 async function streamLayer(opener: Opener, options: StreamPushOptions): Promise<Layer> {
   let written: Promise<Layer> | undefined;
   const start = () => {
     const channel = new ByteChannel();
-    const { source, total } = opener();
-    const run = writeLayer(source, channel).then(
-      (layer) => (channel.end(), total(), layer),
+    const run = writeLayer(opener(), channel).then(
+      (layer) => (channel.end(), layer),
       (error) => {
         channel.fail(error);
         throw error;
@@ -154,9 +150,7 @@ async function stageAndPut(opener: Opener, options: StreamPushOptions, reason: s
     const handle = await open(file, 'wx');
     let layer: Layer;
     try {
-      const { source, total } = opener();
-      layer = await writeLayer(source, { write: (bytes) => handle.appendFile(bytes) });
-      total();
+      layer = await writeLayer(opener(), { write: (bytes) => handle.appendFile(bytes) });
       await handle.sync();
     } finally {
       await handle.close();

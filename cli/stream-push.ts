@@ -62,7 +62,7 @@ export async function streamCommand(command: StreamCommand): Promise<{ image: st
         `time          ${pushed.seconds.toFixed(2)} s (${formatBytes(rate)}/s)`,
       ].join('\n'),
     );
-    const how = pushed.layerUpload === 'present' ? 'pushed (layer already there)' : pushed.layerUpload === 'staged' ? 'pushed whole (staged)' : 'streamed, pushed';
+    const how = { streamed: 'built, pushed', staged: 'built, pushed whole (staged)', present: 'pushed (layer already there)' }[pushed.layerUpload];
     return { image: name.toLowerCase(), digest: pushed.indexDigest, size: pushed.layer.size, seconds: pushed.seconds, result: how };
   } finally {
     download.end();
