@@ -6,6 +6,7 @@ import { benchRegistry } from './registry.ts';
 import { benchSite } from './site.ts';
 import { benchSlowReaders } from './slow-readers.ts';
 import { benchLighthouse } from './lighthouse.ts';
+import { benchStreamPush } from './stream-push.ts';
 
 const SECTIONS: Record<string, () => Promise<void>> = {
   image: benchImage,
@@ -14,6 +15,7 @@ const SECTIONS: Record<string, () => Promise<void>> = {
   site: benchSite,
   lazy: benchLazy,
   lighthouse: benchLighthouse,
+  'stream-push': benchStreamPush,
 };
 const wanted = process.argv.slice(2);
 for (const name of wanted.length > 0 ? wanted : Object.keys(SECTIONS)) {

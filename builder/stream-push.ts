@@ -1,7 +1,8 @@
 // Build one image straight into a registry, with no copy on local disk: the layer writer's output
 // is the body of a chunked upload (client/push.ts uploadBlob) as it is produced, then the two
 // small configs, the platform manifests, the index, and the tag last. Disk and memory stay within
-// the source's download window and the upload's PATCH window, whatever the model's size.
+// the source's download window and two of the upload's PATCH windows (one being sent, one being
+// filled), whatever the model's size.
 // - A source error (an LFS file whose bytes do not match its sha256) fails the upload's iterator:
 //   the session is DELETEd and nothing after the layer is pushed, so nothing is tagged.
 // - A registry that drops the session after a cut PATCH gets the layer again from byte 0: the
@@ -116,7 +117,8 @@ type Opener = () => ModelSource & { total: number };
 async function streamLayer(opener: Opener, options: StreamPushOptions): Promise<Layer> {
   let written: Promise<Layer> | undefined;
   const start = () => {
-    const channel = new ByteChannel();
+    // The writer may run one upload window ahead, so compressing goes on while a PATCH is sent.
+    const channel = new ByteChannel(options.pusher.uploadChunk);
     const run = writeLayer(opener(), channel).then(
       (layer) => (channel.end(), layer),
       (error) => {

@@ -11,6 +11,12 @@ import { HuggingFaceSource } from '../sources/huggingface.ts';
 import { UsageError } from './args.ts';
 import { formatBytes, progressReporter } from './progress.ts';
 
+/**
+ * Ranged Hub downloads in flight while streaming (DEPOT_HUB_CONNECTIONS, default 8): the Hub's
+ * storage serves each connection at tens of MB/s, so several keep the pipeline fed.
+ */
+const HUB_CONNECTIONS = Number(process.env.DEPOT_HUB_CONNECTIONS) || 8;
+
 export interface StreamCommand {
   name: string;
   sha?: string;
@@ -35,7 +41,7 @@ export async function streamCommand(command: StreamCommand): Promise<{ image: st
   const upload = progressReporter(`upload ${name}`);
   let uploaded = 0;
   let total = 0; // the model's size: the compressed layer is about as big, at most
-  const openSource = (): ModelSource => (from ? new FolderSource(from) : new HuggingFaceSource(name, sha!, { windowBytes: command.windowBytes, onDownload: download.update }));
+  const openSource = (): ModelSource => (from ? new FolderSource(from) : new HuggingFaceSource(name, sha!, { windowBytes: command.windowBytes, concurrency: HUB_CONNECTIONS, onDownload: download.update }));
   try {
     const pushed = await streamPush({
       name,

@@ -97,6 +97,11 @@ export class Pusher {
     return new Pusher(new RegistryClient(target.registry, { insecure: options.insecure, credentials: await registryCredentials(target.registry) }), target, options);
   }
 
+  /** Bytes per PATCH: the window an upload holds in memory. */
+  get uploadChunk(): number {
+    return this.options.chunkSize ?? (Number(process.env.DEPOT_UPLOAD_CHUNK_BYTES) || DEFAULT_UPLOAD_CHUNK);
+  }
+
   /** The index digest the registry's `repository:tag` points at (verified), or undefined. */
   async remoteDigest(repository: string, tag: string): Promise<{ digest: string; revision?: string } | undefined> {
     const found = await this.client.manifest(repository, tag, { optional: true, scope: pushScope(repository) });
@@ -211,7 +216,7 @@ export class Pusher {
   }
 
   private async uploadOnce(repository: string, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: UploadOptions): Promise<Pick<Descriptor, 'digest' | 'size'>> {
-    const chunkSize = this.options.chunkSize ?? (Number(process.env.DEPOT_UPLOAD_CHUNK_BYTES) || DEFAULT_UPLOAD_CHUNK);
+    const chunkSize = this.uploadChunk;
     const startUrl = this.client.transport.url(`${repository}/blobs/uploads/`);
     const start = await this.retrying(() => this.send('POST', startUrl, { accept: (s) => s === 202, scope: pushScope(repository) }));
     await start.body?.cancel().catch(() => {});
