@@ -16,7 +16,7 @@ const USAGE = `Usage: depot-ai <command>
                                --push streams the image into the registry (no local
                                copy; --keep also builds it into the store first);
                                --window: download disk (1G), --upload-chunk: PATCH
-                               size held in memory (64M)
+                               size held in memory (32M)
   build NAME --from DIR        build image NAME from a local folder into the store
         [--store DIR] [--tag TAG] [--sha SHA]
   serve [--store DIR] [--host 127.0.0.1] [--port 5000] [--upstream URL [--tag-ttl 300]]

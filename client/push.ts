@@ -16,7 +16,7 @@ import { pullScope, RegistryClient, RemoteError } from './remote.ts';
 import { withRetries } from './retry.ts';
 import { isRetryable, type SendOptions } from './transport.ts';
 
-export const DEFAULT_UPLOAD_CHUNK = 64 * 1024 * 1024;
+export const DEFAULT_UPLOAD_CHUNK = 32 * 1024 * 1024;
 
 export interface PushTarget {
   registry: string;
@@ -39,7 +39,7 @@ export function targetRepository(target: PushTarget, image: string): string {
 
 export interface PushOptions {
   insecure?: boolean;
-  /** Bytes per PATCH, the window held in memory (default 64 MiB, DEPOT_UPLOAD_CHUNK_BYTES). */
+  /** Bytes per PATCH, the window held in memory (default 32 MiB, DEPOT_UPLOAD_CHUNK_BYTES). */
   chunkSize?: number;
 }
 
