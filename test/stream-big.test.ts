@@ -1,5 +1,6 @@
 // A model bigger than the disk (issue 11): the cache, the store and TMPDIR on a 512 MiB tmpfs, a
-// 3 GB model (DEPOT_BIG_MODEL_BYTES) from the Hub stand-in, generated on demand, is pushed by the
+// 1.5 GB model (3x the disk; DEPOT_BIG_MODEL_BYTES=3e9 for the issue's 3 GB, which passes here in
+// about 5 minutes on 2 shared cores) from the Hub stand-in, generated on demand, is pushed by the
 // real `depot-ai build --push` into the CNCF registry (its storage on the real disk). skopeo copies
 // it back, the reference reader verifies it, and its digests equal a local build of the same
 // files, computed streaming (the writer's output hashed, never stored).
@@ -23,7 +24,7 @@ for (const file of ['/usr/bin/docker-registry', '/usr/bin/skopeo', '/usr/bin/mou
 
 const MiB = 1 << 20;
 const DISK = 512 * MiB;
-const MODEL_BYTES = Number(process.env.DEPOT_BIG_MODEL_BYTES) || 3e9;
+const MODEL_BYTES = Number(process.env.DEPOT_BIG_MODEL_BYTES) || 1.5e9;
 const NAME = 'Big-Org/Bigger-Than-Disk';
 const files = bigModel(MODEL_BYTES);
 
@@ -54,6 +55,9 @@ test(`a ${(MODEL_BYTES / 1e9).toFixed(1)} GB model through a 512 MiB disk into t
     const fs = statfsSync(disk);
     peak = Math.max(peak, (fs.blocks - fs.bfree) * fs.bsize);
   }, 50);
+  // The local build of the same files, hashed as it is written: run alongside the push.
+  const hash = createHash('sha256');
+  const localLayer = writeLayer(generatedSource(files), { write: async (bytes) => void hash.update(bytes) });
   const started = performance.now();
   const run = await depotAi(['build', NAME, '--catalog', catalog, '--push', cncf.hostPort, '--insecure', '--window', '256M'], {
     HF_ENDPOINT: hub.url,
@@ -68,9 +72,7 @@ test(`a ${(MODEL_BYTES / 1e9).toFixed(1)} GB model through a 512 MiB disk into t
   console.log(`# streamed ${(MODEL_BYTES / 1e9).toFixed(2)} GB in ${seconds.toFixed(1)} s (${(MODEL_BYTES / 1e6 / seconds).toFixed(0)} MB/s), peak tmpfs use ${(peak / MiB).toFixed(0)} MiB`);
   assert.ok(peak < DISK, `the tmpfs never filled (peak ${peak} bytes)`);
 
-  // The local build of the same files, hashed as it is written.
-  const hash = createHash('sha256');
-  const layer = await writeLayer(generatedSource(files), { write: async (bytes) => void hash.update(bytes) });
+  const layer = await localLayer;
   assert.equal(`sha256:${hash.digest('hex')}`, layer.digest);
   const local = assembleImage(layer, { name: NAME, sha: hub.head(NAME), created: 0 });
 
