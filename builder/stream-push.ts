@@ -12,7 +12,7 @@
 //   `records`) is not streamed again when the registry still has it: its digest is only known
 //   once built, so without that record every run streams the layer.
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rename, rm, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { randomUUID } from 'node:crypto';
@@ -142,9 +142,17 @@ async function streamLayer(opener: Opener, options: StreamPushOptions): Promise<
   }
 }
 
-/** The layer written to a file under `stagingDir`, then PUT whole; the file is removed either way. */
+/**
+ * The layer written to a file under `stagingDir`, then PUT whole; the file is removed either way.
+ * Refused up front (BuildError) when the folder has less free space than the model's size.
+ */
 async function stageAndPut(opener: Opener, options: StreamPushOptions, reason: string, inputBytes: number): Promise<Layer> {
   await mkdir(options.stagingDir, { recursive: true });
+  const { bavail, bsize } = await statfs(options.stagingDir);
+  if (bavail * bsize < inputBytes) {
+    const mb = (bytes: number) => `${Math.ceil(bytes / 1e6)} MB`;
+    throw new BuildError(`${reason}, and staging the layer needs up to ${mb(inputBytes)} in ${options.stagingDir}, which has ${mb(bavail * bsize)} free: set TMPDIR to a bigger disk`);
+  }
   const dir = await mkdtemp(path.join(options.stagingDir, 'depot-stage-'));
   options.onStaging?.(reason, dir, inputBytes);
   try {
