@@ -131,10 +131,10 @@ async function streamLayer(opener: Opener, options: StreamPushOptions): Promise<
     return channel;
   };
   try {
-    const uploaded = await options.pusher.uploadBlob(options.repository, start(), { onProgress: options.onUpload, reopen: start });
-    const layer = await written!;
-    if (uploaded.digest !== layer.digest || uploaded.size !== layer.size) throw new Error(`uploaded ${uploaded.digest} (${uploaded.size} bytes) but the writer made ${layer.digest} (${layer.size} bytes)`);
-    return layer;
+    // The writer hashes the layer as it emits it; the upload need not hash it again.
+    const hashed = () => written!.then(({ digest, size }) => ({ digest, size }));
+    await options.pusher.uploadBlob(options.repository, start(), { onProgress: options.onUpload, reopen: start, hashed });
+    return await written!;
   } catch (error) {
     // The writer's own error (a bad LFS file) says more than "the upload stopped reading".
     const writerError = await written?.then(() => undefined, (e: unknown) => e);

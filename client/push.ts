@@ -64,6 +64,11 @@ export interface UploadOptions {
    * PATCH (the CNCF registry does): the upload restarts in a new session. Without it, that fails.
    */
   reopen?: () => AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+  /**
+   * The producer's own digest and size of the bytes it yielded (it hashed them as it made them),
+   * asked for once they end: the upload does not hash them a second time.
+   */
+  hashed?: () => Promise<Pick<Descriptor, 'digest' | 'size'>>;
 }
 
 /** A manifest (or index) to PUT: its descriptor and exact bytes. */
@@ -221,16 +226,18 @@ export class Pusher {
     const start = await this.retrying(() => this.send('POST', startUrl, { accept: (s) => s === 202, scope: pushScope(repository) }));
     await start.body?.cancel().catch(() => {});
     let session = location(start, startUrl);
-    const hash = createHash('sha256');
+    const hash = options.hashed ? undefined : createHash('sha256');
     let size = 0;
     try {
       for await (const window of windows(chunks, chunkSize)) {
-        hash.update(window);
+        hash?.update(window);
         session = await this.patch(repository, session, window, size);
         size += window.length;
         options.onProgress?.(window.length);
       }
-      const digest = `sha256:${hash.digest('hex')}`;
+      const produced = hash ? undefined : await options.hashed!();
+      if (produced && produced.size !== size) throw new RemoteError(`the producer says it made ${produced.size} bytes, but ${size} were read: not pushing ${produced.digest}`);
+      const digest = produced?.digest ?? `sha256:${hash!.digest('hex')}`;
       if (options.expected && (digest !== options.expected.digest || size !== options.expected.size)) {
         throw new RemoteError(`the blob read for ${options.expected.digest} has ${size} bytes and digest ${digest}: not pushing it`);
       }
