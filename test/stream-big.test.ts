@@ -1,6 +1,6 @@
 // A model bigger than the disk (issue 11): the cache, the store and TMPDIR on a 512 MiB tmpfs, a
-// 1.5 GB model (3x the disk; DEPOT_BIG_MODEL_BYTES=3e9 for the issue's 3 GB, which passes here in
-// about 5 minutes on 2 shared cores) from the Hub stand-in, generated on demand, is pushed by the
+// 3 GB model (DEPOT_BIG_MODEL_BYTES; about 130 s here on 2 cores, 5 min when they are shared with
+// load average 12) from the Hub stand-in, generated on demand, is pushed by the
 // real `depot-ai build --push` into the CNCF registry (its storage on the real disk). skopeo copies
 // it back, the reference reader verifies it, and its digests equal a local build of the same
 // files, computed streaming (the writer's output hashed, never stored).
@@ -24,7 +24,7 @@ for (const file of ['/usr/bin/docker-registry', '/usr/bin/skopeo', '/usr/bin/mou
 
 const MiB = 1 << 20;
 const DISK = 512 * MiB;
-const MODEL_BYTES = Number(process.env.DEPOT_BIG_MODEL_BYTES) || 1.5e9;
+const MODEL_BYTES = Number(process.env.DEPOT_BIG_MODEL_BYTES) || 3e9;
 const NAME = 'Big-Org/Bigger-Than-Disk';
 const files = bigModel(MODEL_BYTES);
 
