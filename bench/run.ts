@@ -8,6 +8,7 @@ import { benchSite } from './site.ts';
 import { benchSlowReaders } from './slow-readers.ts';
 import { benchWorker } from './worker.ts';
 import { benchLighthouse } from './lighthouse.ts';
+import { benchStreamPush } from './stream-push.ts';
 
 const SECTIONS: Record<string, () => Promise<void>> = {
   image: benchImage,
@@ -17,6 +18,7 @@ const SECTIONS: Record<string, () => Promise<void>> = {
   lazy: benchLazy,
   worker: benchWorker,
   lighthouse: benchLighthouse,
+  'stream-push': benchStreamPush,
 };
 const wanted = process.argv.slice(2);
 for (const name of wanted.length > 0 ? wanted : Object.keys(SECTIONS)) {

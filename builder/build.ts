@@ -3,7 +3,8 @@
 // into the layout once written, and the tag is the very last write.
 import { open, rm } from 'node:fs/promises';
 import { imageName, nameProblem, shaProblem, tagProblem } from '../models/catalog.ts';
-import { NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK, TOC_TAR_NAME, type ByteSink } from '../image/estargz.ts';
+import { NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK, type ByteSink } from '../image/estargz.ts';
+import { TOC_TAR_NAME } from '../image/footer.ts';
 import { assembleImage, type ImageBlobs } from '../image/image.ts';
 import { writeLayer } from '../image/layer.ts';
 import { ImageLayout } from '../image/layout.ts';
@@ -146,7 +147,7 @@ async function writeAll(handle: import('node:fs/promises').FileHandle, bytes: Bu
 }
 
 /** Wraps a source to check reserved names and to count bytes as the layer writer reads them. */
-function withProgress(source: ModelSource, onProgress?: (done: number, total: number) => void): ModelSource & { total: number } {
+export function withProgress(source: ModelSource, onProgress?: (done: number, total: number) => void): ModelSource & { total: number } {
   let done = 0;
   const wrapped = {
     total: 0,

@@ -4,7 +4,8 @@ import { ANNOTATION, type Descriptor, type ImageIndex, type ImageManifest } from
 import { ImageLayout } from '../image/layout.ts';
 import { NO_PREFETCH_LANDMARK } from '../image/estargz.ts';
 import { RegistryClient } from '../client/remote.ts';
-import { fileReadAt, readVouchedToc, type ReadAt } from '../image/toc.ts';
+import { fileReadAt } from '../image/read-at.ts';
+import { readVouchedToc, type ReadAt } from '../image/toc.ts';
 
 export interface ImageFile {
   /** Path inside the image, without the leading '/'. */

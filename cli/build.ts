@@ -1,10 +1,13 @@
 // depot-ai build NAME [NAME...] | --all: catalog entries fetched from Hugging Face at their pinned
-// sha (or one model from a local folder with --from), built into the store and, with --push,
-// pushed to any OCI registry. One failed model does not stop the others; a summary table ends
-// the run and the exit status is non-zero if any failed.
+// sha (or one model from a local folder with --from), built into the store or, with --push,
+// streamed into any OCI registry (with --keep: built into the store, then pushed from it). One
+// failed model does not stop the others; a summary table ends the run and the exit status is
+// non-zero if any failed.
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { DEFAULT_CATALOG, DEFAULT_TAG, loadCatalog, type ModelEntry } from '../models/catalog.ts';
 import { buildImage, type BuildResult } from '../builder/build.ts';
 import { prefetchRule, type PrefetchRule } from '../builder/prefetch.ts';
@@ -13,11 +16,12 @@ import { DEFAULT_CACHE, HuggingFaceSource } from '../sources/huggingface.ts';
 import { DEFAULT_STORE, ImageLayout } from '../image/layout.ts';
 import { parsePushTarget, Pusher, targetRepository, type PushResult } from '../client/push.ts';
 import { BUNDLE_ARTIFACT_TYPE } from '../trust/artifact.ts';
-import { attestImage } from '../trust/attach.ts';
+import { attestImage, layoutSubject, type AttestSubject } from '../trust/attach.ts';
 import { FolderSource, type ModelSource } from '../sources/folder.ts';
 import { parseCommandArgs, UsageError } from './args.ts';
 import { formatBytes, progressReporter } from './progress.ts';
 import { formatTable } from './table.ts';
+import { parseByteSize, streamCommand } from './stream-push.ts';
 
 interface Row {
   image: string;
@@ -43,6 +47,9 @@ export async function buildCommand(args: string[]): Promise<number> {
 
     attest: { type: 'boolean', default: false },
     'signing-key': { type: 'string' },
+    keep: { type: 'boolean', default: false },
+    window: { type: 'string', default: process.env.DEPOT_WINDOW_BYTES },
+    'upload-chunk': { type: 'string', default: process.env.DEPOT_UPLOAD_CHUNK_BYTES },
   });
   if (values['signing-key'] && !values.attest) throw new UsageError('--signing-key signs the provenance: use it with --attest');
   if (values.all && positionals.length > 0) throw new UsageError('build takes NAMEs or --all, not both');
@@ -53,7 +60,8 @@ export async function buildCommand(args: string[]): Promise<number> {
   const catalog = values.all || !values.from || existsSync(values.catalog) ? await loadCatalog(values.catalog) : [];
   const names = values.all ? catalog.map((m) => m.name) : positionals;
   const target = values.push ? parsePushTarget(values.push) : undefined;
-  const pusher = target && (await Pusher.connect(target, { insecure: values.insecure }));
+  const windowBytes = parseByteSize('--window', values.window);
+  const pusher = target && (await Pusher.connect(target, { insecure: values.insecure, chunkSize: parseByteSize('--upload-chunk', values['upload-chunk']) }));
   const cache = new ContentCache(values.cache);
   const epoch = sourceDateEpoch();
   const prefetch = values.prefetch?.length ? prefetchOption(values.prefetch) : undefined;
@@ -100,16 +108,26 @@ export async function buildCommand(args: string[]): Promise<number> {
     }
 
     const startedOn = new Date();
-    const result = await build(name, sha, tag, layout);
-    const attest = async (push?: { pusher: Pusher; repository: string }) => {
+    /** Signs the provenance of `subject` into `into` (and the registry when pushed): the summary's suffix. */
+    const attest = async (subject: () => Promise<AttestSubject>, into: ImageLayout, push?: { pusher: Pusher; repository: string }) => {
       if (!values.attest) return '';
       if (!sha) throw new UsageError(`${name}: --attest needs the Hub commit (--sha or the catalog's sha)`);
       const imageName = push ? `${target!.registry}/${push.repository}` : layout.image;
-      const { artifact, where } = await attestImage(layout, tag, { entry: { name, sha, tag }, imageName, signingKey, startedOn, push });
-      console.log(`attested ${imageName}@${result.indexDigest}: ${artifact.digest} (${where === 'tag' ? 'referrers tag' : where})`);
+      const about = await subject();
+      const { artifact, where } = await attestImage(into, about, { entry: { name, sha, tag }, imageName, signingKey, startedOn, push });
+      console.log(`attested ${imageName}@${about.index.digest}: ${artifact.digest} (${where === 'tag' ? 'referrers tag' : where})`);
       return ', attested';
     };
-    if (!pusher) return { image: layout.image, digest: result.indexDigest, size: result.compressedSize, seconds: 0, result: `built${await attest()}` };
+    if (pusher && repository && !values.keep) {
+      if (values.attest && !sha) throw new UsageError(`${name}: --attest needs the Hub commit (--sha or the catalog's sha)`);
+      const streamed = await streamCommand({ name, sha, tag, epoch, prefetch, from: values.from, pusher, repository, cache: values.cache, windowBytes });
+      // Nothing is kept: the artifact is assembled in a scratch layout, pushed, and dropped.
+      const attested = values.attest ? await withScratchLayout(layout.image, (scratch) => attest(async () => streamed.subject, scratch, { pusher, repository })) : '';
+      return { ...streamed.row, result: streamed.row.result + attested };
+    }
+    const result = await build(name, sha, tag, layout);
+    const fromStore = () => layoutSubject(layout, tag);
+    if (!pusher) return { image: layout.image, digest: result.indexDigest, size: result.compressedSize, seconds: 0, result: `built${await attest(fromStore, layout)}` };
     const upload = progressReporter(`upload ${name}`);
     let pushed: PushResult;
     try {
@@ -119,7 +137,7 @@ export async function buildCommand(args: string[]): Promise<number> {
     }
     const how = pushed.upToDate ? 'already there' : `${pushed.blobsUploaded} uploaded, ${pushed.blobsSkipped} present, ${pushed.blobsMounted} mounted`;
     console.log(`pushed ${pushed.reference} (${pushed.digest}): ${how}`);
-    const attested = await attest({ pusher, repository: repository! });
+    const attested = await attest(fromStore, layout, { pusher, repository: repository! });
     return { image: layout.image, digest: result.indexDigest, size: result.compressedSize, seconds: 0, result: `${pushed.upToDate ? 'built, push up to date' : 'built, pushed'}${attested}` };
   }
 
@@ -160,6 +178,16 @@ function prefetchOption(values: string[]): PrefetchRule {
     return prefetchRule(values);
   } catch (error) {
     throw new UsageError((error as Error).message);
+  }
+}
+
+/** Runs `use` with an empty layout for `image` in a fresh temp folder, removed afterwards. */
+async function withScratchLayout<T>(image: string, use: (layout: ImageLayout) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'depot-attest-'));
+  try {
+    return await use(new ImageLayout(dir, image));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 }
 

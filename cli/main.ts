@@ -15,6 +15,11 @@ const USAGE = `Usage: depot-ai <command>
         [--attest [--signing-key KEY.pem]]
                                attach signed SLSA provenance to each image (keyless
                                Sigstore through the CI's OIDC token, or a local key)
+        [--keep] [--window SIZE] [--upload-chunk SIZE]
+                               --push streams the image into the registry (no local
+                               copy; --keep also builds it into the store first);
+                               --window: download disk (1G), --upload-chunk: PATCH
+                               size held in memory (32M)
   build NAME --from DIR        build image NAME from a local folder into the store
         [--store DIR] [--tag TAG] [--sha SHA]
         [--prefetch small|PATTERN]...  list these files before the eStargz prefetch

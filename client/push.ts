@@ -19,7 +19,7 @@ import { withRetries } from './retry.ts';
 import { isRetryable, type SendOptions } from './transport.ts';
 import { verifyingStream } from './verify.ts';
 
-export const DEFAULT_UPLOAD_CHUNK = 64 * 1024 * 1024;
+export const DEFAULT_UPLOAD_CHUNK = 32 * 1024 * 1024;
 
 export interface PushTarget {
   registry: string;
@@ -42,7 +42,7 @@ export function targetRepository(target: PushTarget, image: string): string {
 
 export interface PushOptions {
   insecure?: boolean;
-  /** Bytes per PATCH, the window held in memory (default 64 MiB, DEPOT_UPLOAD_CHUNK_BYTES). */
+  /** Bytes per PATCH, the window held in memory (default 32 MiB, DEPOT_UPLOAD_CHUNK_BYTES). */
   chunkSize?: number;
 }
 
@@ -67,7 +67,21 @@ export interface UploadOptions {
    * PATCH (the CNCF registry does): the upload restarts in a new session. Without it, that fails.
    */
   reopen?: () => AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+  /**
+   * The producer's own digest and size of the bytes it yielded (it hashed them as it made them),
+   * asked for once they end: the upload does not hash them a second time.
+   */
+  hashed?: () => Promise<Pick<Descriptor, 'digest' | 'size'>>;
 }
+
+/** A manifest (or index) to PUT: its descriptor and exact bytes. */
+export interface ManifestBytes {
+  descriptor: Descriptor;
+  bytes: Buffer;
+}
+
+/** The registry answered the first PATCH of an upload with a 4xx: it takes blobs only whole (monolithic PUT). */
+export class ChunkedUploadRefused extends RemoteError {}
 
 /** The registry no longer knows the upload session: only a restart from byte 0 can go on. */
 class SessionLost extends RemoteError {}
@@ -91,6 +105,11 @@ export class Pusher {
     return new Pusher(new RegistryClient(target.registry, { insecure: options.insecure, credentials: await registryCredentials(target.registry) }), target, options);
   }
 
+  /** Bytes per PATCH: the window an upload holds in memory. */
+  get uploadChunk(): number {
+    return this.options.chunkSize ?? (Number(process.env.DEPOT_UPLOAD_CHUNK_BYTES) || DEFAULT_UPLOAD_CHUNK);
+  }
+
   /** The index digest the registry's `repository:tag` points at (verified), or undefined. */
   async remoteDigest(repository: string, tag: string): Promise<{ digest: string; revision?: string } | undefined> {
     const found = await this.client.manifest(repository, tag, { optional: true, scope: pushScope(repository) });
@@ -109,11 +128,7 @@ export class Pusher {
     const reference = `${this.target.registry}/${repository}:${tag}`;
     const result: PushResult = { reference, digest: tagged.digest, upToDate: false, blobsUploaded: 0, blobsSkipped: 0, blobsMounted: 0, bytesUploaded: 0 };
     const current = (await this.remoteDigest(repository, tag))?.digest;
-    // The revision tag (the Hub commit sha the index is labelled with) is pushed too and never moves.
-    const revision = tagged.annotations?.[ANNOTATION.revision];
-    const fixed = revision && (await this.remoteDigest(repository, revision))?.digest;
-    if (fixed && fixed !== tagged.digest) throw new RemoteError(`${this.target.registry}/${repository}:${revision} is a revision tag and already points at ${fixed}; it never moves (refusing to push ${tagged.digest})`);
-    const tags = revision && !fixed ? [revision, tag] : [tag];
+    const tags = await this.imageTags(repository, tag, tagged);
     if (current === tagged.digest && tags.length === 1) return { ...result, upToDate: true };
 
     const index = await layout.readJson<ImageIndex>(tagged.digest);
@@ -133,9 +148,8 @@ export class Pusher {
         result.bytesUploaded += blob.size;
       }
     }
-    for (const { descriptor } of manifests) await this.putManifest(repository, await layout.readBlob(descriptor.digest), descriptor, descriptor.digest);
-    const indexBytes = await layout.readBlob(tagged.digest);
-    for (const reference of [tagged.digest, ...tags]) await this.putManifest(repository, indexBytes, tagged, reference);
+    const read = async (descriptor: Descriptor) => ({ descriptor, bytes: await layout.readBlob(descriptor.digest) });
+    await this.putImage(repository, tags, await Promise.all(manifests.map(({ descriptor }) => read(descriptor))), await read(tagged));
     return result;
   }
 
@@ -151,24 +165,47 @@ export class Pusher {
     const subject = json.subject?.digest;
     if (!subject) throw new RemoteError(`${referrer.digest} in ${layout.image} has no subject: it refers to nothing`);
     for (const blob of [json.config, ...json.layers]) await this.pushBlob(layout, repository, blob, () => {});
-    const put = await this.putManifest(repository, await layout.readBlob(referrer.digest), referrer, referrer.digest);
+    const put = await this.putManifest(repository, { descriptor: referrer, bytes: await layout.readBlob(referrer.digest) }, referrer.digest);
     if (put.get('oci-subject') === subject) return 'referrers';
     const tag = referrersTag(subject);
     const current = await this.client.manifest(repository, tag, { optional: true, scope: pushScope(repository) });
     const index = withReferrer(current ? referrerDescriptors(current.json, `${this.target.registry}/${repository}:${tag}`) : [], referrer);
     if (index) {
       const bytes = Buffer.from(JSON.stringify(index));
-      await this.putManifest(repository, bytes, { mediaType: MEDIA_TYPE.index, digest: sha256Digest(bytes), size: bytes.length }, tag);
+      await this.putManifest(repository, { descriptor: { mediaType: MEDIA_TYPE.index, digest: sha256Digest(bytes), size: bytes.length }, bytes }, tag);
     }
     return 'tag';
   }
 
   /**
-   * PUT the manifest `bytes` (described by `descriptor`) under `reference` (its digest or a tag),
-   * then read it back: the Docker-Content-Digest the registry answers and the manifest it then
-   * serves must both be `descriptor.digest`. Returns the PUT response's headers.
+   * The tags an image gets: `tag`, and first the revision tag its index is labelled with
+   * (ANNOTATION.revision, the Hub commit) unless the registry's already points at it. RemoteError,
+   * before anything is tagged, when the registry's revision tag points elsewhere: it never moves.
    */
-  private async putManifest(repository: string, bytes: Buffer, descriptor: Descriptor, reference: string): Promise<Headers> {
+  async imageTags(repository: string, tag: string, index: Pick<Descriptor, 'digest' | 'annotations'>): Promise<string[]> {
+    const revision = index.annotations?.[ANNOTATION.revision];
+    if (!revision || revision === tag) return [tag];
+    const fixed = (await this.remoteDigest(repository, revision))?.digest;
+    if (fixed && fixed !== index.digest) throw new RemoteError(`${this.target.registry}/${repository}:${revision} is a revision tag and already points at ${fixed}; it never moves (refusing to push ${index.digest})`);
+    return fixed ? [tag] : [revision, tag];
+  }
+
+  /**
+   * The end of every push, once the blobs are there: the platform manifests by digest, the index
+   * by digest, then `tags` in order (last, so none points at missing content), each read back.
+   */
+  async putImage(repository: string, tags: string[], manifests: ManifestBytes[], index: ManifestBytes): Promise<void> {
+    for (const manifest of manifests) await this.putManifest(repository, manifest, manifest.descriptor.digest);
+    for (const reference of [index.descriptor.digest, ...tags]) await this.putManifest(repository, index, reference);
+  }
+
+  /**
+   * PUT the manifest `descriptor` (its exact `bytes`) under `reference` (its digest or a tag),
+   * then read it back: the Docker-Content-Digest the registry answers and the manifest it then
+   * serves must both be `descriptor.digest`. Returns the PUT response's headers. Bytes that do
+   * not hash to the descriptor (a corrupt store copy) are refused before anything is sent.
+   */
+  private async putManifest(repository: string, { descriptor, bytes }: ManifestBytes, reference: string): Promise<Headers> {
     const what = `${this.target.registry}/${repository}${reference === descriptor.digest ? '@' : ':'}${reference}`;
     if (sha256Digest(bytes) !== descriptor.digest) throw new RemoteError(`the store's copy of ${descriptor.digest} is corrupt: not pushing ${what}`);
     const put = await this.retrying(() => this.send('PUT', `${repository}/manifests/${reference}`, { headers: { 'Content-Type': descriptor.mediaType }, body: () => new Uint8Array(bytes), scope: pushScope(repository) }));
@@ -228,21 +265,23 @@ export class Pusher {
   }
 
   private async uploadOnce(repository: string, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: UploadOptions): Promise<Pick<Descriptor, 'digest' | 'size'>> {
-    const chunkSize = this.options.chunkSize ?? (Number(process.env.DEPOT_UPLOAD_CHUNK_BYTES) || DEFAULT_UPLOAD_CHUNK);
+    const chunkSize = this.uploadChunk;
     const startUrl = this.client.transport.url(`${repository}/blobs/uploads/`);
     const start = await this.retrying(() => this.send('POST', startUrl, { accept: (s) => s === 202, scope: pushScope(repository) }));
     await start.body?.cancel().catch(() => {});
     let session = location(start, startUrl);
-    const hash = createHash('sha256');
+    const hash = options.hashed ? undefined : createHash('sha256');
     let size = 0;
     try {
       for await (const window of windows(chunks, chunkSize)) {
-        hash.update(window);
+        hash?.update(window);
         session = await this.patch(repository, session, window, size);
         size += window.length;
         options.onProgress?.(window.length);
       }
-      const digest = `sha256:${hash.digest('hex')}`;
+      const produced = hash ? undefined : await options.hashed!();
+      if (produced && produced.size !== size) throw new RemoteError(`the producer says it made ${produced.size} bytes, but ${size} were read: not pushing ${produced.digest}`);
+      const digest = produced?.digest ?? `sha256:${hash!.digest('hex')}`;
       if (options.expected && (digest !== options.expected.digest || size !== options.expected.size)) {
         throw new RemoteError(`the blob read for ${options.expected.digest} has ${size} bytes and digest ${digest}: not pushing it`);
       }
@@ -272,11 +311,12 @@ export class Pusher {
         const response = await this.send('PATCH', session, {
           headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': `${from}-${offset + window.length - 1}`, 'Content-Length': String(part.length) },
           body: () => part as unknown as BodyInit,
-          accept: (s) => s === 202 || s === 204 || s === 404,
+          accept: (s) => s === 202 || s === 204 || s === 404 || (offset === 0 && refusesChunks(s)),
           scope: pushScope(repository),
         });
         await response.body?.cancel().catch(() => {});
         if (response.status === 404) throw sessionLost(this.target.registry, cut);
+        if (refusesChunks(response.status)) throw new ChunkedUploadRefused(`${this.target.registry} refuses chunked uploads (PATCH answered ${response.status})`, { status: response.status });
         return location(response, session);
       },
       { retryable: isRetryable, onRetry: (error) => (cut = error) },
@@ -301,7 +341,7 @@ export class Pusher {
    * the blob is read back with a GET, streamed through the digest verifier (nothing held). 404:
    * absent. RemoteError when the registry states or serves another size or digest.
    */
-  private async hasBlob(repository: string, blob: Pick<Descriptor, 'digest' | 'size'>): Promise<boolean> {
+  async hasBlob(repository: string, blob: Pick<Descriptor, 'digest' | 'size'>): Promise<boolean> {
     const path = `${repository}/blobs/${blob.digest}`;
     const head = await this.send('HEAD', path, { accept: (s) => s === 200 || s === 404, scope: pushScope(repository) });
     await head.body?.cancel().catch(() => {});
@@ -321,6 +361,32 @@ export class Pusher {
     const reader = (got.body ?? new Blob([]).stream()).pipeThrough(verifyingStream(blob, `${what} (read back: its HEAD states no Content-Length)`)).getReader();
     while (!(await reader.read()).done);
     return true;
+  }
+
+  /**
+   * Upload one blob whole (Distribution spec, monolithic upload: POST a session, then one PUT
+   * `?digest=` carrying every byte), for registries that refuse PATCH and for small blobs.
+   * `body` makes the bytes afresh for each attempt, `expected` is what they must hash to
+   * (the caller has checked); the session is DELETEd on failure and the blob read back.
+   */
+  async uploadWhole(repository: string, body: () => BodyInit, expected: Pick<Descriptor, 'digest' | 'size'>): Promise<void> {
+    const startUrl = this.client.transport.url(`${repository}/blobs/uploads/`);
+    const start = await this.retrying(() => this.send('POST', startUrl, { accept: (s) => s === 202, scope: pushScope(repository) }));
+    await start.body?.cancel().catch(() => {});
+    const session = location(start, startUrl);
+    try {
+      const url = new URL(session);
+      url.searchParams.set('digest', expected.digest);
+      const headers = { 'Content-Type': 'application/octet-stream', 'Content-Length': String(expected.size) };
+      const done = await this.send('PUT', url.href, { headers, body, accept: (s) => s === 201 || s === 204, scope: pushScope(repository) });
+      await done.body?.cancel().catch(() => {});
+      const answered = done.headers.get('docker-content-digest');
+      if (answered && answered !== expected.digest) throw new RemoteError(`${this.target.registry}/${repository}: the registry stored the blob as ${answered}, not ${expected.digest}`);
+      await this.checkBlobStored(repository, expected);
+    } catch (error) {
+      await this.cancelUpload(repository, session);
+      throw error;
+    }
   }
 
   private async checkBlobStored(repository: string, blob: Pick<Descriptor, 'digest' | 'size'>): Promise<void> {
@@ -368,6 +434,11 @@ async function* windows(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>
     }
   }
   if (length > 0) yield Buffer.concat(parts, length);
+}
+
+/** A 4xx to a first PATCH that says "not this way" rather than "not you" or "not there". */
+function refusesChunks(status: number): boolean {
+  return status >= 400 && status < 500 && ![401, 403, 404, 416, 429].includes(status);
 }
 
 function pushScope(repository: string): string {

@@ -1,10 +1,9 @@
 // Reading an eStargz TOC from the end of a layer: the footer says where the TOC member starts,
 // and that member is a one-entry tar holding stargz.index.json. Works over any random-access
 // reader, so the same code reads a layer on disk and one behind HTTP Range requests.
-import { open } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
-import { FOOTER_SIZE, parseFooter, TOC_TAR_NAME, type Toc } from './estargz.ts';
-import { readAt } from './read-at.ts';
+import type { Toc } from './estargz.ts';
+import { FOOTER_SIZE, parseFooter, TOC_TAR_NAME } from './footer.ts';
 import { ANNOTATION, sha256Digest, type Descriptor } from './oci.ts';
 
 /** The largest TOC read: its compressed member and the tar it inflates to (the JSON of a model with
@@ -59,16 +58,5 @@ export async function readToc(readAt: ReadAt, size: number): Promise<LayerToc | 
     toc: JSON.parse(json.toString('utf8')) as Toc,
     tocDigest: sha256Digest(json),
     tocOffset,
-  };
-}
-
-/** A ReadAt over a local file. */
-export async function fileReadAt(file: string): Promise<{ readAt: ReadAt; size: number; close(): Promise<void> }> {
-  const handle = await open(file, 'r');
-  const { size } = await handle.stat();
-  return {
-    size,
-    readAt: (offset, length) => readAt(handle, length, offset),
-    close: () => handle.close(),
   };
 }

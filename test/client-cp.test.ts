@@ -11,7 +11,7 @@ import { createGzip, gzipSync } from 'node:zlib';
 import { buildImage } from '../builder/build.ts';
 import { readRemoteImageInfo, resolveLayer } from '../builder/image-info.ts';
 import { cpCommand } from '../cli/cp.ts';
-import { footer, TOC_TAR_NAME } from '../image/estargz.ts';
+import { footer, TOC_TAR_NAME } from '../image/footer.ts';
 import { ImageLayout } from '../image/layout.ts';
 import { ANNOTATION, jsonBlob, MEDIA_TYPE, sha256Digest, type Descriptor, type ImageManifest } from '../image/oci.ts';
 import { padding, tarHeader, tarTrailer } from '../image/tar.ts';

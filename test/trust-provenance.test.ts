@@ -6,7 +6,7 @@
 // tampered bundle, another key, a statement about another subject and one with a wrong file digest.
 import assert from 'node:assert/strict';
 import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -73,8 +73,8 @@ describe('signed provenance', () => {
     await cncf?.stop();
   });
 
-  test('build --attest --push: the attestation goes into the store and, through the referrers tag, to the CNCF registry', async () => {
-    const publish = (...extra: string[]) => depotAi(['build', NAME, '--store', store, '--catalog', catalog, '--push', cncf.hostPort, '--insecure', ...extra], { ...env(), ...RUN });
+  test('build --attest --push --keep: the attestation goes into the store and, through the referrers tag, to the CNCF registry', async () => {
+    const publish = (...extra: string[]) => depotAi(['build', NAME, '--store', store, '--catalog', catalog, '--push', cncf.hostPort, '--insecure', '--keep', ...extra], { ...env(), ...RUN });
     const attesting = ['--attest', '--signing-key', path.join(keys, 'private.pem')];
     const plain = await publish();
     assert.equal(plain.status, 0, plain.stderr);
@@ -146,6 +146,21 @@ describe('signed provenance', () => {
       assert.match(run.stdout, /^IMAGE\s+REVISION\s+DIGEST\s+RESULT\s+PROVENANCE$/m);
       assert.match(run.stdout, /identical\s+verified$/m);
     }
+  });
+
+  test('build --attest --push streamed (no store copy): revision tag, attestation through the referrers tag, verify passes; nothing kept', async () => {
+    const tmp = tempDir('prov-stream-tmp-');
+    const streamStore = path.join(tmp, 'store');
+    const run = await depotAi(['build', NAME, '--catalog', catalog, '--push', `${cncf.hostPort}/streamed`, '--insecure', '--attest', '--signing-key', path.join(keys, 'private.pem')], { ...env(), ...RUN, DEPOT_STORE: streamStore, TMPDIR: tmp });
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, new RegExp(`^attested ${cncf.hostPort}/streamed/${IMAGE}@${indexDigest}: sha256:[0-9a-f]{64} \\(referrers tag\\)$`, 'm'), 'the same index as the kept build');
+    assert.match(run.stdout, /built, pushed, attested$/m);
+    const revision = await fetch(`${cncf.url}/v2/streamed/${IMAGE}/manifests/${sha}`, { method: 'HEAD', headers: { Accept: INDEX } });
+    assert.equal(revision.headers.get('docker-content-digest'), indexDigest, 'the revision tag');
+    assert.deepEqual(readdirSync(tmp).filter((f) => !f.startsWith('tsx-')), [], 'no store, no scratch layout left');
+    const verified = await verify(`${cncf.hostPort}/streamed/${IMAGE}:latest`);
+    assert.equal(verified.status, 0, verified.stderr + verified.stdout);
+    assert.match(verified.stdout, /identical\s+verified$/m);
   });
 
   test('a pull-through serve lists the upstream\'s referrers (from its referrers tag) and verify passes through it', async () => {

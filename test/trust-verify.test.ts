@@ -34,7 +34,7 @@ describe('revision tags and depot-ai verify', () => {
   const store = tempDir('trust-store-');
   const env = () => ({ HF_ENDPOINT: hub.url, HF_TOKEN: '', DEPOT_CACHE: cache, DEPOT_RETRY_DELAY_MS: '20', SOURCE_DATE_EPOCH: '0', DEPOT_UPLOAD_CHUNK_BYTES: String(1024 * 1024) });
   const writeCatalog = (sha: string) => writeFileSync(catalog, `models:\n  - name: ${NAME}\n    sha: ${sha}\n`);
-  const publish = (extra: string[] = [], storeDir = store) => depotAi(['build', NAME, '--store', storeDir, '--catalog', catalog, '--push', cncf.hostPort, '--insecure', ...extra], env());
+  const publish = (extra: string[] = [], storeDir = store) => depotAi(['build', NAME, '--store', storeDir, '--catalog', catalog, '--push', cncf.hostPort, '--insecure', '--keep', ...extra], env());
   const verify = (...args: string[]) => depotAi(['verify', '--insecure', ...args], env());
   const remoteDigest = async (repository: string, reference: string) => {
     const res = await fetch(`${cncf.url}/v2/${repository}/manifests/${reference}`, { method: 'HEAD', headers: { Accept: 'application/vnd.oci.image.index.v1+json' } });

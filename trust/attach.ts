@@ -5,9 +5,11 @@ import type { KeyObject } from 'node:crypto';
 import type { SerializedBundle } from '@sigstore/bundle';
 import packageJson from '../package.json' with { type: 'json' };
 import type { ImageLayout } from '../image/layout.ts';
-import { fileReadAt, readToc } from '../image/toc.ts';
+import { fileReadAt } from '../image/read-at.ts';
+import { readToc } from '../image/toc.ts';
 import { resolveLayer } from '../builder/image-info.ts';
 import type { Descriptor } from '../image/oci.ts';
+import type { Toc } from '../image/estargz.ts';
 import type { Pusher } from '../client/push.ts';
 import { attestationArtifact, type ArtifactDescriptor } from './artifact.ts';
 import { provenanceStatement, tocFileDigests } from './provenance.ts';
@@ -33,12 +35,14 @@ export interface AttestOptions {
   push?: { pusher: Pusher; repository: string };
 }
 
-/**
- * Make, sign and attach the SLSA provenance of `layout:tag` (built from `entry`): into the store,
- * and to the registry when pushed. Returns the artifact and where it went ('store', 'referrers'
- * or 'tag').
- */
-export async function attestImage(layout: ImageLayout, tag: string, options: AttestOptions): Promise<{ artifact: ArtifactDescriptor; where: string }> {
+/** What a provenance is about: the image index, and its eStargz layer's TOC (the files' digests). */
+export interface AttestSubject {
+  index: Descriptor;
+  toc: Toc;
+}
+
+/** The subject of `layout:tag`: its index and the TOC read from the layer in the layout. Error when absent or not eStargz. */
+export async function layoutSubject(layout: ImageLayout, tag: string): Promise<AttestSubject> {
   const found = await resolveLayer(layout, tag);
   if (!found) throw new Error(`${layout.image}:${tag} is not in the store ${layout.store}`);
   const reader = await fileReadAt(layout.blobPath(found.layer.digest));
@@ -49,17 +53,26 @@ export async function attestImage(layout: ImageLayout, tag: string, options: Att
     await reader.close();
   }
   if (!toc) throw new Error(`${layout.image}:${tag} has no eStargz layer`);
+  return { index: found.index, toc: toc.toc };
+}
+
+/**
+ * Make, sign and attach the SLSA provenance of `subject` (built from `entry`): into `layout` (the
+ * store's, or a scratch one when the image was streamed), and to the registry when pushed.
+ * Returns the artifact and where it went ('store', 'referrers' or 'tag').
+ */
+export async function attestImage(layout: ImageLayout, subject: AttestSubject, options: AttestOptions): Promise<{ artifact: ArtifactDescriptor; where: string }> {
   const statement = provenanceStatement({
     image: options.imageName,
-    indexDigest: found.index.digest,
+    indexDigest: subject.index.digest,
     entry: options.entry,
-    files: tocFileDigests(toc.toc),
+    files: tocFileDigests(subject.toc),
     ...ciBuilder(),
     startedOn: options.startedOn,
     finishedOn: new Date(),
   });
   const bundle = await signStatement(statement, options.signingKey);
-  const artifact = await storeAttestation(layout, bundle, found.index, new Date());
+  const artifact = await storeAttestation(layout, bundle, subject.index, new Date());
   const where = options.push ? await options.push.pusher.pushReferrer(layout, options.push.repository, artifact) : 'store';
   return { artifact, where };
 }

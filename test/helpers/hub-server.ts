@@ -20,7 +20,24 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 export interface HubCommit {
   /** 40 hex digits; defaults to a hash of the files. */
   sha?: string;
-  files: Record<string, string | Buffer>;
+  files: Record<string, string | Buffer | GeneratedFile>;
+}
+
+/**
+ * A file made on demand, for models bigger than memory (always stored with LFS): `read(start,
+ * end)` gives bytes [start, end), the same every time; `sha256` is their hash (generatedFile()).
+ */
+export interface GeneratedFile {
+  size: number;
+  sha256: string;
+  read(start: number, end: number): Buffer;
+}
+
+/** A GeneratedFile of `size` bytes from `read`, hashed once here (one pass, 1 MiB at a time). */
+export function generatedFile(size: number, read: (start: number, end: number) => Buffer): GeneratedFile {
+  const hash = createHash('sha256');
+  for (let start = 0; start < size; start += 1 << 20) hash.update(read(start, Math.min(size, start + (1 << 20))));
+  return { size, sha256: hash.digest('hex'), read };
 }
 
 export interface HubRepoSpec {
@@ -78,9 +95,11 @@ export interface HubServer {
   faults: HubFault[];
   /** Entries per page of tree and model listings. */
   pageSize: number;
+  /** When set, each storage connection serving a generated file sends at most this many bytes per second. */
+  bytesPerSecond?: number;
   setRepo(spec: HubRepoSpec): void;
   /** Add a commit on top of main; returns its sha. */
-  commit(name: string, files: Record<string, string | Buffer>, sha?: string): string;
+  commit(name: string, files: HubCommit['files'], sha?: string): string;
   /** The sha main points at. */
   head(name: string): string;
   /** Every commit sha, oldest first. */
@@ -91,8 +110,9 @@ export interface HubServer {
 }
 
 interface StoredFile {
+  size: number;
   content: Buffer;
-  served: Buffer;
+  served: Buffer | GeneratedFile;
   gitOid: string;
   sha256?: string;
 }
@@ -112,16 +132,23 @@ export const gitBlobOid = (bytes: Buffer) => createHash('sha1').update(`blob ${b
 
 export async function startHubServer(options: { repos?: HubRepoSpec[]; token?: string; pageSize?: number } = {}): Promise<HubServer> {
   const repos = new Map<string, StoredRepo>();
-  const blobs = new Map<string, Buffer>();
+  const blobs = new Map<string, Buffer | GeneratedFile>();
   let clock = Date.UTC(2024, 0, 1);
 
   const store = (repo: StoredRepo, commit: HubCommit): string => {
     const lfs = repo.spec.lfs ?? defaultLfs;
     const files = new Map<string, StoredFile>();
     for (const [path, value] of Object.entries(commit.files)) {
+      if (typeof value === 'object' && !Buffer.isBuffer(value)) {
+        // Only the LFS pointer is in git: its id stands for the file in listings.
+        const file: StoredFile = { size: value.size, content: Buffer.alloc(0), served: value, gitOid: createHash('sha1').update(value.sha256).digest('hex'), sha256: value.sha256 };
+        blobs.set(`${repoId(repo.spec.name)}/${value.sha256}`, value);
+        files.set(path, file);
+        continue;
+      }
       const content = Buffer.isBuffer(value) ? value : Buffer.from(value);
       const served = repo.spec.tamper?.[path] ?? content;
-      const file: StoredFile = { content, served, gitOid: gitBlobOid(content) };
+      const file: StoredFile = { size: content.length, content, served, gitOid: gitBlobOid(content) };
       if (lfs(path, content.length)) {
         file.sha256 = sha256(content);
         blobs.set(`${repoId(repo.spec.name)}/${file.sha256}`, served);
@@ -234,11 +261,11 @@ export async function startHubServer(options: { repos?: HubRepoSpec[]; token?: s
         }
       }
       if (!recursive && rest.length > 1) continue;
-      const entry: Record<string, unknown> = { type: 'file', oid: file.gitOid, size: file.content.length, path };
+      const entry: Record<string, unknown> = { type: 'file', oid: file.gitOid, size: file.size, path };
       if (file.sha256) {
-        entry.oid = gitBlobOid(Buffer.from(`version https://git-lfs.github.com/spec/v1\noid sha256:${file.sha256}\nsize ${file.content.length}\n`));
-        entry.size = file.content.length;
-        entry.lfs = { oid: file.sha256, size: file.content.length, pointerSize: LFS_POINTER_SIZE };
+        entry.oid = gitBlobOid(Buffer.from(`version https://git-lfs.github.com/spec/v1\noid sha256:${file.sha256}\nsize ${file.size}\n`));
+        entry.size = file.size;
+        entry.lfs = { oid: file.sha256, size: file.size, pointerSize: LFS_POINTER_SIZE };
       }
       entries.push(entry);
     }
@@ -289,13 +316,13 @@ export async function startHubServer(options: { repos?: HubRepoSpec[]; token?: s
       if (file.sha256) {
         res.writeHead(302, {
           Location: `${hub.storageUrl}/lfs/${repoId(repo.spec.name)}/${file.sha256}?signature=${createHash('md5').update(file.sha256).digest('hex')}`,
-          'X-Linked-Size': String(file.content.length),
+          'X-Linked-Size': String(file.size),
           'X-Linked-ETag': `"${file.sha256}"`,
           'Content-Length': '0',
         });
         return res.end();
       }
-      return sendBytes(req, res, file.served, `"${file.gitOid}"`);
+      return sendBytes(req, res, file.served as Buffer, `"${file.gitOid}"`);
     }
     sendError(res, 404, 'Not found');
   };
@@ -304,7 +331,8 @@ export async function startHubServer(options: { repos?: HubRepoSpec[]; token?: s
     const match = /^\/lfs\/([0-9a-f]+)\/([0-9a-f]{64})$/.exec(new URL(req.url!, hub.storageUrl).pathname);
     const bytes = match && blobs.get(`${match[1]}/${match[2]}`);
     if (!bytes) return sendError(res, 404, 'NoSuchKey');
-    sendBytes(req, res, bytes, `"${match[2]}"`);
+    if (Buffer.isBuffer(bytes)) return sendBytes(req, res, bytes, `"${match[2]}"`);
+    sendGenerated(req, res, bytes, `"${match[2]}"`, hub.bytesPerSecond);
   };
 
   const serve = (origin: HubRequest['origin'], handler: typeof handleHub): Server =>
@@ -371,6 +399,42 @@ function sendBytes(req: IncomingMessage, res: ServerResponse, bytes: Buffer, eta
   headers['Content-Length'] = body.length;
   res.writeHead(status, headers);
   res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+/** A generated file (or a `Range` of it) streamed 256 KiB at a time with backpressure, paced to `bytesPerSecond` when given. */
+function sendGenerated(req: IncomingMessage, res: ServerResponse, file: GeneratedFile, etag: string, bytesPerSecond?: number): void {
+  const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+  const start = range ? Number(range[1]) : 0;
+  const end = range && range[2] ? Math.min(Number(range[2]) + 1, file.size) : file.size;
+  if (start >= file.size && file.size > 0) {
+    res.writeHead(416, { 'Content-Range': `bytes */${file.size}` });
+    return void res.end();
+  }
+  res.writeHead(range ? 206 : 200, {
+    ETag: etag,
+    'Accept-Ranges': 'bytes',
+    'Content-Type': 'application/octet-stream',
+    'Content-Length': end - start,
+    ...(range ? { 'Content-Range': `bytes ${start}-${end - 1}/${file.size}` } : {}),
+  });
+  if (req.method === 'HEAD') return void res.end();
+  const began = Date.now();
+  let offset = start;
+  const pump = () => {
+    while (offset < end && !res.destroyed) {
+      if (bytesPerSecond) {
+        const due = began + ((offset - start) / bytesPerSecond) * 1000;
+        if (due > Date.now()) return void setTimeout(pump, due - Date.now());
+      }
+      const next = Math.min(end, offset + (256 << 10));
+      const ok = res.write(file.read(offset, next));
+      offset = next;
+      if (!ok) return void res.once('drain', pump);
+    }
+    if (offset >= end) res.end();
+  };
+  res.on('close', () => (offset = end + 1));
+  pump();
 }
 
 /**

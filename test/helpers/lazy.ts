@@ -5,7 +5,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { readToc, fileReadAt } from '../../image/toc.ts';
+import { fileReadAt } from '../../image/read-at.ts';
+import { readToc } from '../../image/toc.ts';
 import type { RecordingProxy } from './proxy.ts';
 import { buildImage, imageDigests, tempDir, type TestRegistry } from './registry.ts';
 

@@ -5,8 +5,12 @@ import { createServer, request, type Server } from 'node:http';
 
 export interface ProxyFault {
   method: string;
-  /** Bytes of the request body to pass before the connection drops. */
-  cutAfter: number;
+  /** Only requests whose URL contains this. */
+  urlIncludes?: string;
+  /** Bytes of the request body to pass before the connection drops... */
+  cutAfter?: number;
+  /** ...or answer this status (an OCI error body) instead of forwarding. */
+  status?: number;
   /** How many requests to cut (default 1; Infinity for a dead link); shorter bodies pass. */
   times?: number;
 }
@@ -34,7 +38,13 @@ export async function startRecordingProxy(target: string): Promise<RecordingProx
   const server: Server = createServer((req, res) => {
     const record = { method: req.method!, url: req.url!, bytes: 0 };
     proxy.requests.push(record);
-    const fault = proxy.faults.find((f) => f.method === req.method && (f.times ?? 1) > 0);
+    const fault = proxy.faults.find((f) => f.method === req.method && req.url!.includes(f.urlIncludes ?? '') && (f.times ?? 1) > 0);
+    if (fault?.status) {
+      fault.times = (fault.times ?? 1) - 1;
+      req.resume();
+      res.writeHead(fault.status, { 'Content-Type': 'application/json' });
+      return void res.end(JSON.stringify({ errors: [{ code: 'UNSUPPORTED', message: 'injected by the test proxy' }] }));
+    }
     // The Host header stays the proxy's, so the registry's upload Locations point back through it.
     const out = request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);
@@ -44,7 +54,7 @@ export async function startRecordingProxy(target: string): Promise<RecordingProx
     out.on('error', () => res.destroy());
     let passed = 0;
     req.on('data', (chunk: Buffer) => {
-      if (fault && (fault.times ?? 1) > 0 && passed + chunk.length > fault.cutAfter) {
+      if (fault?.cutAfter !== undefined && (fault.times ?? 1) > 0 && passed + chunk.length > fault.cutAfter) {
         fault.times = (fault.times ?? 1) - 1;
         out.write(chunk.subarray(0, fault.cutAfter - passed));
         passed = fault.cutAfter;

@@ -1,0 +1,181 @@
+// `depot-ai build NAME --push` streaming from the Hub stand-in into the CNCF registry (through a
+// proxy that counts requests and injects faults): the same digests as `build --from`, nothing
+// left on disk, and the faults of issue 11: a Hub connection cut mid-file, a PATCH cut
+// mid-chunk, an LFS file whose bytes do not match, a registry without chunked uploads, and a
+// rerun after a failure that does not stream the layer again.
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { safetensors } from '../examples/safetensors.ts';
+import { depotAi } from './helpers/cli.ts';
+import { verifyStoredImage } from './helpers/estargz.ts';
+import { sha256, startHubServer, type HubServer } from './helpers/hub-server.ts';
+import { modelDir, pseudoRandomBytes, tempDir } from './helpers/models.ts';
+import { startRecordingProxy, type RecordingProxy } from './helpers/proxy.ts';
+import { imageDigests, runTool, startCncfRegistry, tool, type CncfRegistry } from './helpers/registry.ts';
+
+for (const file of ['/usr/bin/docker-registry', '/usr/bin/skopeo']) tool(file);
+
+const MiB = 1 << 20;
+const WEIGHTS = safetensors({ 'w.weight': [3 * 1024, 1024] }, 4); // 6 MiB of fp16
+const FILES = {
+  'config.json': JSON.stringify({ model_type: 'llama', hidden_size: 64 }),
+  'model.safetensors': WEIGHTS,
+  'extra/blob.bin': pseudoRandomBytes(2 * MiB + 5, 3),
+  'tokenizer.json': JSON.stringify({ vocab: Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`t${i}`, i])) }),
+};
+
+describe('build --push streams into the CNCF registry', () => {
+  let hub: HubServer;
+  let cncf: CncfRegistry;
+  let proxy: RecordingProxy;
+  let catalog: string;
+  let local: Awaited<ReturnType<typeof imageDigests>>;
+
+  before(async () => {
+    hub = await startHubServer({
+      repos: [
+        { name: 'Stream/Model', commits: [{ files: FILES }] },
+        { name: 'Stream/Tampered', commits: [{ files: FILES }], tamper: { 'extra/blob.bin': pseudoRandomBytes(2 * MiB + 5, 4) } },
+      ],
+    });
+    cncf = await startCncfRegistry();
+    proxy = await startRecordingProxy(cncf.url);
+    catalog = path.join(tempDir('depot-stream-catalog-'), 'models.yaml');
+    writeFileSync(catalog, `models:\n  - name: Stream/Model\n    sha: ${hub.head('Stream/Model')}\n  - name: Stream/Tampered\n    sha: ${hub.head('Stream/Tampered')}\n`);
+    const store = tempDir('depot-stream-local-');
+    const built = await depotAi(['build', 'Stream/Model', '--from', modelDir(FILES), '--store', store, '--sha', hub.head('Stream/Model')], { SOURCE_DATE_EPOCH: '0' });
+    assert.equal(built.status, 0, built.stderr);
+    local = await imageDigests(store, 'stream/model', 'latest');
+  });
+  after(async () => {
+    await proxy?.close();
+    await cncf?.stop();
+    await hub?.close();
+  });
+
+  /** Streams `name` into `prefix` on the proxy; TMPDIR is a fresh folder the test can look into. */
+  const push = (name: string, prefix: string, env: NodeJS.ProcessEnv = {}) => {
+    const tmp = tempDir('depot-stream-tmp-');
+    const run = depotAi(['build', name, '--catalog', catalog, '--push', `${proxy.hostPort}/${prefix}`, '--insecure', '--upload-chunk', '1M', '--window', '4M'], {
+      HF_ENDPOINT: hub.url,
+      HF_TOKEN: '',
+      DEPOT_CACHE: tempDir('depot-stream-cache-'),
+      DEPOT_STORE: path.join(tmp, 'store'),
+      DEPOT_RETRY_DELAY_MS: '20',
+      SOURCE_DATE_EPOCH: '0',
+      TMPDIR: tmp,
+      ...env,
+    });
+    return run.then((result) => ({ ...result, tmp }));
+  };
+
+  /** The image at `ref` copied back by skopeo: its digests, checked by the reference reader. */
+  async function copyBack(ref: string) {
+    const out = tempDir('depot-stream-copy-');
+    await runTool('/usr/bin/skopeo', ['copy', '--all', '--preserve-digests', '--src-tls-verify=false', `docker://${cncf.hostPort}/${ref}`, `oci:${path.join(out, 'x')}:latest`]);
+    await verifyStoredImage(out, 'x', 'latest');
+    return imageDigests(out, 'x', 'latest');
+  }
+
+  /** What the run left in its TMPDIR (tsx's compile cache aside). */
+  const leftIn = (dir: string) => readdirSync(dir).filter((name) => !name.startsWith('tsx-'));
+
+  const uploads = (prefix: string, method: string) => proxy.requests.filter((r) => r.method === method && r.url.startsWith(`/v2/${prefix}/`)).length;
+
+  test('the same layer and index as build --from, with a Hub connection cut mid-file resumed; nothing left on disk', async () => {
+    hub.faults.push({ match: sha256(WEIGHTS), cutAfter: 2 * MiB + 100 });
+    const run = await push('Stream/Model', 'plain');
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /^stream\/model\s+sha256:[0-9a-f]{12}\s+.*built, pushed$/m);
+    assert.ok(hub.requests.some((r) => r.origin === 'storage' && r.url.includes(sha256(WEIGHTS)) && /^bytes=[1-9]\d*-/.test(r.range ?? '')), 'the cut download resumed from its offset');
+    assert.ok(uploads('plain', 'PATCH') >= 5, 'the layer went up in 1 MiB PATCHes');
+    assert.deepEqual(await copyBack('plain/stream/model:latest'), local);
+    assert.deepEqual(leftIn(run.tmp), [], 'no store copy, no spool, no staging left');
+  });
+
+  test('a PATCH cut mid-chunk: the upload goes on (resumed, or re-streamed when the registry drops the session) to the same digests', async (t) => {
+    proxy.faults.push({ method: 'PATCH', cutAfter: 300_000, times: 1 });
+    const run = await push('Stream/Model', 'cut');
+    proxy.faults.length = 0;
+    assert.equal(run.status, 0, run.stderr);
+    assert.ok(proxy.requests.some((r) => r.method === 'GET' && r.url.startsWith('/v2/cut/stream/model/blobs/uploads/')), 'asked where the cut upload stood');
+    assert.deepEqual(await copyBack('cut/stream/model:latest'), local);
+    t.diagnostic(`layer upload sessions started: ${proxy.requests.filter((r) => r.method === 'POST' && r.url.startsWith('/v2/cut/stream/model/blobs/uploads/')).length} (more than 3: the registry dropped the cut session and the layer was re-streamed)`);
+  });
+
+  test('an LFS file whose bytes do not match: one line, the upload session DELETEd, no manifest, no tag', async () => {
+    const run = await push('Stream/Tampered', 'bad');
+    assert.equal(run.status, 1);
+    assert.match(run.stderr, /^depot-ai: Stream\/Tampered: .*extra\/blob\.bin.*sha256/m);
+    assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+    assert.ok(uploads('bad', 'POST') >= 1 && uploads('bad', 'DELETE') >= 1, 'the started session was cancelled');
+    assert.ok(proxy.requests.every((r) => !(r.url.startsWith('/v2/bad/') && r.url.includes('/manifests/') && r.method === 'PUT')), 'no manifest pushed');
+    assert.equal((await fetch(`${cncf.url}/v2/bad/stream/tampered/manifests/latest`)).status, 404);
+    assert.deepEqual(leftIn(run.tmp), [], 'the spool is removed');
+  });
+
+  test('a registry that refuses PATCH: said once with the disk needed, the layer staged and PUT whole, same digests', async () => {
+    proxy.faults.push({ method: 'PATCH', status: 405, times: Infinity });
+    const run = await push('Stream/Model', 'whole');
+    proxy.faults.length = 0;
+    assert.equal(run.status, 0, run.stderr);
+    const said = run.stderr.split('\n').filter((line) => line.includes('refuses chunked uploads'));
+    assert.equal(said.length, 1, run.stderr);
+    assert.match(said[0], /^depot-ai: 127\.0\.0\.1:\d+ refuses chunked uploads \(PATCH answered 405\): staging the layer in .+ \(needs up to [\d.]+ MiB of disk/);
+    assert.match(run.stdout, /built, pushed whole \(staged\)$/m);
+    assert.ok(proxy.requests.some((r) => r.method === 'PUT' && r.url.startsWith('/v2/whole/') && r.url.includes(encodeURIComponent(local.layer))), 'the layer went up in one PUT');
+    assert.deepEqual(await copyBack('whole/stream/model:latest'), local);
+    assert.deepEqual(leftIn(run.tmp), [], 'the staged layer is removed');
+  });
+
+  test('a rerun after a failed manifest push does not stream the layer again', async () => {
+    const cache = tempDir('depot-stream-cache-');
+    proxy.faults.push({ method: 'PUT', urlIncludes: '/manifests/', status: 400, times: 1 });
+    const failed = await push('Stream/Model', 'rerun', { DEPOT_CACHE: cache });
+    proxy.faults.length = 0;
+    assert.equal(failed.status, 1);
+    assert.equal((await fetch(`${cncf.url}/v2/rerun/stream/model/manifests/latest`)).status, 404, 'not tagged');
+    const patches = uploads('rerun', 'PATCH');
+    const storage = hub.count((r) => r.origin === 'storage');
+    const again = await push('Stream/Model', 'rerun', { DEPOT_CACHE: cache });
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /pushed \(layer already there\)$/m);
+    assert.equal(uploads('rerun', 'PATCH'), patches, 'no PATCH the second time');
+    assert.equal(hub.count((r) => r.origin === 'storage'), storage, 'nothing downloaded the second time');
+    assert.deepEqual(await copyBack('rerun/stream/model:latest'), local);
+  });
+
+  // The streamed layer is written with the same options as build's: generated epochs and prefetch rules.
+  for (const [i, [epoch, prefetch]] of ([['1700000000', undefined], ['0', 'small'], ['86400', '*.json']] as const).entries()) {
+    test(`SOURCE_DATE_EPOCH=${epoch}${prefetch ? `, --prefetch ${prefetch}` : ''}: the same digests as build --from, and the revision tag`, async () => {
+      const extra = prefetch ? ['--prefetch', prefetch] : [];
+      const store = tempDir('depot-stream-local-');
+      const sha = hub.head('Stream/Model');
+      const built = await depotAi(['build', 'Stream/Model', '--from', modelDir(FILES), '--store', store, '--sha', sha, ...extra], { SOURCE_DATE_EPOCH: epoch });
+      assert.equal(built.status, 0, built.stderr);
+      const want = await imageDigests(store, 'stream/model', 'latest');
+      assert.notEqual(want.index, local.index, 'the options change the image');
+      const prefix = `opts-${i}`;
+      const tmp = tempDir('depot-stream-tmp-');
+      const run = await depotAi(['build', 'Stream/Model', '--catalog', catalog, '--push', `${proxy.hostPort}/${prefix}`, '--insecure', ...extra], {
+        HF_ENDPOINT: hub.url,
+        HF_TOKEN: '',
+        DEPOT_CACHE: tempDir('depot-stream-cache-'),
+        SOURCE_DATE_EPOCH: epoch,
+        TMPDIR: tmp,
+      });
+      assert.equal(run.status, 0, run.stderr);
+      assert.deepEqual(await copyBack(`${prefix}/stream/model:latest`), want);
+      const revision = await fetch(`${cncf.url}/v2/${prefix}/stream/model/manifests/${sha}`, { method: 'HEAD', headers: { Accept: 'application/vnd.oci.image.index.v1+json' } });
+      assert.equal(revision.headers.get('docker-content-digest'), want.index, 'the revision tag points at the index');
+    });
+  }
+
+  test('a bad --window is one clear line', async () => {
+    const run = await depotAi(['build', 'Stream/Model', '--catalog', catalog, '--push', proxy.hostPort, '--insecure', '--window', 'lots']);
+    assert.equal(run.status, 2);
+    assert.match(run.stderr, /--window must be a size in bytes such as 1073741824, 512M or 1G, not "lots"/);
+  });
+});
