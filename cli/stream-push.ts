@@ -48,7 +48,7 @@ export async function streamCommand(command: StreamCommand): Promise<{ row: { im
   const upload = progressReporter(`upload ${name}`);
   let uploaded = 0;
   let total = 0; // the model's size: the compressed layer is about as big, at most
-  const openSource = (): ModelSource => (from ? new FolderSource(from) : new HuggingFaceSource(name, sha!, { windowBytes: command.windowBytes, concurrency: HUB_CONNECTIONS, onDownload: download.update }));
+  const openSource = (): ModelSource => (from ? new FolderSource(from) : new HuggingFaceSource(name, sha!, { windowBytes: command.windowBytes, concurrency: HUB_CONNECTIONS, prefetch: command.prefetch, onDownload: download.update }));
   try {
     const pushed = await streamPush({
       name,

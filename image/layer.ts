@@ -50,9 +50,24 @@ function prefetchSplit(items: Item[], prefetch: (file: SourceFile) => boolean): 
   return { first: items.filter((i) => chosen.has(i.name)), rest: items.filter((i) => !chosen.has(i.name)) };
 }
 
+/** The folders and files writeLayer writes before the prefetch landmark (none without a rule), and after it. */
+function layerParts(files: SourceFile[], prefetch?: (file: SourceFile) => boolean): { first: Item[]; rest: Item[] } {
+  const ordered = archiveOrder(files);
+  return prefetch ? prefetchSplit(ordered, prefetch) : { first: [], rest: ordered };
+}
+
+/**
+ * The order in which writeLayer reads `files` for the rule `prefetch`: a source that fetches
+ * ahead of the writer (the Hub's download window) fetches in this order.
+ */
+export function readOrder(files: SourceFile[], prefetch?: (file: SourceFile) => boolean): SourceFile[] {
+  const { first, rest } = layerParts(files, prefetch);
+  return [...first, ...rest].flatMap((item) => (item.file ? [item.file] : []));
+}
+
 /**
  * Write `source` as one eStargz layer into `sink` (any ByteSink: a file, an upload, a hash; each
- * write is awaited, so a slow sink slows the reading). Files are read once, in archive order;
+ * write is awaited, so a slow sink slows the reading). Files are read once, in readOrder;
  * the source is closed at the end, failed or not. Resolves with the blob's digest and size, the
  * diffID, the TOC digest, the file count and how many files precede the prefetch landmark once
  * the last byte has been written.
@@ -63,8 +78,7 @@ export async function writeLayer(source: ModelSource, sink: ByteSink, options: L
   const chunkSize = writer.chunkSize;
   try {
     const files = await source.list();
-    const ordered = archiveOrder(files);
-    const { first, rest } = options.prefetch ? prefetchSplit(ordered, options.prefetch) : { first: [], rest: ordered };
+    const { first, rest } = layerParts(files, options.prefetch);
     const add = async (item: Item) => {
       if (item.file) {
         const entry = { name: item.name, type: 'file' as const, size: item.file.size, mode: FILE_MODE, mtime };

@@ -8,7 +8,7 @@
 // The token goes to the Hub only, never to the storage hosts it redirects to.
 import { tmpdir } from 'node:os';
 import { HubApiError, listFiles } from '@huggingface/hub';
-import { archiveOrder } from '../image/layer.ts';
+import { readOrder } from '../image/layer.ts';
 import { ContentCache, TransientError, type Body, type ContentKey } from './content-cache.ts';
 import { DownloadWindow } from './download-window.ts';
 import { runConcurrently } from '../client/retry.ts';
@@ -21,6 +21,8 @@ export const DEFAULT_CACHE = '.depot/cache';
 export interface HuggingFaceOptions extends Partial<HubSettings> {
   /** Download every file into this content cache first; without one, stream through a window. */
   cache?: ContentCache | string;
+  /** Streaming: the layer's prefetch rule, so the window fetches files in the order the writer reads them. */
+  prefetch?: (file: SourceFile) => boolean;
   /** Streaming: disk the download window may use, in bytes (default 1 GiB). */
   windowBytes?: number;
   /** Streaming: where the window's spool folder is made (default the OS temp folder). */
@@ -72,7 +74,7 @@ export class HuggingFaceSource implements ModelSource {
         this.local.set(file.path, await cache.fetch(file.key, file.path, (offset) => this.open(file, offset, file.size), onBytes));
       });
     } else {
-      const ordered = archiveOrder(files).flatMap((item) => (item.file ? [item.file as HubFile] : []));
+      const ordered = readOrder(files, this.options.prefetch) as HubFile[];
       for (const file of ordered) this.listed.set(file.path, file);
       this.window = new DownloadWindow(ordered, (file, start, end, signal) => this.open(file as HubFile, start, end, signal), {
         dir: this.options.spoolDir ?? tmpdir(),
@@ -85,7 +87,7 @@ export class HuggingFaceSource implements ModelSource {
     return files.map(({ path, size }) => ({ path, size }));
   }
 
-  /** The file's bytes; streaming, files must be read in archive order. */
+  /** The file's bytes; streaming, files must be read in readOrder (with the same prefetch rule). */
   chunks(file: SourceFile, chunkSize: number): AsyncIterable<Buffer> {
     const listed = this.listed.get(file.path);
     if (this.window && listed) return this.window.chunks(listed, chunkSize);
