@@ -298,8 +298,12 @@ export function createApp({ store, upstream, sendStream }: AppOptions): Hono {
   async function referrers(c: Context, name: string, digest: string, head: boolean): Promise<Response> {
     if (!isSha256Digest(digest)) throw digestInvalid(digest);
     const local = (await store.hasRepository(name)) ? ((await store.referrers?.(name, digest)) ?? []) : undefined;
-    const remote = await upstream?.referrers?.(name, digest);
     if (!local && !upstream) throw nameUnknown(name);
+    // With the upstream down, what the store holds is still listed (as every cached read is served).
+    const remote = await upstream?.referrers?.(name, digest).catch((error: unknown) => {
+      if (local && local.length > 0) return undefined;
+      throw error;
+    });
     const all = [...(local ?? []), ...(remote ?? []).filter((r) => !local?.some((l) => l.digest === r.digest))];
     const { body, headers } = referrersIndex(all, c.req.query('artifactType'));
     return new Response(head ? null : body, { status: 200, headers: baseHeaders({ ...headers, 'Content-Length': String(encoder.encode(body).length), 'Cache-Control': MUTABLE }) });

@@ -11,7 +11,7 @@ import { sinkOf } from './pump.ts';
 import type { ByteRange } from './range.ts';
 import { isSha256Digest } from './names.ts';
 import type { ReferrerDescriptor } from '../client/referrers.ts';
-import { referrerDescriptor } from './referrers.ts';
+import { referrerDescriptor, subjectOf } from './referrers.ts';
 import {
   manifestMediaType,
   type BlobBody,
@@ -379,12 +379,13 @@ class LayoutWriter implements StoreWriter {
     if (actual !== manifest.digest) throw new Error(`upstream manifest ${manifest.digest} has digest ${actual}`);
     await layout.writeBlob(Buffer.from(manifest.bytes));
     this.store.forget(name, manifest.digest);
-    if (tag === undefined) return;
-    // Tags of one image are written one at a time (index.json is read-modify-write).
+    // A referrer (a manifest with a subject) is listed untagged in index.json, as `build --attest`
+    // stores attestations, so the referrers API lists it from the cache too.
+    if (tag === undefined && !subjectOf(manifest)) return;
+    const descriptor = { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length };
+    // index.json is read-modify-write: one change of an image's at a time.
     const previous = this.tagLocks.get(name) ?? Promise.resolve();
-    const next = previous.then(() =>
-      layout.setTag(tag, { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length }),
-    );
+    const next = previous.then(() => (tag === undefined ? layout.addManifest(descriptor) : layout.setTag(tag, descriptor)));
     const settled = next.catch(() => {});
     this.tagLocks.set(name, settled);
     try {

@@ -5,7 +5,9 @@
 // Neither names nor tags may contain ':' or '@', so no two keys can collide, and a repository's
 // tags are exactly the keys under `tags/<name>:`.
 import { createHash } from 'node:crypto';
+import type { ReferrerDescriptor } from '../client/referrers.ts';
 import type { ByteRange } from './range.ts';
+import { referrerDescriptor, subjectOf } from './referrers.ts';
 import { manifestMediaType, type BlobBody, type BlobSink, type BlobStat, type ManifestRecord, type RegistryStore, type StoreWriter } from './store.ts';
 
 /** Blobs larger than this are never treated as manifests. */
@@ -53,6 +55,8 @@ export interface R2Bucket {
 
 export const tagKey = (name: string, tag: string) => `tags/${name}:${tag}`;
 export const blobKey = (name: string, digest: string) => `blobs/${name}@${digest}`;
+export const referrerKey = (name: string, subject: string, digest: string) => `referrers/${name}@${subject}/${digest}`;
+
 
 export class R2Store implements RegistryStore {
   readonly writer: StoreWriter;
@@ -108,6 +112,18 @@ export class R2Store implements RegistryStore {
       return undefined; // a layer or config blob, not a manifest
     }
     return mediaType ? { digest, mediaType, bytes } : undefined;
+  }
+
+  /** The manifests put with `digest` as their subject (listed under `referrers/`), each read and checked again. */
+  async referrers(name: string, digest: string): Promise<ReferrerDescriptor[]> {
+    const found: ReferrerDescriptor[] = [];
+    const prefix = referrerKey(name, digest, '');
+    for await (const key of this.keys(prefix)) {
+      const record = await this.manifest(name, key.slice(prefix.length));
+      const referrer = record && referrerDescriptor(record, digest);
+      if (referrer) found.push(referrer);
+    }
+    return found;
   }
 
   async statBlob(name: string, digest: string): Promise<BlobStat | undefined> {
@@ -192,6 +208,9 @@ class R2Writer implements StoreWriter {
     if (`sha256:${hex}` !== manifest.digest) throw new Error(`upstream manifest ${manifest.digest} has digest sha256:${hex}`);
     const httpMetadata = { contentType: manifest.mediaType };
     await this.bucket.put(blobKey(name, manifest.digest), manifest.bytes, { sha256: hex, httpMetadata });
+    // A manifest with a subject is listed under it, for the referrers API (after it is in place).
+    const subject = subjectOf(manifest);
+    if (subject) await this.bucket.put(referrerKey(name, subject, manifest.digest), '', { httpMetadata });
     // The tag is written only after the manifest it names is in place.
     if (tag !== undefined) await this.bucket.put(tagKey(name, tag), manifest.digest, { httpMetadata });
   }

@@ -36,3 +36,13 @@ export function referrersIndex(descriptors: ReferrerDescriptor[], artifactType: 
     headers: { 'Content-Type': REFERRERS_MEDIA_TYPE, ...(artifactType === undefined ? {} : { 'OCI-Filters-Applied': 'artifactType' }) },
   };
 }
+
+/** The digest a manifest names as its `subject` (OCI 1.1), if any. */
+export function subjectOf(manifest: ManifestRecord): string | undefined {
+  try {
+    const digest = (JSON.parse(decoder.decode(manifest.bytes)) as { subject?: { digest?: unknown } }).subject?.digest;
+    return typeof digest === 'string' && /^sha256:[0-9a-f]{64}$/.test(digest) ? digest : undefined;
+  } catch {
+    return undefined;
+  }
+}

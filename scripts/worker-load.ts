@@ -1,5 +1,6 @@
 // Copies a store folder (one OCI image layout per image) into an R2 bucket in R2Store's key
-// layout: every blob (digest checked while it streams, multipart when large), then the tags.
+// layout: every blob (digest checked while it streams, multipart when large), then the manifests
+// of index.json: tags, and referrers under their subject.
 import { createReadStream } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -26,9 +27,9 @@ export async function loadStore(storeRoot: string, bucket: R2Bucket): Promise<st
         throw error;
       }
     }
+    // Tagged entries get their tag; untagged ones (attestations) are listed under their subject.
     for (const d of await layout.tagged()) {
-      const tag = d.annotations?.[ANNOTATION.refName];
-      if (tag) await store.writer.putManifest(name, { digest: d.digest, mediaType: d.mediaType, bytes: new Uint8Array(await layout.readBlob(d.digest)) }, tag);
+      await store.writer.putManifest(name, { digest: d.digest, mediaType: d.mediaType, bytes: new Uint8Array(await layout.readBlob(d.digest)) }, d.annotations?.[ANNOTATION.refName]);
     }
   }
   return images;

@@ -172,6 +172,21 @@ describe('signed provenance', () => {
       const run = await verify(`${mirror.hostPort}/${IMAGE}:latest`);
       assert.equal(run.status, 0, run.stderr + run.stdout);
       assert.match(run.stdout, /identical\s+verified$/m);
+      // A second mirror in front of the first caches what verify read; with its upstream gone it
+      // still lists the referrers it holds (as every cached read is still served).
+      const outer = await startTestRegistry({ store: tempDir('prov-mirror-'), upstream: mirror.url, log: false });
+      try {
+        assert.equal((await verify(`${outer.hostPort}/${IMAGE}:latest`)).status, 0);
+        await mirror.close();
+        const cached = await raw(outer.url, `/v2/${IMAGE}/referrers/${indexDigest}`);
+        assert.equal(cached.status, 200, cached.body.toString());
+        assert.equal(JSON.parse(cached.body.toString()).manifests.length, 1);
+        const offline = await verify(`${outer.hostPort}/${IMAGE}:latest`);
+        assert.equal(offline.status, 0, offline.stderr + offline.stdout);
+        assert.match(offline.stdout, /identical\s+verified$/m);
+      } finally {
+        await outer.close();
+      }
     } finally {
       await mirror.close();
     }

@@ -2,12 +2,15 @@
 // API conformance as `serve`, real clients (skopeo, buildah, the reference estargz reader reading
 // lazily), the optional redirect of blob GETs, and pull-through from the CNCF registry into R2.
 import assert from 'node:assert/strict';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { cp, readdir, readFile, rm } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import type { SerializedBundle } from '@sigstore/bundle';
+import { ImageLayout } from '../image/layout.ts';
 import { sha256Digest } from '../image/oci.ts';
+import { attestationArtifact, BUNDLE_ARTIFACT_TYPE, type ArtifactDescriptor } from '../trust/artifact.ts';
 import { blobKey, tagKey } from '../registry/r2-store.ts';
 import { assertBuildahCopies } from './helpers/buildah.ts';
 import { generatedSpecs, rangeHeader } from './helpers/byteranges.ts';
@@ -38,12 +41,23 @@ const hostPort = (url: string) => new URL(url).host;
 let image: TestImage;
 let layer: Buffer;
 let worker: TestWorker;
+let referrer: ArtifactDescriptor;
 
 before(async () => {
   // 20 MiB of weights: the layer is loaded into R2 as a multipart upload (8 MiB parts).
   image = await makeTestImage({ name: 'Test-Org/Tiny-Model', tag: 'v1', weights: 20 * 1024 * 1024 });
   layer = await readFile(path.join(image.store, ...image.name.split('/'), 'blobs/sha256', image.layer.slice(7)));
-  worker = await startTestWorker({ store: image.store });
+  // The Worker's store: the image plus an attestation-shaped referrer of its index, untagged in
+  // index.json as `build --attest` stores it (a copy, so the image's own store stays the reference).
+  const store = await tempDir('worker-store');
+  await cp(image.store, store, { recursive: true });
+  const layout = new ImageLayout(store, image.name);
+  const bundle = { mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json' } as unknown as SerializedBundle;
+  const artifact = attestationArtifact(bundle, (await layout.resolveTag('v1'))!, new Date(0));
+  for (const blob of artifact.blobs) await layout.writeBlob(blob);
+  await layout.addManifest(artifact.descriptor);
+  referrer = artifact.descriptor;
+  worker = await startTestWorker({ store });
 });
 after(async () => {
   await worker?.close();
@@ -66,6 +80,16 @@ describe('the Worker', () => {
     assert.equal(((await worker.bucket.head(blobKey(image.name, image.layer)))?.size), image.layerSize);
     const tag = await worker.bucket.get(tagKey(image.name, 'v1'));
     assert.equal(await tag?.text(), image.index);
+  });
+
+  test('the referrers API lists what R2 holds (a store copied in with an attestation), filtered by artifactType', async () => {
+    const res = await raw(worker.url, `/v2/${image.name}/referrers/${image.index}?artifactType=${encodeURIComponent(BUNDLE_ARTIFACT_TYPE)}`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers['oci-filters-applied'], 'artifactType');
+    const listed = JSON.parse(res.body.toString()).manifests as ArtifactDescriptor[];
+    assert.deepEqual(listed.map((m) => [m.digest, m.artifactType]), [[referrer.digest, BUNDLE_ARTIFACT_TYPE]]);
+    const none = await raw(worker.url, `/v2/${image.name}/referrers/${image.manifest}`);
+    assert.deepEqual(JSON.parse(none.body.toString()).manifests, []);
   });
 
   test('skopeo copy --all to an OCI layout: identical digests and blobs', async () => {
