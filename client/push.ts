@@ -156,7 +156,8 @@ export class Pusher {
   /**
    * Push a referrer of the store (an OCI 1.1 artifact manifest whose `subject` is an image already
    * pushed) with its config and layers, by digest, each read back like any push. A registry with
-   * the referrers API says so with the OCI-Subject header ('referrers'); for one without, the
+   * the referrers API says so with the OCI-Subject header, and its list then shows the referrer
+   * ('referrers'); for one without (or whose list does not show it), the
    * referrers tag schema's `sha256-<hex>` index is read (verified), extended and PUT ('tag'), as
    * distribution-spec 1.1 asks of clients. RemoteError on any failure.
    */
@@ -166,7 +167,8 @@ export class Pusher {
     if (!subject) throw new RemoteError(`${referrer.digest} in ${layout.image} has no subject: it refers to nothing`);
     for (const blob of [json.config, ...json.layers]) await this.pushBlob(layout, repository, blob, () => {});
     const put = await this.putManifest(repository, { descriptor: referrer, bytes: await layout.readBlob(referrer.digest) }, referrer.digest);
-    if (put.get('oci-subject') === subject) return 'referrers';
+    // OCI-Subject says the registry indexed it; believed only once its referrers list shows it.
+    if (put.get('oci-subject') === subject && (await this.client.referrers(repository, subject, { scope: pushScope(repository) })).some((d) => d.digest === referrer.digest)) return 'referrers';
     const tag = referrersTag(subject);
     const current = await this.client.manifest(repository, tag, { optional: true, scope: pushScope(repository) });
     const index = withReferrer(current ? referrerDescriptors(current.json, `${this.target.registry}/${repository}:${tag}`) : [], referrer);

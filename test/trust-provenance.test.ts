@@ -20,6 +20,7 @@ import { storeAttestation } from '../trust/attach.ts';
 import { provenanceStatement } from '../trust/provenance.ts';
 import { signStatement, verifiedPayload } from '../trust/signing.ts';
 import { depotAi } from './helpers/cli.ts';
+import { startRecordingProxy } from './helpers/proxy.ts';
 import { startLyingServer } from './helpers/lying-server.ts';
 import { buildSite } from './helpers/site.ts';
 import { startHubServer, type HubServer } from './helpers/hub-server.ts';
@@ -161,6 +162,21 @@ describe('signed provenance', () => {
     const verified = await verify(`${cncf.hostPort}/streamed/${IMAGE}:latest`);
     assert.equal(verified.status, 0, verified.stderr + verified.stdout);
     assert.match(verified.stdout, /identical\s+verified$/m);
+  });
+
+  test('a registry that answers OCI-Subject but lists nothing: the attestation still reaches clients, through the referrers tag', async () => {
+    const liar = await startRecordingProxy(cncf.url);
+    try {
+      liar.faults.push({ method: 'PUT', urlIncludes: '/manifests/sha256:', addHeaders: { 'OCI-Subject': indexDigest }, times: Infinity });
+      const run = await depotAi(['build', NAME, '--catalog', catalog, '--push', `${liar.hostPort}/subject-liar`, '--insecure', '--attest', '--signing-key', path.join(keys, 'private.pem')], { ...env(), ...RUN, DEPOT_STORE: tempDir('prov-liar-store-') });
+      assert.equal(run.status, 0, run.stderr);
+      assert.match(run.stdout, /\(referrers tag\)$/m, 'not believed: the list did not show it');
+      const verified = await verify(`${liar.hostPort}/subject-liar/${IMAGE}:latest`);
+      assert.equal(verified.status, 0, verified.stderr + verified.stdout);
+      assert.match(verified.stdout, /identical\s+verified$/m);
+    } finally {
+      await liar.close();
+    }
   });
 
   test('a pull-through serve lists the upstream\'s referrers (from its referrers tag) and verify passes through it', async () => {

@@ -9,8 +9,10 @@ export interface ProxyFault {
   urlIncludes?: string;
   /** Bytes of the request body to pass before the connection drops... */
   cutAfter?: number;
-  /** ...or answer this status (an OCI error body) instead of forwarding. */
+  /** ...or answer this status (an OCI error body) instead of forwarding... */
   status?: number;
+  /** ...or forward, adding these headers to the answer (a registry claiming what it did not do). */
+  addHeaders?: Record<string, string>;
   /** How many requests to cut (default 1; Infinity for a dead link); shorter bodies pass. */
   times?: number;
 }
@@ -47,7 +49,9 @@ export async function startRecordingProxy(target: string): Promise<RecordingProx
     }
     // The Host header stays the proxy's, so the registry's upload Locations point back through it.
     const out = request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
+      const added = fault?.addHeaders && (fault.times ?? 1) > 0 ? fault.addHeaders : {};
+      if (fault?.addHeaders) fault.times = (fault.times ?? 1) - 1;
+      res.writeHead(up.statusCode ?? 502, { ...up.headers, ...added });
       up.on('data', (chunk: Buffer) => (record.bytes += chunk.length));
       up.pipe(res);
     });
