@@ -39,7 +39,7 @@ export async function cpCommand(args: string[]): Promise<number> {
   const temp = path.join(folder, 'file');
   try {
     let rangeIgnored = false;
-    const lazily = await copyLazily(client, ref.repository, layer, file, temp).catch(async (error) => {
+    const lazily = await copyLazily(client, ref.repository, layer, file, temp, manifest.layers.length > 1).catch(async (error) => {
       if (!(error instanceof RangeIgnored)) throw error;
       await rm(temp, { force: true }); // the registry ignores Range: the verified whole-layer read instead
       rangeIgnored = true;
@@ -70,15 +70,16 @@ const MEMBER_SLACK = 1024 * 1024;
 const MAX_LAZY_CHUNK = 16 * 1024 * 1024;
 
 /**
- * The number of chunks copied, or 0 when the layer is not eStargz, its descriptor names no TOC
- * digest (a TOC nothing vouches for cannot vouch for chunks) or the file's chunks are larger
- * than MAX_LAZY_CHUNK.
+ * The number of chunks copied from the top layer, or 0 when the layer is not eStargz, its
+ * descriptor names no TOC digest (a TOC nothing vouches for cannot vouch for chunks), the file's
+ * chunks are larger than MAX_LAZY_CHUNK, or the file is not in it but `lowerLayers` may hold it.
  */
-async function copyLazily(client: RegistryClient, repository: string, layer: Descriptor, file: string, temp: string): Promise<number> {
+async function copyLazily(client: RegistryClient, repository: string, layer: Descriptor, file: string, temp: string, lowerLayers: boolean): Promise<number> {
   const found = await client.layerToc(repository, layer);
   if (!found) return 0;
   const { entries } = found.toc;
   const first = entries.findIndex((e) => e.type === 'reg' && e.name === file);
+  if (first < 0 && lowerLayers) return 0;
   if (first < 0) throw new RemoteError(`/${file} is not in the image`);
   const chunks: Array<{ entry: TocEntry; end: number }> = [];
   for (let i = first; i < entries.length && (i === first || entries[i].type === 'chunk'); i++) {
@@ -116,14 +117,18 @@ async function copyLazily(client: RegistryClient, repository: string, layer: Des
 
 /**
  * Stream the layers, topmost first, through the digest verifier, gunzip and tar; the first one
- * holding the file wins, once the whole layer has verified (its stream errors otherwise).
+ * holding the file wins, once the whole layer has verified (its stream errors otherwise). A
+ * whiteout in a layer (OCI image-spec layer changesets: `.wh.NAME`, or `.wh..wh..opq` for a
+ * folder's whole content) removes the file from the layers below, as docker and buildah show it.
  */
 async function copyStreamed(client: RegistryClient, repository: string, layers: Descriptor[], file: string, temp: string): Promise<void> {
   for (const layer of [...layers].reverse()) {
     const tar = extract();
     let found = false;
+    let removed = false;
     tar.on('entry', (header, stream, next) => {
       const name = header.name.replace(/^\.?\/+/, '');
+      removed ||= whiteoutRemoves(name, file);
       if (found || name !== file || header.type !== 'file') {
         stream.on('end', next).resume();
         return;
@@ -134,6 +139,18 @@ async function copyStreamed(client: RegistryClient, repository: string, layers: 
     const body = Readable.fromWeb((await client.openBlob(repository, layer)) as import('node:stream/web').ReadableStream<Uint8Array>);
     await pipeline(body, createGunzip(), tar);
     if (found) return;
+    if (removed) throw new RemoteError(`/${file} is not in the image (a layer removes it with a whiteout)`);
   }
   throw new RemoteError(`/${file} is not in the image`);
+}
+
+/** Whether the tar entry `name` is a whiteout that removes `file` from the layers below. */
+function whiteoutRemoves(name: string, file: string): boolean {
+  const slash = name.lastIndexOf('/');
+  const folder = name.slice(0, slash + 1);
+  const base = name.slice(slash + 1);
+  if (base === '.wh..wh..opq') return file.startsWith(folder);
+  if (!base.startsWith('.wh.') || base.length === 4) return false;
+  const gone = folder + base.slice(4);
+  return file === gone || file.startsWith(`${gone}/`);
 }

@@ -143,6 +143,26 @@ describe('cp verifies what a registry serves', () => {
     assert.deepEqual(readdirSync(path.dirname(dest)), [], 'no temp file left');
   });
 
+  test('a whiteout in an upper layer removes files below it (OCI layer changesets), as docker and buildah show the image', async () => {
+    const layerOf = (files: [string, string][]) =>
+      gzipSync(Buffer.concat([...files.flatMap(([name, text]) => [tarHeader({ name, type: 'file', size: Buffer.byteLength(text), mode: 0o644, mtime: 0 }), Buffer.from(text), Buffer.alloc(padding(Buffer.byteLength(text)))]), tarTrailer()]));
+    const lower = layerOf([['a.txt', 'secret\n'], ['dir/x.txt', 'x\n'], ['dir2/y.txt', 'y\n'], ['keep.txt', 'keep\n']]);
+    const upper = layerOf([['.wh.a.txt', ''], ['dir/.wh..wh..opq', ''], ['.wh.dir2', ''], ['b.txt', 'b\n']]);
+    const layers = [lower, upper].map((bytes) => ({ mediaType: MEDIA_TYPE.layerGzip, digest: sha256Digest(bytes), size: bytes.length }));
+    serveImage('white', { ...manifest, layers }, lower);
+    routes.set(`blobs/${layers[1].digest}`, { bytes: upper });
+    for (const gone of ['a.txt', 'dir/x.txt', 'dir2/y.txt']) {
+      const { dest, run } = cp(':white', gone);
+      await assert.rejects(run, /is not in the image \(a layer removes it with a whiteout\)/, gone);
+      assert.ok(!existsSync(dest));
+    }
+    for (const [kept, text] of [['keep.txt', 'keep\n'], ['b.txt', 'b\n']]) {
+      const { dest, run } = cp(':white', kept);
+      assert.equal(await run, 0);
+      assert.equal(readFileSync(dest, 'utf8'), text);
+    }
+  });
+
   test('a registry that ignores Range (200 for every range) gets the verified streamed copy', async () => {
     serveImage('latest', manifest);
     quirk = { ignoreRange: true };
