@@ -2,8 +2,10 @@
 // against its digest while it streams to the client, and committed to the store only then.
 // Concurrent misses for one blob or manifest share a single upstream fetch. Cached tags are
 // rechecked against the upstream once they are older than the tag TTL (a model's `latest` moves
-// when its catalog sha is updated); digests never change, so they are never rechecked.
+// when its catalog sha is updated); digests and revision tags never change, so they are never
+// rechecked.
 import { readBounded } from '../client/body.ts';
+import { isRevisionTag } from '../image/oci.ts';
 import type { Credentials } from '../client/auth.ts';
 import { MANIFEST_ACCEPT, pullScope, RegistryClient, type RemoteError } from '../client/remote.ts';
 import { blobHeaders, type BlobReply, type BlobRequest, type PullThrough } from './app.ts';
@@ -177,7 +179,9 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
   /** A manifest the store misses, or (with `cached`) a cached tag that may have moved upstream. */
   function manifest(name: string, reference: Reference, cached?: ManifestRecord): Promise<ManifestRecord | undefined> {
     const key = referenceKey(name, reference);
-    if (cached && (reference.kind === 'digest' || Date.now() - (tagsCheckedAt.get(key) ?? -Infinity) < tagTtlMs)) {
+    // A revision tag never moves: once cached it is kept, like a digest, whatever the upstream says.
+    const fixed = reference.kind === 'digest' || isRevisionTag(reference.tag);
+    if (cached && (fixed || Date.now() - (tagsCheckedAt.get(key) ?? -Infinity) < tagTtlMs)) {
       return Promise.resolve(cached);
     }
     let pending = manifestFetches.get(key);

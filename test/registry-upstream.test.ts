@@ -283,6 +283,17 @@ describe('pull-through: cached tags follow the upstream', () => {
     assert.equal(await tagDigest(rechecking, local.name, local.tag), local.index);
   });
 
+  test('a revision tag (40 hex) is never rechecked: moved upstream, the mirror keeps what it cached, even with TTL 0', async () => {
+    const revision = 'a'.repeat(40);
+    const before = await makeTestImage({ name: 'Moving/Revision', tag: revision, weights: 10_000, seed: 'rev-first' });
+    const after = await makeTestImage({ name: 'Moving/Revision', tag: revision, weights: 10_000, seed: 'rev-moved' });
+    await pushLayout(before.store, before.name, revision, cncf.hostPort);
+    assert.equal(await tagDigest(rechecking, before.name, revision), before.index);
+    await pushLayout(after.store, after.name, revision, cncf.hostPort); // a registry can move it; ours never follows
+    assert.equal(await tagDigest(rechecking, before.name, revision), before.index);
+    assert.equal(await tagDigest(rechecking, before.name, revision), before.index);
+  });
+
   test('with the upstream down, a cached tag is still served', async () => {
     await cncf.stop();
     assert.equal(await tagDigest(rechecking, moved.name, 'latest'), moved.index);
