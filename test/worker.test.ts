@@ -140,6 +140,50 @@ describe('the Worker', () => {
   });
 });
 
+describe('configuration', () => {
+  // A value without a scheme is the likely slip; each is also a string `new URL` accepts (localhost:5000 parses as scheme "localhost:").
+  const bad = { UPSTREAM: ['registry.depot.ai', 'localhost:5000', 'ftp://registry.depot.ai'], PUBLIC_BLOB_URL: ['cdn.depot.ai', '//cdn.depot.ai'] };
+
+  test('a deployed Worker with UPSTREAM or PUBLIC_BLOB_URL not an absolute http(s) URL: every request a 500 spec error naming the setting, no redirect', async () => {
+    for (const [setting, values] of Object.entries(bad)) {
+      const value = values[Math.floor(Math.random() * values.length)];
+      const misconfigured = await startTestWorker({ store: image.store, bindings: { [setting]: value } });
+      try {
+        for (const [method, p] of [['GET', '/v2/'], ['GET', `/v2/${image.name}/manifests/v1`], ['GET', `/v2/${image.name}/blobs/${image.layer}`], ['HEAD', `/v2/${image.name}/blobs/${image.layer}`]]) {
+          const res = await raw(misconfigured.url, p, { method });
+          assert.equal(res.status, 500, `${setting}=${value}: ${method} ${p}`);
+          assert.equal(res.headers.location, undefined);
+          assert.match(String(res.headers['content-type']), /^application\/json/);
+          if (method === 'GET') {
+            assert.equal(errorCode(res), 'UNKNOWN');
+            assert.match(JSON.parse(res.body.toString()).errors[0].message, new RegExp(`^registry misconfigured: ${setting} must be an absolute http\\(s\\) URL`));
+          }
+        }
+      } finally {
+        await misconfigured.close();
+      }
+    }
+  });
+
+  test('npm run worker with DEPOT_UPSTREAM not an absolute http(s) URL: refuses to start with one line, exit 1', async () => {
+    for (const value of bad.UPSTREAM.slice(0, 2)) {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/worker.ts'], {
+        cwd: ROOT,
+        env: { ...process.env, PORT: '0', DEPOT_R2_DIR: await tempDir('bad-config-r2'), DEPOT_UPSTREAM: value },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      let err = '';
+      child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
+      child.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      assert.equal(code, 1);
+      assert.equal(out, '');
+      assert.equal(err, `worker: UPSTREAM must be an absolute http(s) URL (e.g. https://registry.depot.ai), not ${JSON.stringify(value)} (from $DEPOT_UPSTREAM or wrangler.toml [vars])\n`);
+    }
+  });
+});
+
 describe('npm run worker', () => {
   test('serves a store copied into R2 at $PORT with R2 in $DEPOT_R2_DIR; the bucket outlives a restart; SIGTERM stops it', async () => {
     const pkg = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8'));
