@@ -8,6 +8,7 @@
 // served from R2. Manifests are small and written idempotently, so the Worker fetches them itself.
 import { API_VERSION, API_VERSION_HEADER, createApp, errorResponse, type BlobReply, type BlobRequest, type PullThrough } from './app.ts';
 import { RegistryError } from './errors.ts';
+import { MissCache } from './miss-cache.ts';
 import { normalizeName } from './names.ts';
 import { blobKey, R2Store, type R2Bucket } from './r2-store.ts';
 import { createPullThrough } from './upstream.ts';
@@ -73,19 +74,29 @@ function pullThrough(env: Env, store: R2Store, viaFills: boolean): PullThrough |
     tags: local.tags,
     referrers: local.referrers,
     async blob(name: string, digest: string, request: BlobRequest): Promise<BlobReply | undefined> {
-      const stub = fills.get(fills.idFromName(`${name}@${digest}`));
+      const key = `${name}@${digest}`;
+      if (misses.has(key)) return undefined;
+      const stub = fills.get(fills.idFromName(key));
       const res = await stub.fetch(`https://fills/v2/${name}/blobs/${digest}`, {
         method: request.head ? 'HEAD' : 'GET',
         headers: request.range ? { Range: request.range } : {},
       });
       if (res.status === 404) {
         await res.body?.cancel().catch(() => {});
+        misses.add(key);
         return undefined;
       }
       return { status: res.status, headers: Object.fromEntries(res.headers), body: res.body };
     },
   };
 }
+
+/**
+ * Blob misses the upstream answered 404 (via BlobFills), per isolate: asked again after a minute.
+ * A blob pushed upstream in that minute is a 404 here until then; clients learn digests from
+ * manifests, which are not cached as misses, so only a client guessing ahead of a push sees it.
+ */
+const misses = new MissCache(60_000, 10_000);
 
 const BLOB_PATH = /^\/v2\/(.+)\/blobs\/(sha256:[0-9a-f]{64})$/;
 

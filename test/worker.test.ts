@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -298,6 +299,38 @@ describe('pull-through from the CNCF registry into R2', () => {
       }
     });
   }
+});
+
+describe('blob misses', () => {
+  test("the upstream's 404 is remembered for a while: asked again no sooner, while a failing upstream is asked every time", async () => {
+    const gets = new Map<string, number>();
+    const missing = Array.from({ length: 6 }, () => `sha256:${randomBytes(32).toString('hex')}`);
+    const failing = Array.from({ length: 2 }, () => `sha256:${randomBytes(32).toString('hex')}`);
+    const upstream = await startServer((req, res) => {
+      const digest = /\/blobs\/(sha256:[0-9a-f]{64})$/.exec(req.url ?? '')?.[1];
+      if (digest) gets.set(digest, (gets.get(digest) ?? 0) + 1);
+      res.writeHead(digest && failing.includes(digest) ? 503 : 404, { 'Content-Type': 'application/json' });
+      res.end('{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}');
+    });
+    const worker = await startTestWorker({ bindings: { UPSTREAM: upstream.url } });
+    try {
+      const ask = (digest: string, i: number) => raw(worker.url, `/v2/nobody-${i % 3}/model/blobs/${digest}`, { method: i % 2 ? 'HEAD' : 'GET' });
+      for (const [i, digest] of missing.entries()) {
+        assert.equal((await ask(digest, i)).status, 404);
+        const first = gets.get(digest);
+        assert.ok(first && first >= 1, 'the first miss asks the upstream');
+        for (const res of await Promise.all([1, 2, 3].map(() => ask(digest, i)))) assert.equal(res.status, 404);
+        assert.equal(gets.get(digest), first, `${digest}: later misses answered without the upstream`);
+      }
+      for (const [i, digest] of failing.entries()) {
+        for (let n = 0; n < 3; n++) assert.ok((await ask(digest, i)).status >= 500);
+        assert.ok((gets.get(digest) ?? 0) >= 3, 'a failure is not remembered');
+      }
+    } finally {
+      await worker.close();
+      await upstream.close();
+    }
+  });
 });
 
 describe('upstream credentials (secrets UPSTREAM_USER, UPSTREAM_PASSWORD)', () => {
