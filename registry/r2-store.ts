@@ -27,9 +27,10 @@ const MiB = 1024 * 1024;
 export const R2_PART_LIMITS: PartLimits = { maxParts: 10_000, minPartSize: 8 * MiB, maxPartSize: 64 * MiB, unit: MiB };
 
 /**
- * The multipart part size for a blob of `size` bytes (undefined: unknown): the least multiple of
- * `limits.unit` (1 MiB) that fits the blob in `limits.maxParts` parts, at least `limits.minPartSize`. Throws when
- * even `limits.maxPartSize` parts cannot hold it (before a byte is fetched).
+ * The multipart part size in bytes for a blob of `size` bytes (undefined: unknown): the least
+ * multiple of `limits.unit` (1 MiB) that fits the blob in `limits.maxParts` parts, at least
+ * `limits.minPartSize`. Throws when even parts of `limits.maxPartSize` cannot hold it, so such a
+ * blob is refused before a byte is fetched.
  */
 export function partSize(size: number | undefined, limits: PartLimits = R2_PART_LIMITS): number {
   if (size === undefined) return limits.minPartSize;

@@ -61,6 +61,12 @@ describe('the Worker', () => {
     const resolved = await raw(worker.url, '/v2/test-org/../tiny-model/manifests/v1');
     assert.equal(resolved.status, 404);
     assert.equal(errorCode(resolved), 'NAME_UNKNOWN'); // it asked for "tiny-model"
+    // Documented difference from serve (400 NAME_INVALID there): a path that resolves to a valid one is answered as that one.
+    for (const p of ['/v2/test-org/tiny-model/../tiny-model/manifests/v1', '/v2/test-org\\tiny-model/manifests/v1']) {
+      const res = await raw(worker.url, p, { method: 'HEAD' });
+      assert.equal(res.status, 200, p);
+      assert.equal(res.headers['docker-content-digest'], image.index, p);
+    }
   });
 
   test('R2 holds the layout the README documents', async () => {
