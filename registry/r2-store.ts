@@ -13,11 +13,38 @@ import { manifestMediaType, type BlobBody, type BlobSink, type BlobStat, type Ma
 /** Blobs larger than this are never treated as manifests. */
 const MAX_MANIFEST = 4 * 1024 * 1024;
 /**
- * Multipart part size: R2 wants every part but the last of one size and at least 5 MiB. It is also
- * what one blob being written holds in memory.
+ * R2's multipart limits (https://developers.cloudflare.com/r2/objects/multipart-objects/): at most
+ * 10,000 parts, every part but the last of one size, 5 MiB to 5 GiB.
  */
-export const PART_SIZE = 8 * 1024 * 1024;
+export interface PartLimits {
+  maxParts: number;
+  /** The part size when the blob's size is unknown, and the least one used (bytes). */
+  minPartSize: number;
+  /** The largest part the writer holds: a part is buffered in memory (a Worker has 128 MB). */
+  maxPartSize: number;
+  /** Part sizes are whole multiples of this (bytes). */
+  unit: number;
+}
+const MiB = 1024 * 1024;
+export const R2_PART_LIMITS: PartLimits = { maxParts: 10_000, minPartSize: 8 * MiB, maxPartSize: 64 * MiB, unit: MiB };
+
+/**
+ * The multipart part size in bytes for a blob of `size` bytes (undefined: unknown): the least
+ * multiple of `limits.unit` (1 MiB) that fits the blob in `limits.maxParts` parts, at least
+ * `limits.minPartSize`. Throws when even parts of `limits.maxPartSize` cannot hold it, so such a
+ * blob is refused before a byte is fetched.
+ */
+export function partSize(size: number | undefined, limits: PartLimits = R2_PART_LIMITS): number {
+  if (size === undefined) return limits.minPartSize;
+  const fitted = Math.max(limits.minPartSize, Math.ceil(size / limits.maxParts / limits.unit) * limits.unit);
+  if (fitted > limits.maxPartSize) {
+    throw new Error(`a blob of ${size} bytes needs ${limits.maxParts} parts of ${fitted} bytes; R2Writer holds at most ${limits.maxPartSize} per part`);
+  }
+  return fitted;
+}
 const LIST_PAGE = 1000;
+/** How many outgrown blobs a writer remembers. */
+const OUTGROWN_MAX = 1000;
 
 // The subset of the Workers R2 API (https://developers.cloudflare.com/r2/api/workers/workers-api-reference/)
 // this store uses, so the store type-checks without the Workers type package.
@@ -61,8 +88,12 @@ export const referrerKey = (name: string, subject: string, digest: string) => `r
 export class R2Store implements RegistryStore {
   readonly writer: StoreWriter;
 
-  constructor(readonly bucket: R2Bucket) {
-    this.writer = new R2Writer(bucket);
+  /** `limits`: R2's multipart limits (R2_PART_LIMITS) unless a test scales them down. */
+  constructor(
+    readonly bucket: R2Bucket,
+    limits: PartLimits = R2_PART_LIMITS,
+  ) {
+    this.writer = new R2Writer(bucket, limits);
   }
 
   /** Every key under `prefix`, page by page. */
@@ -142,25 +173,47 @@ export class R2Store implements RegistryStore {
  * Writes for the pull-through. A blob goes into a multipart upload at its final key, which R2
  * shows to nobody until complete(); complete() is called only once the sha256 of every byte
  * matched the digest, otherwise the upload is aborted. A blob smaller than one part is one put
- * (with the sha256 for R2 to check as well).
+ * (with the sha256 for R2 to check as well). The part size follows the blob's size when the
+ * caller knows it (partSize), so the largest blobs fit R2's 10,000 parts; a blob of unknown size
+ * that outgrows them fails at once with that reason, and later fills of it in this isolate are
+ * refused before anything is fetched.
  */
 class R2Writer implements StoreWriter {
-  constructor(private bucket: R2Bucket) {}
+  /** `<name>@<digest>` of blobs of unknown size that outgrew the parts (bounded: oldest dropped). */
+  private outgrown = new Set<string>();
 
-  async createBlob(name: string, digest: string): Promise<BlobSink> {
+  constructor(
+    private bucket: R2Bucket,
+    private limits: PartLimits,
+  ) {}
+
+  async createBlob(name: string, digest: string, size?: number): Promise<BlobSink> {
     const key = blobKey(name, digest);
-    const bucket = this.bucket;
+    const { bucket, limits, outgrown } = this;
+    const part = partSize(size, limits);
+    const tooMany = () =>
+      `blob ${digest} is over ${limits.maxParts * part} bytes: more than R2's ${limits.maxParts} parts of ${part} bytes, and its size was not known in advance (no Content-Length from the upstream) to size the parts by`;
+    if (size === undefined && outgrown.has(`${name}@${digest}`)) throw new Error(tooMany());
     const hash = createHash('sha256');
-    const part = new Uint8Array(PART_SIZE);
+    /** The part being filled; allocated when the first byte for it comes, at most the blob's size. */
+    let buffer: Uint8Array | undefined;
     let filled = 0;
+    let written = 0;
     let upload: R2MultipartUpload | undefined;
     const parts: R2UploadedPart[] = [];
     let done = false;
     const flush = async () => {
+      if (parts.length === limits.maxParts) {
+        if (outgrown.size >= OUTGROWN_MAX) outgrown.delete(outgrown.values().next().value!);
+        outgrown.add(`${name}@${digest}`);
+        throw new Error(tooMany());
+      }
       upload ??= await bucket.createMultipartUpload(key, { httpMetadata: { contentType: 'application/octet-stream' } });
-      // A copy: the part buffer is refilled at once, whatever the binding does with the bytes it was given.
-      parts.push(await upload.uploadPart(parts.length + 1, part.slice(0, filled)));
+      // Handed over, not copied: the next part gets a new buffer.
+      const bytes = buffer!.subarray(0, filled);
+      buffer = undefined;
       filled = 0;
+      parts.push(await upload.uploadPart(parts.length + 1, bytes));
     };
     const abort = async () => {
       if (done) return;
@@ -170,25 +223,29 @@ class R2Writer implements StoreWriter {
     return {
       async write(chunk) {
         if (done) throw new Error(`blob ${digest}: write after the end`);
+        if (size !== undefined && written + chunk.length > size) throw new Error(`blob ${digest}: more than the ${size} bytes announced`);
         hash.update(chunk);
+        written += chunk.length;
         let offset = 0;
         while (offset < chunk.length) {
-          const n = Math.min(PART_SIZE - filled, chunk.length - offset);
-          part.set(chunk.subarray(offset, offset + n), filled);
+          buffer ??= new Uint8Array(size === undefined ? part : Math.min(part, size - parts.length * part));
+          const n = Math.min(part - filled, chunk.length - offset);
+          buffer.set(chunk.subarray(offset, offset + n), filled);
           filled += n;
           offset += n;
-          if (filled === PART_SIZE) await flush();
+          if (filled === part) await flush();
         }
       },
       async commit() {
         const hex = hash.digest('hex');
-        if (`sha256:${hex}` !== digest) {
+        if (`sha256:${hex}` !== digest || (size !== undefined && written !== size)) {
           await abort();
-          throw new Error(`upstream blob ${digest} has digest sha256:${hex}`);
+          throw new Error(`upstream blob ${digest} has digest sha256:${hex} and ${written} bytes${size === undefined ? '' : ` (announced: ${size})`}`);
         }
         try {
+          const last = buffer?.subarray(0, filled) ?? new Uint8Array(0);
           if (!upload) {
-            await bucket.put(key, part.slice(0, filled), { sha256: hex, httpMetadata: { contentType: 'application/octet-stream' } });
+            await bucket.put(key, last, { sha256: hex, httpMetadata: { contentType: 'application/octet-stream' } });
           } else {
             if (filled > 0) await flush();
             await upload.complete(parts);

@@ -60,7 +60,12 @@ export interface BlobSink {
 }
 
 export interface StoreWriter {
-  createBlob(name: string, digest: string): Promise<BlobSink>;
+  /**
+   * A sink for the blob `digest` of repository `name`. `size`: its length in bytes when the
+   * upstream announced it (Content-Length); a store may lay the blob out by it (R2's part size),
+   * and then refuses a blob of any other length.
+   */
+  createBlob(name: string, digest: string, size?: number): Promise<BlobSink>;
   /** Store manifest bytes (verified against `digest`), optionally pointing `tag` at them. */
   putManifest(name: string, manifest: ManifestRecord, tag?: string): Promise<void>;
 }

@@ -6,7 +6,9 @@
 // the world, so every request for that blob meets in the same isolate, where the pull-through's
 // in-memory fill map lets the first request fetch and stream while the others wait and are then
 // served from R2. Manifests are small and written idempotently, so the Worker fetches them itself.
-import { API_VERSION, API_VERSION_HEADER, createApp, type BlobReply, type BlobRequest, type PullThrough } from './app.ts';
+import { API_VERSION, API_VERSION_HEADER, createApp, errorResponse, type BlobReply, type BlobRequest, type PullThrough } from './app.ts';
+import { RegistryError } from './errors.ts';
+import { MissCache } from './miss-cache.ts';
 import { normalizeName } from './names.ts';
 import { blobKey, R2Store, type R2Bucket } from './r2-store.ts';
 import { createPullThrough } from './upstream.ts';
@@ -32,7 +34,28 @@ export interface Env {
   FILLS?: DurableObjectNamespace;
 }
 
+/** The vars that must be absolute URLs when set (wrangler.toml's [vars]). */
+const URL_SETTINGS = ['UPSTREAM', 'PUBLIC_BLOB_URL'] as const;
 
+/**
+ * What is wrong with the Worker's configuration, as one line naming the setting, or undefined:
+ * UPSTREAM and PUBLIC_BLOB_URL are empty or absolute http(s) URLs (a value without a scheme would
+ * be read as a path: every pull-through would fail, every redirect would point into this registry).
+ */
+export function configProblem(env: Partial<Record<(typeof URL_SETTINGS)[number], string>>): string | undefined {
+  for (const setting of URL_SETTINGS) {
+    const value = env[setting];
+    if (!value) continue;
+    let protocol: string | undefined;
+    try {
+      protocol = new URL(value).protocol;
+    } catch {
+      // not a URL at all
+    }
+    if (protocol !== 'http:' && protocol !== 'https:') return `${setting} must be an absolute http(s) URL (e.g. https://registry.depot.ai), not ${JSON.stringify(value)}`;
+  }
+  return undefined;
+}
 
 /**
  * The pull-through over R2 (registry/upstream.ts, its one entry point). Blob misses go through
@@ -51,19 +74,29 @@ function pullThrough(env: Env, store: R2Store, viaFills: boolean): PullThrough |
     tags: local.tags,
     referrers: local.referrers,
     async blob(name: string, digest: string, request: BlobRequest): Promise<BlobReply | undefined> {
-      const stub = fills.get(fills.idFromName(`${name}@${digest}`));
+      const key = `${name}@${digest}`;
+      if (misses.has(key)) return undefined;
+      const stub = fills.get(fills.idFromName(key));
       const res = await stub.fetch(`https://fills/v2/${name}/blobs/${digest}`, {
         method: request.head ? 'HEAD' : 'GET',
         headers: request.range ? { Range: request.range } : {},
       });
       if (res.status === 404) {
         await res.body?.cancel().catch(() => {});
+        misses.add(key);
         return undefined;
       }
       return { status: res.status, headers: Object.fromEntries(res.headers), body: res.body };
     },
   };
 }
+
+/**
+ * Blob misses the upstream answered 404 (via BlobFills), per isolate: asked again after a minute.
+ * A blob pushed upstream in that minute is a 404 here until then; clients learn digests from
+ * manifests, which are not cached as misses, so only a client guessing ahead of a push sees it.
+ */
+const misses = new MissCache(60_000, 10_000);
 
 const BLOB_PATH = /^\/v2\/(.+)\/blobs\/(sha256:[0-9a-f]{64})$/;
 
@@ -111,9 +144,17 @@ function appFor(env: Env, viaFills: boolean) {
 }
 
 let worker: ReturnType<typeof appFor> | undefined;
+/** The configuration's problem, checked once per isolate (the bindings do not change within one). */
+let misconfigured: RegistryError | undefined | null = null;
 
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
+    if (misconfigured === null) {
+      const problem = configProblem(env);
+      misconfigured = problem === undefined ? undefined : new RegistryError(500, 'UNKNOWN', `registry misconfigured: ${problem}`);
+      if (problem) console.error(`config: ${problem}`);
+    }
+    if (misconfigured) return errorResponse(misconfigured, request.method === 'HEAD');
     worker ??= appFor(env, true);
     return (await redirectBlob(request, env, worker.store)) ?? withContentLength(await worker.app.fetch(request));
   },

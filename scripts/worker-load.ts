@@ -2,7 +2,7 @@
 // layout: every blob (digest checked while it streams, multipart when large), then the manifests
 // of index.json: tags, and referrers under their subject.
 import { createReadStream } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ImageLayout, listImages } from '../image/layout.ts';
 import { ANNOTATION } from '../image/oci.ts';
@@ -18,7 +18,7 @@ export async function loadStore(storeRoot: string, bucket: R2Bucket): Promise<st
     for (const hex of blobs) {
       const digest = `sha256:${hex}`;
       if (await bucket.head(blobKey(name, digest))) continue;
-      const sink = await store.writer.createBlob(name, digest);
+      const sink = await store.writer.createBlob(name, digest, (await stat(layout.blobPath(digest))).size);
       try {
         for await (const chunk of createReadStream(layout.blobPath(digest))) await sink.write(chunk as Buffer);
         await sink.commit();

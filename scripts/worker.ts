@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parse } from 'smol-toml';
 import type { R2Bucket } from '../registry/r2-store.ts';
+import { configProblem } from '../registry/worker.ts';
 import { loadStore } from './worker-load.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -58,6 +59,8 @@ export async function bundleWorker(entry: string): Promise<string> {
   return result.outputFiles[0].text;
 }
 
+const wranglerConfig = async () => parse(await readFile(path.join(ROOT, 'wrangler.toml'), 'utf8')) as unknown as WranglerConfig;
+
 /** How much of workerd's stderr a start-up failure quotes. */
 const STDERR_TAIL = 4096;
 
@@ -67,7 +70,7 @@ const STDERR_TAIL = 4096;
  * level), the error thrown quotes the end of what workerd said, not only Miniflare's "failed to start".
  */
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
-  const config = parse(await readFile(path.join(ROOT, 'wrangler.toml'), 'utf8')) as unknown as WranglerConfig;
+  const config = await wranglerConfig();
   const bucketBinding = config.r2_buckets[0].binding;
   let said = '';
   const relay = (stream: Readable, to: NodeJS.WriteStream) =>
@@ -104,6 +107,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
 async function main(): Promise<void> {
   const r2Dir = path.resolve(process.env.DEPOT_R2_DIR || '.depot/r2');
   const bindings = { UPSTREAM: process.env.DEPOT_UPSTREAM ?? '' };
+  // Refused here rather than answered with a 500 on every request, as the deployed Worker must.
+  const problem = configProblem({ ...(await wranglerConfig()).vars, ...bindings });
+  if (problem) throw new Error(`${problem} (from $DEPOT_UPSTREAM or wrangler.toml [vars])`);
   const worker = await startWorker({ port: Number(process.env.PORT || 8787), r2Dir, bindings });
   if (process.env.DEPOT_STORE) {
     const images = await loadStore(process.env.DEPOT_STORE, worker.bucket);

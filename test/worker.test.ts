@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { cp, readdir, readFile, rm } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -74,6 +75,12 @@ describe('the Worker', () => {
     const resolved = await raw(worker.url, '/v2/test-org/../tiny-model/manifests/v1');
     assert.equal(resolved.status, 404);
     assert.equal(errorCode(resolved), 'NAME_UNKNOWN'); // it asked for "tiny-model"
+    // Documented difference from serve (400 NAME_INVALID there): a path that resolves to a valid one is answered as that one.
+    for (const p of ['/v2/test-org/tiny-model/../tiny-model/manifests/v1', '/v2/test-org\\tiny-model/manifests/v1']) {
+      const res = await raw(worker.url, p, { method: 'HEAD' });
+      assert.equal(res.status, 200, p);
+      assert.equal(res.headers['docker-content-digest'], image.index, p);
+    }
   });
 
   test('R2 holds the layout the README documents', async () => {
@@ -160,6 +167,50 @@ describe('the Worker', () => {
       assert.equal(errorCode(missing), 'BLOB_UNKNOWN');
     } finally {
       await redirecting.close();
+    }
+  });
+});
+
+describe('configuration', () => {
+  // A value without a scheme is the likely slip; each is also a string `new URL` accepts (localhost:5000 parses as scheme "localhost:").
+  const bad = { UPSTREAM: ['registry.depot.ai', 'localhost:5000', 'ftp://registry.depot.ai'], PUBLIC_BLOB_URL: ['cdn.depot.ai', '//cdn.depot.ai'] };
+
+  test('a deployed Worker with UPSTREAM or PUBLIC_BLOB_URL not an absolute http(s) URL: every request a 500 spec error naming the setting, no redirect', async () => {
+    for (const [setting, values] of Object.entries(bad)) {
+      const value = values[Math.floor(Math.random() * values.length)];
+      const misconfigured = await startTestWorker({ store: image.store, bindings: { [setting]: value } });
+      try {
+        for (const [method, p] of [['GET', '/v2/'], ['GET', `/v2/${image.name}/manifests/v1`], ['GET', `/v2/${image.name}/blobs/${image.layer}`], ['HEAD', `/v2/${image.name}/blobs/${image.layer}`]]) {
+          const res = await raw(misconfigured.url, p, { method });
+          assert.equal(res.status, 500, `${setting}=${value}: ${method} ${p}`);
+          assert.equal(res.headers.location, undefined);
+          assert.match(String(res.headers['content-type']), /^application\/json/);
+          if (method === 'GET') {
+            assert.equal(errorCode(res), 'UNKNOWN');
+            assert.match(JSON.parse(res.body.toString()).errors[0].message, new RegExp(`^registry misconfigured: ${setting} must be an absolute http\\(s\\) URL`));
+          }
+        }
+      } finally {
+        await misconfigured.close();
+      }
+    }
+  });
+
+  test('npm run worker with DEPOT_UPSTREAM not an absolute http(s) URL: refuses to start with one line, exit 1', async () => {
+    for (const value of bad.UPSTREAM.slice(0, 2)) {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/worker.ts'], {
+        cwd: ROOT,
+        env: { ...process.env, PORT: '0', DEPOT_R2_DIR: await tempDir('bad-config-r2'), DEPOT_UPSTREAM: value },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      let err = '';
+      child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
+      child.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      assert.equal(code, 1);
+      assert.equal(out, '');
+      assert.equal(err, `worker: UPSTREAM must be an absolute http(s) URL (e.g. https://registry.depot.ai), not ${JSON.stringify(value)} (from $DEPOT_UPSTREAM or wrangler.toml [vars])\n`);
     }
   });
 });
@@ -278,6 +329,38 @@ describe('pull-through from the CNCF registry into R2', () => {
       }
     });
   }
+});
+
+describe('blob misses', () => {
+  test("the upstream's 404 is remembered for a while: asked again no sooner, while a failing upstream is asked every time", async () => {
+    const gets = new Map<string, number>();
+    const missing = Array.from({ length: 6 }, () => `sha256:${randomBytes(32).toString('hex')}`);
+    const failing = Array.from({ length: 2 }, () => `sha256:${randomBytes(32).toString('hex')}`);
+    const upstream = await startServer((req, res) => {
+      const digest = /\/blobs\/(sha256:[0-9a-f]{64})$/.exec(req.url ?? '')?.[1];
+      if (digest) gets.set(digest, (gets.get(digest) ?? 0) + 1);
+      res.writeHead(digest && failing.includes(digest) ? 503 : 404, { 'Content-Type': 'application/json' });
+      res.end('{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}');
+    });
+    const worker = await startTestWorker({ bindings: { UPSTREAM: upstream.url } });
+    try {
+      const ask = (digest: string, i: number) => raw(worker.url, `/v2/nobody-${i % 3}/model/blobs/${digest}`, { method: i % 2 ? 'HEAD' : 'GET' });
+      for (const [i, digest] of missing.entries()) {
+        assert.equal((await ask(digest, i)).status, 404);
+        const first = gets.get(digest);
+        assert.ok(first && first >= 1, 'the first miss asks the upstream');
+        for (const res of await Promise.all([1, 2, 3].map(() => ask(digest, i)))) assert.equal(res.status, 404);
+        assert.equal(gets.get(digest), first, `${digest}: later misses answered without the upstream`);
+      }
+      for (const [i, digest] of failing.entries()) {
+        for (let n = 0; n < 3; n++) assert.ok((await ask(digest, i)).status >= 500);
+        assert.ok((gets.get(digest) ?? 0) >= 3, 'a failure is not remembered');
+      }
+    } finally {
+      await worker.close();
+      await upstream.close();
+    }
+  });
 });
 
 describe('upstream credentials (secrets UPSTREAM_USER, UPSTREAM_PASSWORD)', () => {
