@@ -6,7 +6,7 @@
 // and a revision tag that moved fails the image. Exit status: 0 all identical (and attested), 1 any difference or failure, 2 usage.
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { DEFAULT_CATALOG, loadCatalog } from '../models/catalog.ts';
+import { DEFAULT_CATALOG, imageName, isRevision, loadCatalog, type ModelEntry } from '../models/catalog.ts';
 import { makeImage } from '../builder/build.ts';
 import { ANNOTATION, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
 import { registryCredentials } from '../client/credentials.ts';
@@ -14,7 +14,7 @@ import { parseImageReference, RegistryClient, RemoteError, type ImageReference }
 import { ContentCache } from '../sources/content-cache.ts';
 import { DEFAULT_CACHE, HuggingFaceSource } from '../sources/huggingface.ts';
 import { BUNDLE_ARTIFACT_TYPE, type ArtifactManifest } from '../trust/artifact.ts';
-import { parseStatement, provenanceProblems, tocFileDigests } from '../trust/provenance.ts';
+import { parseStatement, provenanceProblems, tocFileDigests, type ProvenanceExpectation } from '../trust/provenance.ts';
 import { verifiedPayload, type TrustPolicy } from '../trust/signing.ts';
 import { parseCommandArgs, UsageError } from './args.ts';
 import { sourceDateEpoch } from './build.ts';
@@ -23,8 +23,15 @@ import { formatTable } from './table.ts';
 const HUB_SOURCE = 'https://huggingface.co/';
 /** A Sigstore bundle is a few KiB; anything much larger is not one. */
 const MAX_BUNDLE = 4 * 1024 * 1024;
-/** A Hub commit sha: what a revision tag looks like. */
-const REVISION = /^[0-9a-f]{40}$/;
+
+/** An image to verify, and with --all the catalog entry it must be (name and sha). */
+interface Target {
+  ref: ImageReference;
+  entry?: Pick<ModelEntry, 'name' | 'sha'>;
+}
+
+/** A failure of the image itself (not of reading it): reported as DIFFERENT, not as failed. */
+class DifferentError extends Error {}
 
 interface Row {
   image: string;
@@ -47,22 +54,25 @@ export async function verifyCommand(args: string[]): Promise<number> {
     identity: { type: 'string' },
     insecure: { type: 'boolean', default: false },
     cache: { type: 'string', default: process.env.DEPOT_CACHE ?? DEFAULT_CACHE },
+    prefix: { type: 'string' },
   });
   if (values.all === positionals.length > 0) throw new UsageError('verify takes REGISTRY/NAME[:TAG|@DIGEST]... or --all: depot-ai verify depot.ai/gpt2');
   if (values.sample !== undefined && !values.all) throw new UsageError('--sample picks from the catalog: use it with --all');
   if (values.provenance && !values.key === !values.identity) throw new UsageError('--provenance needs the signer: --key PUBLIC.pem (a local key) or --identity URI (the keyless workflow identity)');
   const policy: TrustPolicy | undefined = !values.provenance ? undefined : values.key ? { key: await publicKey(values.key) } : { identity: values.identity! };
 
-  const references = values.all ? await catalogReferences(values.catalog, values.registry, values.sample, values.week) : positionals.map((p) => parseImageReference(p));
+  if (values.prefix !== undefined && values.all) throw new UsageError('--prefix names the repository prefix of the images given; with --all it is --registry HOST/PREFIX');
+  const targets: Target[] = values.all ? await catalogTargets(values.catalog, values.registry, values.sample, values.week) : positionals.map((p) => ({ ref: parseImageReference(p) }));
   const cache = new ContentCache(values.cache);
   const epoch = sourceDateEpoch();
   const rows: Row[] = [];
-  for (const ref of references) {
-    const image = `${ref.registry}/${ref.repository}`;
-    const row = await verifyOne(ref).catch((error: Error): Row => {
+  for (const target of targets) {
+    const image = `${target.ref.registry}/${target.ref.repository}`;
+    const row = await verifyOne(target).catch((error: Error): Row => {
       if (process.env.DEPOT_DEBUG) console.error(error);
       process.stderr.write(`depot-ai: ${image}: ${error.message}\n`);
-      return { image, revision: '-', digest: '-', result: `failed: ${error.message}`, provenance: '-', failed: true };
+      const result = error instanceof DifferentError ? `DIFFERENT: ${error.message}` : `failed: ${error.message}`;
+      return { image, revision: '-', digest: '-', result, provenance: '-', failed: true };
     });
     rows.push(row);
   }
@@ -70,7 +80,7 @@ export async function verifyCommand(args: string[]): Promise<number> {
   console.log(formatTable(['IMAGE', 'REVISION', 'DIGEST', 'RESULT', ...(policy ? ['PROVENANCE'] : [])], table));
   return rows.some((r) => r.failed) ? 1 : 0;
 
-  async function verifyOne(ref: ImageReference): Promise<Row> {
+  async function verifyOne({ ref, entry }: Target): Promise<Row> {
     const image = `${ref.registry}/${ref.repository}`;
     const client = new RegistryClient(ref.registry, { insecure: values.insecure, credentials: await registryCredentials(ref.registry) });
     const top = (await client.manifest(ref.repository, ref.reference))!;
@@ -79,11 +89,19 @@ export async function verifyCommand(args: string[]): Promise<number> {
     const revision = index.annotations?.[ANNOTATION.revision];
     const source = index.annotations?.[ANNOTATION.source];
     if (!revision || !source?.startsWith(HUB_SOURCE)) throw new Error(`the index has no Hugging Face source and revision labels (${ANNOTATION.source}, ${ANNOTATION.revision})`);
+    if (!isRevision(revision)) throw new DifferentError(`the index is labelled revision "${revision}", not a Hub commit (40 lower-case hex digits)`);
+    const name = source.slice(HUB_SOURCE.length);
+    // The Hub repository is the one asked for, never the image's own word for it.
+    if (entry && name !== entry.name) throw new DifferentError(`the image is of ${name} (its source label), not the catalog's ${entry.name}`);
+    if (!entry) {
+      const asked = askedImage(ref.repository, values.prefix);
+      if (imageName(name) !== asked) throw new DifferentError(`the image is of ${name} (its source label), not ${asked} as asked`);
+    }
+    if (entry && revision !== entry.sha) throw new DifferentError(`the image is of revision ${revision}, but the catalog pins ${entry.name} at ${entry.sha}`);
     await checkRevisionTag(client, ref, top.digest, revision);
     let files: Promise<Record<string, string>> | undefined;
     const remoteFiles = () => (files ??= layerFiles(client, ref.repository, index));
 
-    const name = source.slice(HUB_SOURCE.length);
     const hub = new HuggingFaceSource(name, revision, { cache });
     const { image: rebuilt, layer } = await makeImage({ name, source: hub, sha: revision, epoch }, { write: async () => {} });
     const identical = rebuilt.index.digest === top.digest;
@@ -92,7 +110,7 @@ export async function verifyCommand(args: string[]): Promise<number> {
       const changed = differingFiles(tocFileDigests(layer.toc), await remoteFiles());
       result = `DIFFERENT: rebuilt ${rebuilt.index.digest}${changed.length ? `; files differ: ${changed.slice(0, 5).join(', ')}${changed.length > 5 ? ', ...' : ''}` : ''}`;
     }
-    const provenance = policy ? await checkProvenance(client, ref.repository, top.digest, remoteFiles, policy) : '';
+    const provenance = policy ? await checkProvenance(client, ref.repository, { indexDigest: top.digest, name, revision }, remoteFiles, policy) : '';
     if (!identical) process.stderr.write(`depot-ai: ${image}: ${result}\n`);
     return { image, revision, digest: top.digest, result, provenance, failed: !identical || (policy !== undefined && provenance !== 'verified') };
   }
@@ -105,9 +123,24 @@ export async function verifyCommand(args: string[]): Promise<number> {
  */
 async function checkRevisionTag(client: RegistryClient, ref: ImageReference, indexDigest: string, revision: string): Promise<void> {
   const image = `${ref.registry}/${ref.repository}`;
-  if (REVISION.test(ref.reference) && ref.reference !== revision) throw new RemoteError(`the revision tag ${image}:${ref.reference} points at ${indexDigest}, an image of revision ${revision}: a revision tag never moves`);
+  if (isRevision(ref.reference) && ref.reference !== revision) throw new RemoteError(`the revision tag ${image}:${ref.reference} points at ${indexDigest}, an image of revision ${revision}: a revision tag never moves`);
   const fixed = await client.manifest(ref.repository, revision, { optional: true });
   if (fixed && fixed.digest !== indexDigest) throw new RemoteError(`the revision tag ${image}:${revision} points at ${fixed.digest}, not at ${indexDigest} (${ref.reference}) with that revision: a revision tag never moves`);
+}
+
+/**
+ * The image name (models/catalog.ts imageName of a Hub repository) that a repository asked for
+ * stands for: the repository after `prefix` when given; else its last two parts (`owner/name`),
+ * or its only part (a legacy bare name). Throws UsageError when the repository is not under `prefix`.
+ */
+export function askedImage(repository: string, prefix?: string): string {
+  if (prefix !== undefined) {
+    const clean = prefix.replace(/^\/+|\/+$/g, '');
+    if (clean === '') return repository;
+    if (!repository.startsWith(`${clean}/`)) throw new UsageError(`${repository} is not under --prefix ${prefix}`);
+    return repository.slice(clean.length + 1);
+  }
+  return repository.split('/').slice(-2).join('/');
 }
 
 /** Path -> `sha256:<hex>` of every file of the index's first image, from its verified eStargz TOC. */
@@ -125,14 +158,15 @@ async function layerFiles(client: RegistryClient, repository: string, index: Ima
  * 'verified' when one attestation the registry lists for `indexDigest` is signed under `policy`
  * and matches the image (subject and every file); else what is wrong (also written to stderr).
  */
-async function checkProvenance(client: RegistryClient, repository: string, indexDigest: string, files: () => Promise<Record<string, string>>, policy: TrustPolicy): Promise<string> {
+async function checkProvenance(client: RegistryClient, repository: string, expected: ProvenanceExpectation, files: () => Promise<Record<string, string>>, policy: TrustPolicy): Promise<string> {
+  const { indexDigest } = expected;
   const referrers = await client.referrers(repository, indexDigest, { artifactType: BUNDLE_ARTIFACT_TYPE });
   if (referrers.length === 0) return 'none attached';
   let problem = '';
   for (const referrer of referrers) {
     try {
       const summary = parseStatement(await verifiedPayload(await attestationBundle(client, repository, referrer, indexDigest), policy));
-      const problems = provenanceProblems(summary, indexDigest, await files());
+      const problems = provenanceProblems(summary, expected, await files());
       if (problems.length === 0) return 'verified';
       problem = problems[0];
     } catch (error) {
@@ -172,12 +206,13 @@ async function publicKey(file: string): Promise<KeyObject> {
 }
 
 /**
- * The catalog's images on `registry` at their tags; with `sample` N, the N-entry slice for the ISO
- * week (`week`, default this week), so that weekly runs go round the whole catalog.
+ * The catalog's images on `registry` at their tags, each with its entry; with `sample` N, the
+ * N-entry slice for the ISO week (`week`, default this week), so that weekly runs go round the
+ * whole catalog.
  */
-async function catalogReferences(catalog: string, registry: string, sample?: string, week?: string): Promise<ImageReference[]> {
+async function catalogTargets(catalog: string, registry: string, sample?: string, week?: string): Promise<Target[]> {
   const models = await loadCatalog(catalog);
-  const refs = models.map((m) => ({ ...parseImageReference(`${registry}/${m.image}`), reference: m.tag }));
+  const refs = models.map((m) => ({ ref: { ...parseImageReference(`${registry}/${m.image}`), reference: m.tag }, entry: { name: m.name, sha: m.sha } }));
   if (sample === undefined) return refs;
   const n = Number(sample);
   const w = week === undefined ? isoWeek(new Date()) : Number(week);
