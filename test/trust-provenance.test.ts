@@ -193,6 +193,9 @@ describe('signed provenance', () => {
       return bundle;
     }, /REJECTED: the attestation's signature does not verify: signature verification failed/],
     ['a signed statement about another subject', () => signed({ indexDigest: sha256Digest('another image') }), /REJECTED: the attestation's subject is sha256:[0-9a-f]{64}, not the image sha256:/],
+    ['a signed statement built from another model (entry and Hub repository)', () => signed({ name: 'Evil-Org/Other-Model' }), new RegExp(`REJECTED: the attestation is about Evil-Org/Other-Model \\(https://huggingface\\.co/Evil-Org/Other-Model\\), not ${NAME}$`, 'm')],
+    ['a signed statement from another commit', () => signed({ sha: 'f'.repeat(40) }), new RegExp(`REJECTED: the attestation's commit is ${'f'.repeat(40)}, not the image's revision [0-9a-f]{40}$`, 'm')],
+    ['a signed statement whose subject names another image', () => signed({ image: 'evil-org/other-model' }), /REJECTED: the attestation's subject is named 127\.0\.0\.1:\d+\/evil-org\/other-model, not an image of Prov-Org\/Signed-Model$/m],
     ['a signed statement with one file digest wrong', () => signed({ files: { 'config.json': sha256Digest('other bytes'), 'weights.safetensors': sha256Digest(FILES['weights.safetensors']) } }), /REJECTED: config\.json is sha256:[0-9a-f]{64} in the image but sha256:[0-9a-f]{64} in the attestation/],
   ];
   for (const [what, bundle, expected] of cases) {
@@ -291,12 +294,12 @@ describe('signed provenance', () => {
     return layout.readJson<SerializedBundle>(manifest.layers[0].digest);
   }
 
-  function signed(change: { indexDigest?: string; files?: Record<string, string> }): Promise<SerializedBundle> {
+  function signed(change: { indexDigest?: string; files?: Record<string, string>; name?: string; sha?: string; image?: string }): Promise<SerializedBundle> {
     const files = change.files ?? Object.fromEntries(Object.entries(FILES).map(([p, c]) => [p, sha256Digest(c)]));
     const statement = provenanceStatement({
-      image: `${cncf.hostPort}/${IMAGE}`,
+      image: `${cncf.hostPort}/${change.image ?? IMAGE}`,
       indexDigest: change.indexDigest ?? indexDigest,
-      entry: { name: NAME, sha, tag: 'latest' },
+      entry: { name: change.name ?? NAME, sha: change.sha ?? sha, tag: 'latest' },
       files,
       builder: { id: 'https://depot.ai/depot-ai-cli', version: 'test' },
       startedOn: new Date(),
