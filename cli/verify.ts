@@ -4,7 +4,7 @@
 // Sigstore-signed SLSA provenance: its signature, its subject (the index) and every file's sha256.
 // Every registry read goes through client/'s RegistryClient (each byte checked against its digest),
 // and a revision tag that moved fails the image. Exit status: 0 all identical (and attested), 1 any difference or failure, 2 usage.
-import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { DEFAULT_CATALOG, imageName, isRevision, loadCatalog, type ModelEntry } from '../models/catalog.ts';
 import { makeImage } from '../builder/build.ts';
@@ -13,16 +13,14 @@ import { registryCredentials } from '../client/credentials.ts';
 import { parseImageReference, RegistryClient, RemoteError, type ImageReference } from '../client/remote.ts';
 import { ContentCache } from '../sources/content-cache.ts';
 import { DEFAULT_CACHE, HuggingFaceSource } from '../sources/huggingface.ts';
-import { BUNDLE_ARTIFACT_TYPE, type ArtifactManifest } from '../trust/artifact.ts';
-import { parseStatement, provenanceProblems, tocFileDigests, type ProvenanceExpectation } from '../trust/provenance.ts';
-import { verifiedPayload, type TrustPolicy } from '../trust/signing.ts';
+import { checkProvenance, registryAttestations } from '../trust/check.ts';
+import { tocFileDigests, type ProvenanceExpectation } from '../trust/provenance.ts';
+import { publicKeyFromPem, type TrustPolicy } from '../trust/signing.ts';
 import { parseCommandArgs, UsageError } from './args.ts';
 import { sourceDateEpoch } from './build.ts';
 import { formatTable } from './table.ts';
 
 const HUB_SOURCE = 'https://huggingface.co/';
-/** A Sigstore bundle is a few KiB; anything much larger is not one. */
-const MAX_BUNDLE = 4 * 1024 * 1024;
 
 /** An image to verify, and with --all the catalog entry it must be (name and sha). */
 interface Target {
@@ -110,7 +108,7 @@ export async function verifyCommand(args: string[]): Promise<number> {
       const changed = differingFiles(tocFileDigests(layer.toc), await remoteFiles());
       result = `DIFFERENT: rebuilt ${rebuilt.index.digest}${changed.length ? `; files differ: ${changed.slice(0, 5).join(', ')}${changed.length > 5 ? ', ...' : ''}` : ''}`;
     }
-    const provenance = policy ? await checkProvenance(client, ref.repository, { indexDigest: top.digest, name, revision }, remoteFiles, policy) : '';
+    const provenance = policy ? await provenanceResult(client, ref.repository, { indexDigest: top.digest, name, revision }, remoteFiles, policy) : '';
     if (!identical) process.stderr.write(`depot-ai: ${image}: ${result}\n`);
     return { image, revision, digest: top.digest, result, provenance, failed: !identical || (policy !== undefined && provenance !== 'verified') };
   }
@@ -155,39 +153,15 @@ async function layerFiles(client: RegistryClient, repository: string, index: Ima
 }
 
 /**
- * 'verified' when one attestation the registry lists for `indexDigest` is signed under `policy`
- * and matches the image (subject and every file); else what is wrong (also written to stderr).
+ * 'verified' when one attestation the registry lists for the index (trust/check.ts, the first
+ * MAX_REFERRERS) is signed under `policy` and describes the image; else what is wrong (also on stderr).
  */
-async function checkProvenance(client: RegistryClient, repository: string, expected: ProvenanceExpectation, files: () => Promise<Record<string, string>>, policy: TrustPolicy): Promise<string> {
-  const { indexDigest } = expected;
-  const referrers = await client.referrers(repository, indexDigest, { artifactType: BUNDLE_ARTIFACT_TYPE });
-  if (referrers.length === 0) return 'none attached';
-  let problem = '';
-  for (const referrer of referrers) {
-    try {
-      const summary = parseStatement(await verifiedPayload(await attestationBundle(client, repository, referrer, indexDigest), policy));
-      const problems = provenanceProblems(summary, expected, await files());
-      if (problems.length === 0) return 'verified';
-      problem = problems[0];
-    } catch (error) {
-      problem = (error as Error).message;
-    }
-  }
-  process.stderr.write(`depot-ai: provenance: ${problem}\n`);
-  return `REJECTED: ${problem}`;
-}
-
-/** The Sigstore bundle (parsed JSON) an attestation artifact holds, every byte verified against its digest. */
-async function attestationBundle(client: RegistryClient, repository: string, referrer: Descriptor, subject: string): Promise<unknown> {
-  const artifact = (await client.manifest(repository, referrer.digest, { expected: referrer }))!.json as unknown as ArtifactManifest;
-  if (artifact.subject?.digest !== subject) throw new RemoteError(`the attestation ${referrer.digest} is about ${artifact.subject?.digest ?? 'nothing'}, not the image ${subject}`);
-  const layer = artifact.layers?.[0];
-  if (!layer) throw new RemoteError(`the attestation ${referrer.digest} holds no bundle`);
-  try {
-    return JSON.parse((await client.blobBytes(repository, layer, MAX_BUNDLE)).toString('utf8'));
-  } catch (error) {
-    throw error instanceof SyntaxError ? new RemoteError(`the attestation ${referrer.digest}'s bundle is not JSON`) : error;
-  }
+async function provenanceResult(client: RegistryClient, repository: string, expected: ProvenanceExpectation, files: () => Promise<Record<string, string>>, policy: TrustPolicy): Promise<string> {
+  const check = await checkProvenance(registryAttestations(client, repository), expected, policy, files);
+  if ('verified' in check) return 'verified';
+  if ('none' in check) return 'none attached';
+  process.stderr.write(`depot-ai: provenance: ${check.rejected}\n`);
+  return `REJECTED: ${check.rejected}`;
 }
 
 function differingFiles(a: Record<string, string>, b: Record<string, string>): string[] {
@@ -199,7 +173,7 @@ async function publicKey(file: string): Promise<KeyObject> {
     throw new UsageError(`--key ${file}: ${error.message}`);
   });
   try {
-    return pem.includes('PRIVATE KEY') ? createPublicKey(createPrivateKey(pem)) : createPublicKey(pem);
+    return publicKeyFromPem(pem);
   } catch {
     throw new UsageError(`--key ${file} is not a PEM public key`);
   }

@@ -22,6 +22,7 @@ import { signStatement, verifiedPayload } from '../trust/signing.ts';
 import { depotAi } from './helpers/cli.ts';
 import { startLyingServer } from './helpers/lying-server.ts';
 import { buildSite } from './helpers/site.ts';
+import { actionsRunUrl } from '../site/lib/provenance.ts';
 import { startHubServer, type HubServer } from './helpers/hub-server.ts';
 import { pseudoRandomBytes, tempDir } from './helpers/models.ts';
 import { errorCode, raw, runTool, startCncfRegistry, startTestRegistry, tool, type CncfRegistry, type TestRegistry } from './helpers/registry.ts';
@@ -94,9 +95,9 @@ describe('signed provenance', () => {
     assert.match(again.stdout, /is up to date/, 'attested already: nothing to do');
   });
 
-  test('the model page shows the revision tag line, the digest pin and who built it from which commit, when', async () => {
+  test('the model page, built from the registry as publish.yml builds it (empty store), shows the verified provenance: revision tag line, digest pin, who built it from which commit, when', async () => {
     const dist = tempDir('prov-site-');
-    const site = await buildSite({ catalog, store, outDir: dist, registryHost: 'models.example.test' });
+    const site = await buildSite({ catalog, store: tempDir('prov-empty-'), registryUrl: cncf.url, provenanceKey: path.join(keys, 'public.pem'), outDir: dist, registryHost: 'models.example.test' });
     assert.equal(site.code, 0, site.stderr);
     const html = await readFile(path.join(dist, `${NAME}.html`), 'utf8');
     assert.ok(html.includes(`data-copy="COPY --link --from=models.example.test/${IMAGE}:${sha} / ."`), 'the revision tag line');
@@ -106,6 +107,40 @@ describe('signed provenance', () => {
     assert.ok(provenance.includes('depot/depot.ai/.github/workflows/publish.yml@refs/heads/main'), provenance);
     assert.ok(provenance.includes(sha.slice(0, 12)), provenance);
     assert.match(provenance, /<time datetime="\d{4}-\d\d-\d\dT[^"]+">\d{4}-\d\d-\d\d<\/time>/);
+  });
+
+  test('the model page shows no provenance for attestations that do not verify (a forged signature, a signed statement of another commit), and the build says why', async () => {
+    const forgedStore = tempDir('prov-forged-');
+    const layout = new ImageLayout(forgedStore, IMAGE);
+    const source = new ImageLayout(store, IMAGE);
+    const subject = (await source.resolveTag('latest'))!;
+    const index = await source.readJson<{ manifests: { digest: string }[] }>(subject.digest);
+    const manifest = await source.readJson<{ config: { digest: string }; layers: { digest: string }[] }>(index.manifests[0].digest);
+    for (const digest of [subject.digest, index.manifests[0].digest, manifest.config.digest, manifest.layers[0].digest]) await layout.writeBlob(await source.readBlob(digest));
+    await layout.setTag('latest', subject);
+    const hostile = { invocationId: 'javascript:alert(document.domain)' };
+    const forged = structuredClone(await signed({ ...hostile }));
+    forged.dsseEnvelope!.signatures[0].sig = Buffer.from('not a signature').toString('base64');
+    for (const bundle of [await signed({ ...hostile, sha: 'deadbeef'.repeat(5) }), forged]) await storeAttestation(layout, bundle, subject, new Date());
+    const dist = tempDir('prov-site-');
+    const site = await buildSite({ catalog, store: forgedStore, provenanceKey: path.join(keys, 'public.pem'), outDir: dist });
+    assert.equal(site.code, 0, site.stderr);
+    const html = await readFile(path.join(dist, `${NAME}.html`), 'utf8');
+    assert.ok(html.includes(`@${indexDigest}`), 'the image is shown');
+    assert.doesNotMatch(html, /data-provenance|javascript:|deadbeefdead/);
+    assert.match(site.stderr + site.stdout, new RegExp(`^site: ${NAME}: no provenance shown: the attestation's (signature does not verify|commit is deadbeef)`, 'm'));
+
+    const unset = await buildSite({ catalog, store, outDir: tempDir('prov-site-') });
+    assert.match(unset.stderr + unset.stdout, /^site: model pages show no provenance: set DEPOT_PROVENANCE_KEY/m);
+    assert.doesNotMatch(await readFile(path.join(unset.outDir, `${NAME}.html`), 'utf8'), /data-provenance/);
+  });
+
+  test('a run link is only a GitHub Actions run URL rebuilt from its parts', () => {
+    const good = 'https://github.com/depot/depot.ai/actions/runs/4242/attempts/2';
+    assert.equal(actionsRunUrl(good), good);
+    for (const bad of ['javascript:alert(1)', 'http://github.com/a/b/actions/runs/1', 'https://github.com.evil.example/a/b/actions/runs/1', 'https://github.com/a/b/actions/runs/1/../../x', `${good}"><script>`, 'https://github.com/a/b/actions/runs/1?x=javascript:']) {
+      assert.equal(actionsRunUrl(bad), undefined, bad);
+    }
   });
 
   test('serve lists it through the referrers API, filters by artifactType, and skopeo reads the artifact back', async () => {
@@ -294,7 +329,7 @@ describe('signed provenance', () => {
     return layout.readJson<SerializedBundle>(manifest.layers[0].digest);
   }
 
-  function signed(change: { indexDigest?: string; files?: Record<string, string>; name?: string; sha?: string; image?: string }): Promise<SerializedBundle> {
+  function signed(change: { indexDigest?: string; files?: Record<string, string>; name?: string; sha?: string; image?: string; invocationId?: string }): Promise<SerializedBundle> {
     const files = change.files ?? Object.fromEntries(Object.entries(FILES).map(([p, c]) => [p, sha256Digest(c)]));
     const statement = provenanceStatement({
       image: `${cncf.hostPort}/${change.image ?? IMAGE}`,
@@ -302,6 +337,7 @@ describe('signed provenance', () => {
       entry: { name: change.name ?? NAME, sha: change.sha ?? sha, tag: 'latest' },
       files,
       builder: { id: 'https://depot.ai/depot-ai-cli', version: 'test' },
+      invocationId: change.invocationId,
       startedOn: new Date(),
       finishedOn: new Date(),
     });

@@ -135,10 +135,10 @@ export interface ProvenanceExpectation {
 /**
  * Check a statement against the image it claims to describe: the subject is the index digest and
  * names that model's image (`[REGISTRY/][PREFIX/]IMAGE`), the entry and the source are that Hub
- * repository at that commit, and the files are exactly the image's files with the same digests.
- * Returns the problems ([] = ok).
+ * repository at that commit, and (when `imageFiles` is given) the files are exactly the image's
+ * files with the same digests. Returns the problems ([] = ok).
  */
-export function provenanceProblems(summary: ProvenanceSummary, expected: ProvenanceExpectation, imageFiles: Record<string, string>): string[] {
+export function provenanceProblems(summary: ProvenanceSummary, expected: ProvenanceExpectation, imageFiles?: Record<string, string>): string[] {
   const problems: string[] = [];
   const { indexDigest, name, revision } = expected;
   if (summary.subject !== indexDigest) problems.push(`the attestation's subject is ${summary.subject}, not the image ${indexDigest}`);
@@ -146,6 +146,7 @@ export function provenanceProblems(summary: ProvenanceSummary, expected: Provena
   if (summary.subjectName !== image && !summary.subjectName.endsWith(`/${image}`)) problems.push(`the attestation's subject is named ${summary.subjectName}, not an image of ${name}`);
   if (summary.entryName !== name || summary.hubRepository !== hubRepository(name)) problems.push(`the attestation is about ${summary.entryName} (${summary.hubRepository}), not ${name}`);
   if (summary.commit !== revision) problems.push(`the attestation's commit is ${summary.commit}, not the image's revision ${revision}`);
+  if (!imageFiles) return problems;
   for (const [path, digest] of Object.entries(imageFiles)) {
     if (!(path in summary.files)) problems.push(`${path} is in the image but not in the attestation`);
     else if (summary.files[path] !== digest) problems.push(`${path} is ${digest} in the image but ${summary.files[path]} in the attestation`);
