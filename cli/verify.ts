@@ -13,7 +13,7 @@ import { registryCredentials } from '../client/credentials.ts';
 import { parseImageReference, RegistryClient, RemoteError, type ImageReference } from '../client/remote.ts';
 import { ContentCache } from '../sources/content-cache.ts';
 import { DEFAULT_CACHE, HuggingFaceSource } from '../sources/huggingface.ts';
-import { checkProvenance, registryAttestations } from '../trust/check.ts';
+import { checkProvenance, registryAttestations, type AttestationStore } from '../trust/check.ts';
 import { tocFileDigests, type ProvenanceExpectation } from '../trust/provenance.ts';
 import { publicKeyFromPem, type TrustPolicy } from '../trust/signing.ts';
 import { parseCommandArgs, UsageError } from './args.ts';
@@ -21,6 +21,9 @@ import { sourceDateEpoch } from './build.ts';
 import { formatTable } from './table.ts';
 
 const HUB_SOURCE = 'https://huggingface.co/';
+
+/** The default of --deadline: seconds all registry reads of one image may take together (the rebuild from the Hub is not counted). */
+const DEFAULT_DEADLINE_S = 120;
 
 /** An image to verify, and with --all the catalog entry it must be (name and sha). */
 interface Target {
@@ -53,7 +56,10 @@ export async function verifyCommand(args: string[]): Promise<number> {
     insecure: { type: 'boolean', default: false },
     cache: { type: 'string', default: process.env.DEPOT_CACHE ?? DEFAULT_CACHE },
     prefix: { type: 'string' },
+    deadline: { type: 'string', default: String(DEFAULT_DEADLINE_S) },
   });
+  const deadlineMs = Number(values.deadline) * 1000;
+  if (!(deadlineMs > 0)) throw new UsageError(`--deadline must be a number of seconds, not "${values.deadline}"`);
   if (values.all === positionals.length > 0) throw new UsageError('verify takes REGISTRY/NAME[:TAG|@DIGEST]... or --all: depot-ai verify depot.ai/gpt2');
   if (values.sample !== undefined && !values.all) throw new UsageError('--sample picks from the catalog: use it with --all');
   if (values.provenance && !values.key === !values.identity) throw new UsageError('--provenance needs the signer: --key PUBLIC.pem (a local key) or --identity URI (the keyless workflow identity)');
@@ -80,8 +86,10 @@ export async function verifyCommand(args: string[]): Promise<number> {
 
   async function verifyOne({ ref, entry }: Target): Promise<Row> {
     const image = `${ref.registry}/${ref.repository}`;
-    const client = new RegistryClient(ref.registry, { insecure: values.insecure, credentials: await registryCredentials(ref.registry) });
-    const top = (await client.manifest(ref.repository, ref.reference))!;
+    // Each request ends by the deadline too, so a read given up on does not outlive it by more.
+    const client = new RegistryClient(ref.registry, { insecure: values.insecure, credentials: await registryCredentials(ref.registry), deadlineMs });
+    const within = readBudget(deadlineMs, `the registry's answers took more than --deadline ${values.deadline} s in all`);
+    const top = (await within(() => client.manifest(ref.repository, ref.reference)))!;
     if (!('manifests' in top.json)) throw new RemoteError(`${image}:${ref.reference} is not an image index`);
     const index = top.json;
     const revision = index.annotations?.[ANNOTATION.revision];
@@ -96,9 +104,9 @@ export async function verifyCommand(args: string[]): Promise<number> {
       if (imageName(name) !== asked) throw new DifferentError(`the image is of ${name} (its source label), not ${asked} as asked`);
     }
     if (entry && revision !== entry.sha) throw new DifferentError(`the image is of revision ${revision}, but the catalog pins ${entry.name} at ${entry.sha}`);
-    await checkRevisionTag(client, ref, top.digest, revision);
+    await within(() => checkRevisionTag(client, ref, top.digest, revision));
     let files: Promise<Record<string, string>> | undefined;
-    const remoteFiles = () => (files ??= layerFiles(client, ref.repository, index));
+    const remoteFiles = () => (files ??= within(() => layerFiles(client, ref.repository, index)));
 
     const hub = new HuggingFaceSource(name, revision, { cache });
     const { image: rebuilt, layer } = await makeImage({ name, source: hub, sha: revision, epoch }, { write: async () => {} });
@@ -108,10 +116,37 @@ export async function verifyCommand(args: string[]): Promise<number> {
       const changed = differingFiles(tocFileDigests(layer.toc), await remoteFiles());
       result = `DIFFERENT: rebuilt ${rebuilt.index.digest}${changed.length ? `; files differ: ${changed.slice(0, 5).join(', ')}${changed.length > 5 ? ', ...' : ''}` : ''}`;
     }
-    const provenance = policy ? await provenanceResult(client, ref.repository, { indexDigest: top.digest, name, revision }, remoteFiles, policy) : '';
+    const provenance = policy ? await within(() => provenanceResult(bounded(registryAttestations(client, ref.repository), within), { indexDigest: top.digest, name, revision }, remoteFiles, policy)) : '';
+    if (provenance.startsWith('REJECTED: ')) process.stderr.write(`depot-ai: provenance: ${provenance.slice('REJECTED: '.length)}\n`);
     if (!identical) process.stderr.write(`depot-ai: ${image}: ${result}\n`);
     return { image, revision, digest: top.digest, result, provenance, failed: !identical || (policy !== undefined && provenance !== 'verified') };
   }
+}
+
+type ReadBudget = <T>(read: () => Promise<T>) => Promise<T>;
+
+/**
+ * One time budget of `ms` for a sequence of reads: `within(read)` races each read against what is
+ * left of it and rejects with RemoteError(`message`) when it runs out; once it has, no read
+ * starts (so work given up on stops at its next read). Nested reads count once.
+ */
+function readBudget(ms: number, message: string): ReadBudget {
+  let left = ms;
+  let depth = 0;
+  return async (read) => {
+    if (left <= 0) throw new RemoteError(message);
+    if (depth > 0) return read();
+    depth++;
+    const started = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([read(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new RemoteError(message)), Math.max(left, 0))))]);
+    } finally {
+      clearTimeout(timer);
+      left -= performance.now() - started;
+      depth--;
+    }
+  };
 }
 
 /**
@@ -154,14 +189,22 @@ async function layerFiles(client: RegistryClient, repository: string, index: Ima
 
 /**
  * 'verified' when one attestation the registry lists for the index (trust/check.ts, the first
- * MAX_REFERRERS) is signed under `policy` and describes the image; else what is wrong (also on stderr).
+ * MAX_REFERRERS) is signed under `policy` and describes the image; else what is wrong.
  */
-async function provenanceResult(client: RegistryClient, repository: string, expected: ProvenanceExpectation, files: () => Promise<Record<string, string>>, policy: TrustPolicy): Promise<string> {
-  const check = await checkProvenance(registryAttestations(client, repository), expected, policy, files);
+async function provenanceResult(store: AttestationStore, expected: ProvenanceExpectation, files: () => Promise<Record<string, string>>, policy: TrustPolicy): Promise<string> {
+  const check = await checkProvenance(store, expected, policy, files);
   if ('verified' in check) return 'verified';
   if ('none' in check) return 'none attached';
-  process.stderr.write(`depot-ai: provenance: ${check.rejected}\n`);
   return `REJECTED: ${check.rejected}`;
+}
+
+/** `store` with every read inside the image's read budget (none starts once it has run out). */
+function bounded(store: AttestationStore, within: ReadBudget): AttestationStore {
+  return {
+    referrers: (subject) => within(() => store.referrers(subject)),
+    artifact: (descriptor) => within(() => store.artifact(descriptor)),
+    blob: (descriptor, max) => within(() => store.blob(descriptor, max)),
+  };
 }
 
 function differingFiles(a: Record<string, string>, b: Record<string, string>): string[] {

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readdirSync, writeFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -17,6 +18,7 @@ import { parsePushTarget, Pusher } from '../client/push.ts';
 import { referrersTag } from '../client/referrers.ts';
 import { BUNDLE_ARTIFACT_TYPE, type ArtifactDescriptor } from '../trust/artifact.ts';
 import { storeAttestation } from '../trust/attach.ts';
+import { MAX_REFERRERS } from '../trust/check.ts';
 import { provenanceStatement } from '../trust/provenance.ts';
 import { signStatement, verifiedPayload } from '../trust/signing.ts';
 import { depotAi } from './helpers/cli.ts';
@@ -284,13 +286,7 @@ describe('signed provenance', () => {
           res.end(req.method === 'HEAD' ? undefined : lie.body);
           return;
         }
-        const headers: Record<string, string> = {};
-        for (const name of ['accept', 'range']) if (req.headers[name]) headers[name] = String(req.headers[name]);
-        const up = await fetch(`${cncf.url}${req.url}`, { method: req.method, headers });
-        const body = Buffer.from(await up.arrayBuffer());
-        const relayed = Object.fromEntries([...up.headers].filter(([name]) => !['transfer-encoding', 'connection', 'content-length'].includes(name)));
-        res.writeHead(up.status, { ...relayed, ...(req.method === 'HEAD' ? {} : { 'Content-Length': body.length }) });
-        res.end(req.method === 'HEAD' ? undefined : body);
+        await relay(req, res);
       });
       try {
         const run = await verify(`${liar.hostPort}/${IMAGE}:latest`);
@@ -312,6 +308,52 @@ describe('signed provenance', () => {
         await liar.close();
       }
     });
+  }
+
+  // Bogus referrers listed before the real one: at most MAX_REFERRERS are fetched, and a registry
+  // that trickles one of them byte by byte runs into verify's --deadline for the image's reads.
+  test('verify --provenance: at most MAX_REFERRERS referrers fetched, and --deadline bounds all the reads of an image', async () => {
+    const real = await cncfArtifact();
+    const bogus = Array.from({ length: 3 * MAX_REFERRERS }, (_, i) => sha256Digest(`bogus referrer ${i}`));
+    const list = (digests: string[]) => Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [...digests.map((digest) => ({ digest, size: 600 })), { digest: real.digest, size: real.bytes.length }].map((d) => ({ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...d, artifactType: BUNDLE_ARTIFACT_TYPE })) }));
+    let trickle = false;
+    const liar = await startLyingServer(async (req, res) => {
+      const path = req.url!.split('?')[0];
+      if (path === `/v2/${IMAGE}/referrers/${indexDigest}`) {
+        res.writeHead(200, { 'Content-Type': INDEX }).end(list(trickle ? bogus.slice(0, 1) : bogus));
+      } else if (bogus.some((d) => path === `/v2/${IMAGE}/manifests/${d}`)) {
+        if (!trickle) return void res.writeHead(404).end();
+        res.writeHead(200, { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json', 'Content-Length': 600 });
+        const drip = setInterval(() => res.write(' '), 200);
+        res.on('close', () => clearInterval(drip));
+      } else await relay(req, res);
+    });
+    try {
+      const many = await verify(`${liar.hostPort}/${IMAGE}:latest`);
+      assert.equal(many.status, 1, many.stdout);
+      assert.match(many.stdout, /REJECTED: /);
+      const fetched = liar.seen.filter((s) => bogus.some((d) => s.url.endsWith(`/manifests/${d}`)));
+      assert.equal(new Set(fetched.map((s) => s.url)).size, MAX_REFERRERS, 'the first MAX_REFERRERS listed, no more');
+
+      trickle = true;
+      const slow = await depotAi(['verify', '--insecure', '--provenance', '--key', path.join(keys, 'public.pem'), '--deadline', '3', `${liar.hostPort}/${IMAGE}:latest`], env());
+      assert.equal(slow.status, 1, slow.stdout);
+      assert.match(slow.stdout, new RegExp(`failed: the registry's answers took more than --deadline 3 s in all\\s+-$`, 'm'));
+      assert.equal(slow.stderr.trim().split('\n').length, 1, slow.stderr);
+    } finally {
+      await liar.close();
+    }
+  });
+
+  /** Relay a request to the CNCF registry and its answer back. */
+  async function relay(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const headers: Record<string, string> = {};
+    for (const name of ['accept', 'range']) if (req.headers[name]) headers[name] = String(req.headers[name]);
+    const up = await fetch(`${cncf.url}${req.url}`, { method: req.method, headers });
+    const body = Buffer.from(await up.arrayBuffer());
+    const relayed = Object.fromEntries([...up.headers].filter(([name]) => !['transfer-encoding', 'connection', 'content-length'].includes(name)));
+    res.writeHead(up.status, { ...relayed, ...(req.method === 'HEAD' ? {} : { 'Content-Length': body.length }) });
+    res.end(req.method === 'HEAD' ? undefined : body);
   }
 
   /** The honest attestation's manifest as the CNCF registry holds it (found through its referrers tag). */
