@@ -4,7 +4,7 @@
 // revision label: identical for an honest image, a difference (naming the file) for images built
 // from a source with one byte changed at generated positions.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ImageLayout } from '../image/layout.ts';
@@ -215,6 +215,14 @@ describe('revision tags and depot-ai verify', () => {
     writeCatalog(shas[1]);
     assert.equal(run.status, 1, run.stdout);
     assert.match(run.stdout, new RegExp(`DIFFERENT: the image is of revision ${shas[1]}, but the catalog pins ${NAME} at ${shas[0]}$`, 'm'));
+  });
+
+  test('build --from DIR --attest is refused (the provenance would name the Hub as the source), nothing written', async () => {
+    const fresh = tempDir('trust-store-');
+    const run = await depotAi(['build', NAME, '--from', modelDir(FILES), '--store', fresh, '--sha', shas[0], '--attest'], env());
+    assert.equal(run.status, 2);
+    assert.equal(run.stderr, 'depot-ai: --attest signs that the files come from the Hub at the commit: build without --from to attest\n');
+    assert.deepEqual(readdirSync(fresh), []);
   });
 
   test('verify: usage errors exit 2 with one line', async () => {
