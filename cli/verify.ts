@@ -1,9 +1,11 @@
 // depot-ai verify REGISTRY/NAME[:TAG|@DIGEST]... | --all: rebuild each image from Hugging Face at
 // the revision its index is labelled with (org.opencontainers.image.revision), into a sink that
 // discards the bytes, and compare the index digests; with --provenance, also check the attached
-// Sigstore-signed SLSA provenance: its signature, its subject (the index) and every file's sha256.
-// Every registry read goes through client/'s RegistryClient (each byte checked against its digest),
-// and a revision tag that moved fails the image. Exit status: 0 all identical (and attested), 1 any difference or failure, 2 usage.
+// Sigstore-signed SLSA provenance (trust/check.ts). The Hub repository is the one asked for (the
+// name, or with --all the catalog entry and its sha), never the image's own labels, which must
+// agree with it. Every registry read goes through client/'s RegistryClient (each byte checked
+// against its digest) within one --deadline per image, and a revision tag that moved fails the
+// image. Exit status: 0 all identical (and attested), 1 any difference or failure, 2 usage.
 import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { DEFAULT_CATALOG, imageName, isRevision, loadCatalog, type ModelEntry } from '../models/catalog.ts';
