@@ -10,7 +10,7 @@ import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { DEFAULT_CATALOG, imageName, isRevision, loadCatalog, type ModelEntry } from '../models/catalog.ts';
 import { makeImage } from '../builder/build.ts';
-import { ANNOTATION, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
+import { ANNOTATION, type ImageIndex, type ImageManifest } from '../image/oci.ts';
 import { registryCredentials } from '../client/credentials.ts';
 import { parseImageReference, RegistryClient, RemoteError, type ImageReference } from '../client/remote.ts';
 import { ContentCache } from '../sources/content-cache.ts';
