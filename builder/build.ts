@@ -120,9 +120,11 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
  * What a build makes, wherever its bytes go: the eStargz layer streamed into `sink` and the
  * configs, manifests and index around it (in memory). `depot-ai verify` passes a sink that
  * discards, to learn the digests a build at a revision gives without storing anything.
- * Throws BuildError for a bad source.
+ * Throws BuildError for a bad source or a revision that is not a Hub commit (it becomes the label).
  */
 export async function makeImage(options: Omit<BuildOptions, 'store' | 'tag'>, sink: ByteSink): Promise<{ layer: Awaited<ReturnType<typeof writeLayer>>; image: ImageBlobs; inputBytes: number }> {
+  const bad = options.sha === undefined ? undefined : shaProblem(options.sha);
+  if (bad) throw new BuildError(bad);
   const epoch = options.epoch ?? 0;
   const source = withProgress(options.source, options.onProgress);
   try {

@@ -65,14 +65,19 @@ export async function readImageInfo(store: string, image: string, tag: string): 
   }
 }
 
+/** A client of the registry at `baseUrl` (`http(s)://host[:port][/prefix]`) and the repository of `image` there. */
+export function registryImage(baseUrl: string, image: string): { client: RegistryClient; repository: string } {
+  const url = new URL(baseUrl);
+  const client = new RegistryClient(url.host, { insecure: url.protocol === 'http:' });
+  return { client, repository: [url.pathname.replace(/^\/+|\/+$/g, ''), image].filter(Boolean).join('/') };
+}
+
 /**
  * From a registry at `baseUrl` (`http(s)://host[:port][/prefix]`): the index, one manifest and
  * the layer's footer and TOC, fetched with range requests. Undefined when the registry has no such tag.
  */
 export async function readRemoteImageInfo(baseUrl: string, image: string, tag: string): Promise<ImageInfo | undefined> {
-  const url = new URL(baseUrl);
-  const client = new RegistryClient(url.host, { insecure: url.protocol === 'http:' });
-  const repository = [url.pathname.replace(/^\/+|\/+$/g, ''), image].filter(Boolean).join('/');
+  const { client, repository } = registryImage(baseUrl, image);
   const top = await client.manifest(repository, tag, { optional: true });
   if (!top) return undefined;
   const { manifest } = await client.imageManifest(repository, top.digest);

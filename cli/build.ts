@@ -55,6 +55,8 @@ export async function buildCommand(args: string[]): Promise<number> {
   if (values.all && positionals.length > 0) throw new UsageError('build takes NAMEs or --all, not both');
   if (!values.all && positionals.length === 0) throw new UsageError('build needs a NAME (or --all): depot-ai build NAME [NAME...] [--from DIR] [--push HOST[/PREFIX]]');
   if (values.from && (values.all || positionals.length > 1)) throw new UsageError('--from builds one model: depot-ai build NAME --from DIR');
+  // The provenance names the Hub repository and commit as the source of every file: a local folder is not that.
+  if (values.from && values.attest) throw new UsageError('--attest signs that the files come from the Hub at the commit: build without --from to attest');
   if ((values.tag || values.sha) && (values.all || positionals.length > 1)) throw new UsageError('--tag and --sha apply to one model');
 
   const catalog = values.all || !values.from || existsSync(values.catalog) ? await loadCatalog(values.catalog) : [];

@@ -28,11 +28,13 @@ const USAGE = `Usage: depot-ai <command>
                                serve the store as a read-only OCI registry; with
                                --upstream, a pull-through cache rechecking tags after
                                --tag-ttl seconds
-  verify REGISTRY/NAME[:TAG|@DIGEST]... | --all [--registry HOST[/PREFIX]] [--sample N]
-        [--provenance --key PUBLIC.pem | --identity URI] [--insecure]
-                               rebuild images from Hugging Face at their revision label and
-                               compare digests; --provenance also checks the signed SLSA
-                               attestation (exit 0 identical, 1 any difference)
+  verify [--prefix P] REGISTRY/NAME[:TAG|@DIGEST]... | --all [--registry HOST[/PREFIX]] [--sample N]
+        [--provenance --key PUBLIC.pem | --identity URI] [--deadline 120] [--insecure]
+                               rebuild images of the Hub repository NAME names (with --all:
+                               the catalog entry, at its sha) and compare digests;
+                               --provenance also checks the signed SLSA attestation; all
+                               registry reads of an image within --deadline seconds
+                               (exit 0 identical, 1 any difference)
   cp [--insecure] REGISTRY/IMAGE[:TAG|@DIGEST]:/PATH DEST
                                fetch one file of an image with range requests
   start [--store DIR] [--port 5000] [--site-port 4321]

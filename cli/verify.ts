@@ -1,30 +1,40 @@
 // depot-ai verify REGISTRY/NAME[:TAG|@DIGEST]... | --all: rebuild each image from Hugging Face at
 // the revision its index is labelled with (org.opencontainers.image.revision), into a sink that
 // discards the bytes, and compare the index digests; with --provenance, also check the attached
-// Sigstore-signed SLSA provenance: its signature, its subject (the index) and every file's sha256.
-// Every registry read goes through client/'s RegistryClient (each byte checked against its digest),
-// and a revision tag that moved fails the image. Exit status: 0 all identical (and attested), 1 any difference or failure, 2 usage.
-import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+// Sigstore-signed SLSA provenance (trust/check.ts). The Hub repository is the one asked for (the
+// name, or with --all the catalog entry and its sha), never the image's own labels, which must
+// agree with it. Every registry read goes through client/'s RegistryClient (each byte checked
+// against its digest) within one --deadline per image, and a revision tag that moved fails the
+// image. Exit status: 0 all identical (and attested), 1 any difference or failure, 2 usage.
+import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { DEFAULT_CATALOG, loadCatalog } from '../models/catalog.ts';
+import { DEFAULT_CATALOG, imageName, isRevision, loadCatalog, type ModelEntry } from '../models/catalog.ts';
 import { makeImage } from '../builder/build.ts';
-import { ANNOTATION, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
+import { ANNOTATION, type ImageIndex, type ImageManifest } from '../image/oci.ts';
 import { registryCredentials } from '../client/credentials.ts';
 import { parseImageReference, RegistryClient, RemoteError, type ImageReference } from '../client/remote.ts';
 import { ContentCache } from '../sources/content-cache.ts';
 import { DEFAULT_CACHE, HuggingFaceSource } from '../sources/huggingface.ts';
-import { BUNDLE_ARTIFACT_TYPE, type ArtifactManifest } from '../trust/artifact.ts';
-import { parseStatement, provenanceProblems, tocFileDigests } from '../trust/provenance.ts';
-import { verifiedPayload, type TrustPolicy } from '../trust/signing.ts';
+import { checkProvenance, registryAttestations, type AttestationStore } from '../trust/check.ts';
+import { tocFileDigests, type ProvenanceExpectation } from '../trust/provenance.ts';
+import { publicKeyFromPem, type TrustPolicy } from '../trust/signing.ts';
 import { parseCommandArgs, UsageError } from './args.ts';
 import { sourceDateEpoch } from './build.ts';
 import { formatTable } from './table.ts';
 
 const HUB_SOURCE = 'https://huggingface.co/';
-/** A Sigstore bundle is a few KiB; anything much larger is not one. */
-const MAX_BUNDLE = 4 * 1024 * 1024;
-/** A Hub commit sha: what a revision tag looks like. */
-const REVISION = /^[0-9a-f]{40}$/;
+
+/** The default of --deadline: seconds all registry reads of one image may take together (the rebuild from the Hub is not counted). */
+const DEFAULT_DEADLINE_S = 120;
+
+/** An image to verify, and with --all the catalog entry it must be (name and sha). */
+interface Target {
+  ref: ImageReference;
+  entry?: Pick<ModelEntry, 'name' | 'sha'>;
+}
+
+/** A failure of the image itself (not of reading it): reported as DIFFERENT, not as failed. */
+class DifferentError extends Error {}
 
 interface Row {
   image: string;
@@ -47,22 +57,28 @@ export async function verifyCommand(args: string[]): Promise<number> {
     identity: { type: 'string' },
     insecure: { type: 'boolean', default: false },
     cache: { type: 'string', default: process.env.DEPOT_CACHE ?? DEFAULT_CACHE },
+    prefix: { type: 'string' },
+    deadline: { type: 'string', default: String(DEFAULT_DEADLINE_S) },
   });
+  const deadlineMs = Number(values.deadline) * 1000;
+  if (!(deadlineMs > 0)) throw new UsageError(`--deadline must be a number of seconds, not "${values.deadline}"`);
   if (values.all === positionals.length > 0) throw new UsageError('verify takes REGISTRY/NAME[:TAG|@DIGEST]... or --all: depot-ai verify depot.ai/gpt2');
   if (values.sample !== undefined && !values.all) throw new UsageError('--sample picks from the catalog: use it with --all');
   if (values.provenance && !values.key === !values.identity) throw new UsageError('--provenance needs the signer: --key PUBLIC.pem (a local key) or --identity URI (the keyless workflow identity)');
   const policy: TrustPolicy | undefined = !values.provenance ? undefined : values.key ? { key: await publicKey(values.key) } : { identity: values.identity! };
 
-  const references = values.all ? await catalogReferences(values.catalog, values.registry, values.sample, values.week) : positionals.map((p) => parseImageReference(p));
+  if (values.prefix !== undefined && values.all) throw new UsageError('--prefix names the repository prefix of the images given; with --all it is --registry HOST/PREFIX');
+  const targets: Target[] = values.all ? await catalogTargets(values.catalog, values.registry, values.sample, values.week) : positionals.map((p) => ({ ref: parseImageReference(p) }));
   const cache = new ContentCache(values.cache);
   const epoch = sourceDateEpoch();
   const rows: Row[] = [];
-  for (const ref of references) {
-    const image = `${ref.registry}/${ref.repository}`;
-    const row = await verifyOne(ref).catch((error: Error): Row => {
+  for (const target of targets) {
+    const image = `${target.ref.registry}/${target.ref.repository}`;
+    const row = await verifyOne(target).catch((error: Error): Row => {
       if (process.env.DEPOT_DEBUG) console.error(error);
       process.stderr.write(`depot-ai: ${image}: ${error.message}\n`);
-      return { image, revision: '-', digest: '-', result: `failed: ${error.message}`, provenance: '-', failed: true };
+      const result = error instanceof DifferentError ? `DIFFERENT: ${error.message}` : `failed: ${error.message}`;
+      return { image, revision: '-', digest: '-', result, provenance: '-', failed: true };
     });
     rows.push(row);
   }
@@ -70,20 +86,30 @@ export async function verifyCommand(args: string[]): Promise<number> {
   console.log(formatTable(['IMAGE', 'REVISION', 'DIGEST', 'RESULT', ...(policy ? ['PROVENANCE'] : [])], table));
   return rows.some((r) => r.failed) ? 1 : 0;
 
-  async function verifyOne(ref: ImageReference): Promise<Row> {
+  async function verifyOne({ ref, entry }: Target): Promise<Row> {
     const image = `${ref.registry}/${ref.repository}`;
-    const client = new RegistryClient(ref.registry, { insecure: values.insecure, credentials: await registryCredentials(ref.registry) });
-    const top = (await client.manifest(ref.repository, ref.reference))!;
+    // Each request ends by the deadline too, so a read given up on does not outlive it by more.
+    const client = new RegistryClient(ref.registry, { insecure: values.insecure, credentials: await registryCredentials(ref.registry), deadlineMs });
+    const within = readBudget(deadlineMs, `the registry's answers took more than --deadline ${values.deadline} s in all`);
+    const top = (await within(() => client.manifest(ref.repository, ref.reference)))!;
     if (!('manifests' in top.json)) throw new RemoteError(`${image}:${ref.reference} is not an image index`);
     const index = top.json;
     const revision = index.annotations?.[ANNOTATION.revision];
     const source = index.annotations?.[ANNOTATION.source];
     if (!revision || !source?.startsWith(HUB_SOURCE)) throw new Error(`the index has no Hugging Face source and revision labels (${ANNOTATION.source}, ${ANNOTATION.revision})`);
-    await checkRevisionTag(client, ref, top.digest, revision);
-    let files: Promise<Record<string, string>> | undefined;
-    const remoteFiles = () => (files ??= layerFiles(client, ref.repository, index));
-
+    if (!isRevision(revision)) throw new DifferentError(`the index is labelled revision "${revision}", not a Hub commit (40 lower-case hex digits)`);
     const name = source.slice(HUB_SOURCE.length);
+    // The Hub repository is the one asked for, never the image's own word for it.
+    if (entry && name !== entry.name) throw new DifferentError(`the image is of ${name} (its source label), not the catalog's ${entry.name}`);
+    if (!entry) {
+      const asked = askedImage(ref.repository, values.prefix);
+      if (imageName(name) !== asked) throw new DifferentError(`the image is of ${name} (its source label), not ${asked} as asked`);
+    }
+    if (entry && revision !== entry.sha) throw new DifferentError(`the image is of revision ${revision}, but the catalog pins ${entry.name} at ${entry.sha}`);
+    await within(() => checkRevisionTag(client, ref, top.digest, revision));
+    let files: Promise<Record<string, string>> | undefined;
+    const remoteFiles = () => (files ??= within(() => layerFiles(client, ref.repository, index)));
+
     const hub = new HuggingFaceSource(name, revision, { cache });
     const { image: rebuilt, layer } = await makeImage({ name, source: hub, sha: revision, epoch }, { write: async () => {} });
     const identical = rebuilt.index.digest === top.digest;
@@ -92,10 +118,37 @@ export async function verifyCommand(args: string[]): Promise<number> {
       const changed = differingFiles(tocFileDigests(layer.toc), await remoteFiles());
       result = `DIFFERENT: rebuilt ${rebuilt.index.digest}${changed.length ? `; files differ: ${changed.slice(0, 5).join(', ')}${changed.length > 5 ? ', ...' : ''}` : ''}`;
     }
-    const provenance = policy ? await checkProvenance(client, ref.repository, top.digest, remoteFiles, policy) : '';
+    const provenance = policy ? await within(() => provenanceResult(bounded(registryAttestations(client, ref.repository), within), { indexDigest: top.digest, name, revision }, remoteFiles, policy)) : '';
+    if (provenance.startsWith('REJECTED: ')) process.stderr.write(`depot-ai: provenance: ${provenance.slice('REJECTED: '.length)}\n`);
     if (!identical) process.stderr.write(`depot-ai: ${image}: ${result}\n`);
     return { image, revision, digest: top.digest, result, provenance, failed: !identical || (policy !== undefined && provenance !== 'verified') };
   }
+}
+
+type ReadBudget = <T>(read: () => Promise<T>) => Promise<T>;
+
+/**
+ * One time budget of `ms` for a sequence of reads: `within(read)` races each read against what is
+ * left of it and rejects with RemoteError(`message`) when it runs out; once it has, no read
+ * starts (so work given up on stops at its next read). Nested reads count once.
+ */
+function readBudget(ms: number, message: string): ReadBudget {
+  let left = ms;
+  let depth = 0;
+  return async (read) => {
+    if (left <= 0) throw new RemoteError(message);
+    if (depth > 0) return read();
+    depth++;
+    const started = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([read(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new RemoteError(message)), Math.max(left, 0))))]);
+    } finally {
+      clearTimeout(timer);
+      left -= performance.now() - started;
+      depth--;
+    }
+  };
 }
 
 /**
@@ -105,9 +158,24 @@ export async function verifyCommand(args: string[]): Promise<number> {
  */
 async function checkRevisionTag(client: RegistryClient, ref: ImageReference, indexDigest: string, revision: string): Promise<void> {
   const image = `${ref.registry}/${ref.repository}`;
-  if (REVISION.test(ref.reference) && ref.reference !== revision) throw new RemoteError(`the revision tag ${image}:${ref.reference} points at ${indexDigest}, an image of revision ${revision}: a revision tag never moves`);
+  if (isRevision(ref.reference) && ref.reference !== revision) throw new RemoteError(`the revision tag ${image}:${ref.reference} points at ${indexDigest}, an image of revision ${revision}: a revision tag never moves`);
   const fixed = await client.manifest(ref.repository, revision, { optional: true });
   if (fixed && fixed.digest !== indexDigest) throw new RemoteError(`the revision tag ${image}:${revision} points at ${fixed.digest}, not at ${indexDigest} (${ref.reference}) with that revision: a revision tag never moves`);
+}
+
+/**
+ * The image name (models/catalog.ts imageName of a Hub repository) that a repository asked for
+ * stands for: the repository after `prefix` when given; else its last two parts (`owner/name`),
+ * or its only part (a legacy bare name). Throws UsageError when the repository is not under `prefix`.
+ */
+export function askedImage(repository: string, prefix?: string): string {
+  if (prefix !== undefined) {
+    const clean = prefix.replace(/^\/+|\/+$/g, '');
+    if (clean === '') return repository;
+    if (!repository.startsWith(`${clean}/`)) throw new UsageError(`${repository} is not under --prefix ${prefix}`);
+    return repository.slice(clean.length + 1);
+  }
+  return repository.split('/').slice(-2).join('/');
 }
 
 /** Path -> `sha256:<hex>` of every file of the index's first image, from its verified eStargz TOC. */
@@ -122,38 +190,23 @@ async function layerFiles(client: RegistryClient, repository: string, index: Ima
 }
 
 /**
- * 'verified' when one attestation the registry lists for `indexDigest` is signed under `policy`
- * and matches the image (subject and every file); else what is wrong (also written to stderr).
+ * 'verified' when one attestation the registry lists for the index (trust/check.ts, the first
+ * MAX_REFERRERS) is signed under `policy` and describes the image; else what is wrong.
  */
-async function checkProvenance(client: RegistryClient, repository: string, indexDigest: string, files: () => Promise<Record<string, string>>, policy: TrustPolicy): Promise<string> {
-  const referrers = await client.referrers(repository, indexDigest, { artifactType: BUNDLE_ARTIFACT_TYPE });
-  if (referrers.length === 0) return 'none attached';
-  let problem = '';
-  for (const referrer of referrers) {
-    try {
-      const summary = parseStatement(await verifiedPayload(await attestationBundle(client, repository, referrer, indexDigest), policy));
-      const problems = provenanceProblems(summary, indexDigest, await files());
-      if (problems.length === 0) return 'verified';
-      problem = problems[0];
-    } catch (error) {
-      problem = (error as Error).message;
-    }
-  }
-  process.stderr.write(`depot-ai: provenance: ${problem}\n`);
-  return `REJECTED: ${problem}`;
+async function provenanceResult(store: AttestationStore, expected: ProvenanceExpectation, files: () => Promise<Record<string, string>>, policy: TrustPolicy): Promise<string> {
+  const check = await checkProvenance(store, expected, policy, files);
+  if ('verified' in check) return 'verified';
+  if ('none' in check) return 'none attached';
+  return `REJECTED: ${check.rejected}`;
 }
 
-/** The Sigstore bundle (parsed JSON) an attestation artifact holds, every byte verified against its digest. */
-async function attestationBundle(client: RegistryClient, repository: string, referrer: Descriptor, subject: string): Promise<unknown> {
-  const artifact = (await client.manifest(repository, referrer.digest, { expected: referrer }))!.json as unknown as ArtifactManifest;
-  if (artifact.subject?.digest !== subject) throw new RemoteError(`the attestation ${referrer.digest} is about ${artifact.subject?.digest ?? 'nothing'}, not the image ${subject}`);
-  const layer = artifact.layers?.[0];
-  if (!layer) throw new RemoteError(`the attestation ${referrer.digest} holds no bundle`);
-  try {
-    return JSON.parse((await client.blobBytes(repository, layer, MAX_BUNDLE)).toString('utf8'));
-  } catch (error) {
-    throw error instanceof SyntaxError ? new RemoteError(`the attestation ${referrer.digest}'s bundle is not JSON`) : error;
-  }
+/** `store` with every read inside the image's read budget (none starts once it has run out). */
+function bounded(store: AttestationStore, within: ReadBudget): AttestationStore {
+  return {
+    referrers: (subject) => within(() => store.referrers(subject)),
+    artifact: (descriptor) => within(() => store.artifact(descriptor)),
+    blob: (descriptor, max) => within(() => store.blob(descriptor, max)),
+  };
 }
 
 function differingFiles(a: Record<string, string>, b: Record<string, string>): string[] {
@@ -165,19 +218,20 @@ async function publicKey(file: string): Promise<KeyObject> {
     throw new UsageError(`--key ${file}: ${error.message}`);
   });
   try {
-    return pem.includes('PRIVATE KEY') ? createPublicKey(createPrivateKey(pem)) : createPublicKey(pem);
+    return publicKeyFromPem(pem);
   } catch {
     throw new UsageError(`--key ${file} is not a PEM public key`);
   }
 }
 
 /**
- * The catalog's images on `registry` at their tags; with `sample` N, the N-entry slice for the ISO
- * week (`week`, default this week), so that weekly runs go round the whole catalog.
+ * The catalog's images on `registry` at their tags, each with its entry; with `sample` N, the
+ * N-entry slice for the ISO week (`week`, default this week), so that weekly runs go round the
+ * whole catalog.
  */
-async function catalogReferences(catalog: string, registry: string, sample?: string, week?: string): Promise<ImageReference[]> {
+async function catalogTargets(catalog: string, registry: string, sample?: string, week?: string): Promise<Target[]> {
   const models = await loadCatalog(catalog);
-  const refs = models.map((m) => ({ ...parseImageReference(`${registry}/${m.image}`), reference: m.tag }));
+  const refs = models.map((m) => ({ ref: { ...parseImageReference(`${registry}/${m.image}`), reference: m.tag }, entry: { name: m.name, sha: m.sha } }));
   if (sample === undefined) return refs;
   const n = Number(sample);
   const w = week === undefined ? isoWeek(new Date()) : Number(week);

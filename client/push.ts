@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { registryCredentials } from './credentials.ts';
 import { ImageLayout } from '../image/layout.ts';
+import { isRevision } from '../models/catalog.ts';
 import { ANNOTATION, MEDIA_TYPE, sha256Digest, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
 import { referrerDescriptors, referrersTag, withReferrer, type ReferrerDescriptor } from './referrers.ts';
 import { pullScope, RegistryClient, RemoteError } from './remote.ts';
@@ -181,15 +182,21 @@ export class Pusher {
 
   /**
    * The tags an image gets: `tag`, and first the revision tag its index is labelled with
-   * (ANNOTATION.revision, the Hub commit) unless the registry's already points at it. RemoteError,
-   * before anything is tagged, when the registry's revision tag points elsewhere: it never moves.
+   * (ANNOTATION.revision, the Hub commit) unless the registry's already points at it. A tag with
+   * the form of a revision (models/catalog.ts isRevision) is a revision tag whoever pushes it: it
+   * must be the image's own revision and never moves. RemoteError, before anything is tagged, when
+   * the revision label is not a Hub commit, when `tag` is another revision's tag, or when the
+   * registry's revision tag points elsewhere.
    */
   async imageTags(repository: string, tag: string, index: Pick<Descriptor, 'digest' | 'annotations'>): Promise<string[]> {
     const revision = index.annotations?.[ANNOTATION.revision];
-    if (!revision || revision === tag) return [tag];
+    const image = `${this.target.registry}/${repository}`;
+    if (revision !== undefined && !isRevision(revision)) throw new RemoteError(`${index.digest} is labelled revision "${revision}", not a Hub commit (40 lower-case hex digits): refusing to push it to ${image}`);
+    if (isRevision(tag) && tag !== revision) throw new RemoteError(`${image}:${tag} has the form of a revision tag but the image ${index.digest} is of revision ${revision ?? '(none)'}: a revision tag names its own revision only`);
+    if (!revision) return [tag];
     const fixed = (await this.remoteDigest(repository, revision))?.digest;
-    if (fixed && fixed !== index.digest) throw new RemoteError(`${this.target.registry}/${repository}:${revision} is a revision tag and already points at ${fixed}; it never moves (refusing to push ${index.digest})`);
-    return fixed ? [tag] : [revision, tag];
+    if (fixed && fixed !== index.digest) throw new RemoteError(`${image}:${revision} is a revision tag and already points at ${fixed}; it never moves (refusing to push ${index.digest})`);
+    return fixed || revision === tag ? [tag] : [revision, tag];
   }
 
   /**

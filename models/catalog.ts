@@ -72,13 +72,22 @@ export function nameProblem(name: string): string | undefined {
   return undefined;
 }
 
-/** Why `tag` is not a valid OCI tag, or undefined when it is. */
+/**
+ * Whether `text` has the form of a Hub revision (a commit sha: 40 lower-case hex digits). A tag of
+ * that form is a revision tag: set from the image's revision label only, and it never moves.
+ */
+export function isRevision(text: string): boolean {
+  return SHA.test(text);
+}
+
+/** Why `tag` is not a valid moving tag (an OCI tag without the form of a revision), or undefined when it is. */
 export function tagProblem(tag: string): string | undefined {
+  if (isRevision(tag)) return `tag "${tag}" has the form of a revision (a Hub commit sha): revision tags come from \`sha\` and never move; use another tag`;
   return isValidTag(tag) ? undefined : `tag "${tag}" is not a valid tag: use letters, digits, "_", "." and "-", at most 128, not starting with "." or "-"`;
 }
 
 export function shaProblem(sha: string): string | undefined {
-  return SHA.test(sha) ? undefined : `sha "${sha}" must be a full commit hash: 40 lower-case hex digits`;
+  return isRevision(sha) ? undefined : `sha "${sha}" must be a full commit hash: 40 lower-case hex digits`;
 }
 
 /**

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readdirSync, writeFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -17,12 +18,14 @@ import { parsePushTarget, Pusher } from '../client/push.ts';
 import { referrersTag } from '../client/referrers.ts';
 import { BUNDLE_ARTIFACT_TYPE, type ArtifactDescriptor } from '../trust/artifact.ts';
 import { storeAttestation } from '../trust/attach.ts';
+import { MAX_REFERRERS } from '../trust/check.ts';
 import { provenanceStatement } from '../trust/provenance.ts';
 import { signStatement, verifiedPayload } from '../trust/signing.ts';
 import { depotAi } from './helpers/cli.ts';
 import { startRecordingProxy } from './helpers/proxy.ts';
 import { startLyingServer } from './helpers/lying-server.ts';
 import { buildSite } from './helpers/site.ts';
+import { actionsRunUrl } from '../site/lib/provenance.ts';
 import { startHubServer, type HubServer } from './helpers/hub-server.ts';
 import { pseudoRandomBytes, tempDir } from './helpers/models.ts';
 import { errorCode, raw, runTool, startCncfRegistry, startTestRegistry, tool, type CncfRegistry, type TestRegistry } from './helpers/registry.ts';
@@ -95,9 +98,9 @@ describe('signed provenance', () => {
     assert.match(again.stdout, /is up to date/, 'attested already: nothing to do');
   });
 
-  test('the model page shows the revision tag line, the digest pin and who built it from which commit, when', async () => {
+  test('the model page, built from the registry as publish.yml builds it (empty store), shows the verified provenance: revision tag line, digest pin, who built it from which commit, when', async () => {
     const dist = tempDir('prov-site-');
-    const site = await buildSite({ catalog, store, outDir: dist, registryHost: 'models.example.test' });
+    const site = await buildSite({ catalog, store: tempDir('prov-empty-'), registryUrl: cncf.url, provenanceKey: path.join(keys, 'public.pem'), outDir: dist, registryHost: 'models.example.test' });
     assert.equal(site.code, 0, site.stderr);
     const html = await readFile(path.join(dist, `${NAME}.html`), 'utf8');
     assert.ok(html.includes(`data-copy="COPY --link --from=models.example.test/${IMAGE}:${sha} / ."`), 'the revision tag line');
@@ -107,6 +110,40 @@ describe('signed provenance', () => {
     assert.ok(provenance.includes('depot/depot.ai/.github/workflows/publish.yml@refs/heads/main'), provenance);
     assert.ok(provenance.includes(sha.slice(0, 12)), provenance);
     assert.match(provenance, /<time datetime="\d{4}-\d\d-\d\dT[^"]+">\d{4}-\d\d-\d\d<\/time>/);
+  });
+
+  test('the model page shows no provenance for attestations that do not verify (a forged signature, a signed statement of another commit), and the build says why', async () => {
+    const forgedStore = tempDir('prov-forged-');
+    const layout = new ImageLayout(forgedStore, IMAGE);
+    const source = new ImageLayout(store, IMAGE);
+    const subject = (await source.resolveTag('latest'))!;
+    const index = await source.readJson<{ manifests: { digest: string }[] }>(subject.digest);
+    const manifest = await source.readJson<{ config: { digest: string }; layers: { digest: string }[] }>(index.manifests[0].digest);
+    for (const digest of [subject.digest, index.manifests[0].digest, manifest.config.digest, manifest.layers[0].digest]) await layout.writeBlob(await source.readBlob(digest));
+    await layout.setTag('latest', subject);
+    const hostile = { invocationId: 'javascript:alert(document.domain)' };
+    const forged = structuredClone(await signed({ ...hostile }));
+    forged.dsseEnvelope!.signatures[0].sig = Buffer.from('not a signature').toString('base64');
+    for (const bundle of [await signed({ ...hostile, sha: 'deadbeef'.repeat(5) }), forged]) await storeAttestation(layout, bundle, subject, new Date());
+    const dist = tempDir('prov-site-');
+    const site = await buildSite({ catalog, store: forgedStore, provenanceKey: path.join(keys, 'public.pem'), outDir: dist });
+    assert.equal(site.code, 0, site.stderr);
+    const html = await readFile(path.join(dist, `${NAME}.html`), 'utf8');
+    assert.ok(html.includes(`@${indexDigest}`), 'the image is shown');
+    assert.doesNotMatch(html, /data-provenance|javascript:|deadbeefdead/);
+    assert.match(site.stderr + site.stdout, new RegExp(`^site: ${NAME}: no provenance shown: the attestation's (signature does not verify|commit is deadbeef)`, 'm'));
+
+    const unset = await buildSite({ catalog, store, outDir: tempDir('prov-site-') });
+    assert.match(unset.stderr + unset.stdout, /^site: model pages show no provenance: set DEPOT_PROVENANCE_KEY/m);
+    assert.doesNotMatch(await readFile(path.join(unset.outDir, `${NAME}.html`), 'utf8'), /data-provenance/);
+  });
+
+  test('a run link is only a GitHub Actions run URL rebuilt from its parts', () => {
+    const good = 'https://github.com/depot/depot.ai/actions/runs/4242/attempts/2';
+    assert.equal(actionsRunUrl(good), good);
+    for (const bad of ['javascript:alert(1)', 'http://github.com/a/b/actions/runs/1', 'https://github.com.evil.example/a/b/actions/runs/1', 'https://github.com/a/b/actions/runs/1/../../x', `${good}"><script>`, 'https://github.com/a/b/actions/runs/1?x=javascript:']) {
+      assert.equal(actionsRunUrl(bad), undefined, bad);
+    }
   });
 
   test('serve lists it through the referrers API, filters by artifactType, and skopeo reads the artifact back', async () => {
@@ -224,6 +261,9 @@ describe('signed provenance', () => {
       return bundle;
     }, /REJECTED: the attestation's signature does not verify: signature verification failed/],
     ['a signed statement about another subject', () => signed({ indexDigest: sha256Digest('another image') }), /REJECTED: the attestation's subject is sha256:[0-9a-f]{64}, not the image sha256:/],
+    ['a signed statement built from another model (entry and Hub repository)', () => signed({ name: 'Evil-Org/Other-Model' }), new RegExp(`REJECTED: the attestation is about Evil-Org/Other-Model \\(https://huggingface\\.co/Evil-Org/Other-Model\\), not ${NAME}$`, 'm')],
+    ['a signed statement from another commit', () => signed({ sha: 'f'.repeat(40) }), new RegExp(`REJECTED: the attestation's commit is ${'f'.repeat(40)}, not the image's revision [0-9a-f]{40}$`, 'm')],
+    ['a signed statement whose subject names another image', () => signed({ image: 'evil-org/other-model' }), /REJECTED: the attestation's subject is named 127\.0\.0\.1:\d+\/evil-org\/other-model, not an image of Prov-Org\/Signed-Model$/m],
     ['a signed statement with one file digest wrong', () => signed({ files: { 'config.json': sha256Digest('other bytes'), 'weights.safetensors': sha256Digest(FILES['weights.safetensors']) } }), /REJECTED: config\.json is sha256:[0-9a-f]{64} in the image but sha256:[0-9a-f]{64} in the attestation/],
   ];
   for (const [what, bundle, expected] of cases) {
@@ -277,13 +317,7 @@ describe('signed provenance', () => {
           res.end(req.method === 'HEAD' ? undefined : lie.body);
           return;
         }
-        const headers: Record<string, string> = {};
-        for (const name of ['accept', 'range']) if (req.headers[name]) headers[name] = String(req.headers[name]);
-        const up = await fetch(`${cncf.url}${req.url}`, { method: req.method, headers });
-        const body = Buffer.from(await up.arrayBuffer());
-        const relayed = Object.fromEntries([...up.headers].filter(([name]) => !['transfer-encoding', 'connection', 'content-length'].includes(name)));
-        res.writeHead(up.status, { ...relayed, ...(req.method === 'HEAD' ? {} : { 'Content-Length': body.length }) });
-        res.end(req.method === 'HEAD' ? undefined : body);
+        await relay(req, res);
       });
       try {
         const run = await verify(`${liar.hostPort}/${IMAGE}:latest`);
@@ -307,6 +341,52 @@ describe('signed provenance', () => {
     });
   }
 
+  // Bogus referrers listed before the real one: at most MAX_REFERRERS are fetched, and a registry
+  // that trickles one of them byte by byte runs into verify's --deadline for the image's reads.
+  test('verify --provenance: at most MAX_REFERRERS referrers fetched, and --deadline bounds all the reads of an image', async () => {
+    const real = await cncfArtifact();
+    const bogus = Array.from({ length: 3 * MAX_REFERRERS }, (_, i) => sha256Digest(`bogus referrer ${i}`));
+    const list = (digests: string[]) => Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [...digests.map((digest) => ({ digest, size: 600 })), { digest: real.digest, size: real.bytes.length }].map((d) => ({ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...d, artifactType: BUNDLE_ARTIFACT_TYPE })) }));
+    let trickle = false;
+    const liar = await startLyingServer(async (req, res) => {
+      const path = req.url!.split('?')[0];
+      if (path === `/v2/${IMAGE}/referrers/${indexDigest}`) {
+        res.writeHead(200, { 'Content-Type': INDEX }).end(list(trickle ? bogus.slice(0, 1) : bogus));
+      } else if (bogus.some((d) => path === `/v2/${IMAGE}/manifests/${d}`)) {
+        if (!trickle) return void res.writeHead(404).end();
+        res.writeHead(200, { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json', 'Content-Length': 600 });
+        const drip = setInterval(() => res.write(' '), 200);
+        res.on('close', () => clearInterval(drip));
+      } else await relay(req, res);
+    });
+    try {
+      const many = await verify(`${liar.hostPort}/${IMAGE}:latest`);
+      assert.equal(many.status, 1, many.stdout);
+      assert.match(many.stdout, /REJECTED: /);
+      const fetched = liar.seen.filter((s) => bogus.some((d) => s.url.endsWith(`/manifests/${d}`)));
+      assert.equal(new Set(fetched.map((s) => s.url)).size, MAX_REFERRERS, 'the first MAX_REFERRERS listed, no more');
+
+      trickle = true;
+      const slow = await depotAi(['verify', '--insecure', '--provenance', '--key', path.join(keys, 'public.pem'), '--deadline', '3', `${liar.hostPort}/${IMAGE}:latest`], env());
+      assert.equal(slow.status, 1, slow.stdout);
+      assert.match(slow.stdout, new RegExp(`failed: the registry's answers took more than --deadline 3 s in all\\s+-$`, 'm'));
+      assert.equal(slow.stderr.trim().split('\n').length, 1, slow.stderr);
+    } finally {
+      await liar.close();
+    }
+  });
+
+  /** Relay a request to the CNCF registry and its answer back. */
+  async function relay(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const headers: Record<string, string> = {};
+    for (const name of ['accept', 'range']) if (req.headers[name]) headers[name] = String(req.headers[name]);
+    const up = await fetch(`${cncf.url}${req.url}`, { method: req.method, headers });
+    const body = Buffer.from(await up.arrayBuffer());
+    const relayed = Object.fromEntries([...up.headers].filter(([name]) => !['transfer-encoding', 'connection', 'content-length'].includes(name)));
+    res.writeHead(up.status, { ...relayed, ...(req.method === 'HEAD' ? {} : { 'Content-Length': body.length }) });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  }
+
   /** The honest attestation's manifest as the CNCF registry holds it (found through its referrers tag). */
   async function cncfArtifact(): Promise<{ digest: string; mediaType: string; bytes: Buffer }> {
     const listed = await (await fetch(`${cncf.url}/v2/${IMAGE}/manifests/${referrersTag(indexDigest)}`, { headers: { Accept: INDEX } })).json() as { manifests: { digest: string; mediaType: string }[] };
@@ -322,14 +402,15 @@ describe('signed provenance', () => {
     return layout.readJson<SerializedBundle>(manifest.layers[0].digest);
   }
 
-  function signed(change: { indexDigest?: string; files?: Record<string, string> }): Promise<SerializedBundle> {
+  function signed(change: { indexDigest?: string; files?: Record<string, string>; name?: string; sha?: string; image?: string; invocationId?: string }): Promise<SerializedBundle> {
     const files = change.files ?? Object.fromEntries(Object.entries(FILES).map(([p, c]) => [p, sha256Digest(c)]));
     const statement = provenanceStatement({
-      image: `${cncf.hostPort}/${IMAGE}`,
+      image: `${cncf.hostPort}/${change.image ?? IMAGE}`,
       indexDigest: change.indexDigest ?? indexDigest,
-      entry: { name: NAME, sha, tag: 'latest' },
+      entry: { name: change.name ?? NAME, sha: change.sha ?? sha, tag: 'latest' },
       files,
       builder: { id: 'https://depot.ai/depot-ai-cli', version: 'test' },
+      invocationId: change.invocationId,
       startedOn: new Date(),
       finishedOn: new Date(),
     });

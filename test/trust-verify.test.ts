@@ -4,17 +4,20 @@
 // revision label: identical for an honest image, a difference (naming the file) for images built
 // from a source with one byte changed at generated positions.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ImageLayout } from '../image/layout.ts';
 import { parsePushTarget, Pusher } from '../client/push.ts';
+import { makeImage } from '../builder/build.ts';
+import { formatProblem, parseCatalog } from '../models/catalog.ts';
+import { FolderSource } from '../sources/folder.ts';
 import { depotAi } from './helpers/cli.ts';
 import { startHubServer, type HubServer } from './helpers/hub-server.ts';
 import { modelDir, pseudoRandomBytes, tempDir } from './helpers/models.ts';
-import { startCncfRegistry, tool, type CncfRegistry } from './helpers/registry.ts';
+import { runTool, startCncfRegistry, tool, type CncfRegistry } from './helpers/registry.ts';
 
-tool('/usr/bin/docker-registry');
+for (const file of ['/usr/bin/docker-registry', '/usr/bin/skopeo']) tool(file);
 
 const NAME = 'Trust-Org/Tiny-Model';
 const INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -146,8 +149,84 @@ describe('revision tags and depot-ai verify', () => {
     assert.match(run.stdout, /failed: the revision tag/);
   });
 
+  // A tag with the form of a revision (generated 40-hex strings) is a revision tag: the catalog, build
+  // --tag and the Pusher refuse to set it to anything but the image's own revision.
+  test('a tag of the form of a revision is refused by the catalog (FILE:LINE:COL), build --tag and the Pusher', async () => {
+    const revisionLike = [shas[0], pseudoRandomBytes(20, 41).toString('hex'), pseudoRandomBytes(20, 43).toString('hex')];
+    for (const tag of revisionLike) {
+      const { problems } = parseCatalog(`models:\n  - name: ${NAME}\n    sha: ${shas[1]}\n    tag: '${tag}'\n`, 'cat.yaml');
+      assert.deepEqual(problems.map(formatProblem), [`cat.yaml:4:10: tag "${tag}" has the form of a revision (a Hub commit sha): revision tags come from \`sha\` and never move; use another tag`]);
+    }
+    const fresh = tempDir('trust-store-');
+    const built = await depotAi(['build', NAME, '--from', modelDir(FILES), '--store', fresh, '--sha', shas[1], '--tag', shas[0]], env());
+    assert.equal(built.status, 1);
+    assert.match(built.stderr, /^depot-ai: .*has the form of a revision .* use another tag$/m);
+    assert.equal(built.stderr.trim().split('\n').length, 1, built.stderr);
+
+    const pusher = await Pusher.connect(parsePushTarget(cncf.hostPort), { insecure: true });
+    const latest = (await new ImageLayout(store, IMAGE).resolveTag('latest'))!;
+    const labelled = (revision: string) => ({ digest: latest.digest, annotations: { 'org.opencontainers.image.revision': revision } });
+    for (const tag of revisionLike.slice(1)) {
+      await assert.rejects(pusher.imageTags(IMAGE, tag, labelled(shas[1])), new RegExp(`:${tag} has the form of a revision tag but the image sha256:[0-9a-f]{64} is of revision ${shas[1]}`));
+    }
+    await assert.rejects(pusher.imageTags(IMAGE, shas[0], labelled(shas[1])), /has the form of a revision tag/, 'another revision\'s existing tag');
+    assert.deepEqual(await pusher.imageTags(IMAGE, shas[1], labelled(shas[1])), [shas[1]], 'its own revision tag, already there');
+    assert.equal(await remoteDigest(IMAGE, shas[0]), (await new ImageLayout(store, IMAGE).resolveTag(shas[0]))?.digest, 'the revision tag did not move');
+  });
+
+  // Labels that are not a Hub commit: a branch, a short sha, upper-case hex.
+  test('a revision that is not 40 lower-case hex: not built, not pushed, and verify reports an index labelled with one', async () => {
+    const pusher = await Pusher.connect(parsePushTarget(cncf.hostPort), { insecure: true });
+    const latest = (await new ImageLayout(store, IMAGE).resolveTag('latest'))!;
+    const index = JSON.parse(Buffer.from(await (await fetch(`${cncf.url}/v2/${IMAGE}/manifests/latest`, { headers: { Accept: INDEX } })).arrayBuffer()).toString());
+    const revisions = ['main', shas[0].slice(0, 12), shas[0].toUpperCase()];
+    for (const [i, revision] of revisions.entries()) {
+      await assert.rejects(makeImage({ name: NAME, source: new FolderSource(modelDir(FILES)), sha: revision }, { write: async () => {} }), new RegExp(`sha "${revision}" must be a full commit hash`));
+      await assert.rejects(pusher.imageTags(IMAGE, 'latest', { digest: latest.digest, annotations: { 'org.opencontainers.image.revision': revision } }), new RegExp(`labelled revision "${revision}", not a Hub commit`));
+      // The registry holds an index labelled so (pushed raw: the Pusher would refuse it).
+      const put = await fetch(`${cncf.url}/v2/${IMAGE}/manifests/label-${i}`, { method: 'PUT', headers: { 'Content-Type': INDEX }, body: JSON.stringify({ ...index, annotations: { ...index.annotations, 'org.opencontainers.image.revision': revision } }) });
+      assert.equal(put.status, 201);
+    }
+    const run = await verify(...revisions.map((_, i) => `${cncf.hostPort}/${IMAGE}:label-${i}`));
+    assert.equal(run.status, 1, run.stdout);
+    for (const revision of revisions) assert.match(run.stdout, new RegExp(`DIFFERENT: the index is labelled revision "${revision}", not a Hub commit \\(40 lower-case hex digits\\)$`, 'm'));
+  });
+
+  test('verify: another model\'s honest image under the name asked for is DIFFERENT (by name, by --prefix, and --all by the catalog entry)', async () => {
+    await runTool('/usr/bin/skopeo', ['copy', '-q', '--all', '--preserve-digests', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${cncf.hostPort}/${IMAGE}:latest`, `docker://${cncf.hostPort}/swapped/other-org/other-model:latest`]);
+    const asked = await verify(`${cncf.hostPort}/swapped/other-org/other-model:latest`);
+    assert.equal(asked.status, 1, asked.stdout);
+    assert.match(asked.stdout, new RegExp(`DIFFERENT: the image is of ${NAME} \\(its source label\\), not other-org/other-model as asked$`, 'm'));
+    assert.equal(asked.stderr.trim().split('\n').length, 1, asked.stderr);
+    // With --prefix the whole rest is the image name: a legacy bare name is not an owner's model.
+    const prefixed = await verify('--prefix', 'swapped/other-org', `${cncf.hostPort}/swapped/other-org/other-model:latest`);
+    assert.match(prefixed.stdout, new RegExp(`not other-model as asked$`, 'm'));
+
+    const other = path.join(tempDir('trust-catalog-'), 'models.yaml');
+    writeFileSync(other, `models:\n  - name: Other-Org/Other-Model\n    sha: ${shas[1]}\n`);
+    const all = await depotAi(['verify', '--all', '--catalog', other, '--registry', `${cncf.hostPort}/swapped`, '--insecure'], env());
+    assert.equal(all.status, 1, all.stdout);
+    assert.match(all.stdout, new RegExp(`DIFFERENT: the image is of ${NAME} \\(its source label\\), not the catalog's Other-Org/Other-Model$`, 'm'));
+  });
+
+  test('verify --all: an image of another revision than the catalog\'s sha (a rollback) is DIFFERENT, naming both', async () => {
+    writeCatalog(shas[0]);
+    const run = await depotAi(['verify', '--all', '--catalog', catalog, '--registry', cncf.hostPort, '--insecure'], env());
+    writeCatalog(shas[1]);
+    assert.equal(run.status, 1, run.stdout);
+    assert.match(run.stdout, new RegExp(`DIFFERENT: the image is of revision ${shas[1]}, but the catalog pins ${NAME} at ${shas[0]}$`, 'm'));
+  });
+
+  test('build --from DIR --attest is refused (the provenance would name the Hub as the source), nothing written', async () => {
+    const fresh = tempDir('trust-store-');
+    const run = await depotAi(['build', NAME, '--from', modelDir(FILES), '--store', fresh, '--sha', shas[0], '--attest'], env());
+    assert.equal(run.status, 2);
+    assert.equal(run.stderr, 'depot-ai: --attest signs that the files come from the Hub at the commit: build without --from to attest\n');
+    assert.deepEqual(readdirSync(fresh), []);
+  });
+
   test('verify: usage errors exit 2 with one line', async () => {
-    for (const args of [[], ['--all', `${cncf.hostPort}/x`], ['--sample', '2', `${cncf.hostPort}/x`], ['--provenance', `${cncf.hostPort}/x`]]) {
+    for (const args of [[], ['--all', `${cncf.hostPort}/x`], ['--sample', '2', `${cncf.hostPort}/x`], ['--provenance', `${cncf.hostPort}/x`], ['--all', '--prefix', 'p']]) {
       const run = await depotAi(['verify', ...args], env());
       assert.equal(run.status, 2, `${args.join(' ')}: ${run.stderr}`);
       assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);

@@ -128,7 +128,7 @@ describe('workflow rules', () => {
     const publish = wf.jobs.publish;
     assert.equal(publish.strategy.matrix.model, '${{ fromJSON(needs.changes.outputs.models) }}');
     assert.equal(publish.strategy['fail-fast'], false);
-    assert.deepEqual(publish.concurrency, { group: 'publish-${{ matrix.model.image }}-${{ matrix.model.tag }}', 'cancel-in-progress': false });
+    assert.deepEqual(publish.concurrency, { group: 'publish-${{ matrix.model.image }}', 'cancel-in-progress': false }, 'one image at a time: its revision and moving tags');
     // The push streams (bounded disk): no disk freed, nothing staged under /mnt, no store.
     assert.ok(publish.steps.every((s) => !/\/mnt|rm -rf/.test(s.run ?? '')), 'no /mnt staging');
     const build = publish.steps.at(-1)!;
@@ -137,6 +137,7 @@ describe('workflow rules', () => {
     assert.equal(build.env!.DEPOT_REGISTRY_PASSWORD, '${{ secrets.DEPOT_REGISTRY_PASSWORD }}');
     assert.deepEqual(wf.jobs.site.needs, ['changes', 'publish']);
     assert.match(step(wf, 'site', 'Build the site (digests, sizes and file lists read from the registry)').run!, /DEPOT_REGISTRY_URL=.* npm run build:site/);
+    assert.equal(step(wf, 'site', 'Build the site (digests, sizes and file lists read from the registry)').env!.DEPOT_PROVENANCE_IDENTITY, '${{ github.server_url }}/${{ github.repository }}/.github/workflows/publish.yml@refs/heads/main', 'pages trust this workflow\'s keyless signature only');
     assert.equal(wf.jobs.deploy.steps[0].uses?.split('@')[0], 'actions/deploy-pages');
   });
 

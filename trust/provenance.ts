@@ -5,6 +5,7 @@
 // Pure format: no I/O; the signing and the registry side live beside it.
 import { NO_PREFETCH_LANDMARK, type Toc } from '../image/estargz.ts';
 import { isDigest } from '../image/oci.ts';
+import { imageName } from '../models/catalog.ts';
 
 export const STATEMENT_TYPE = 'https://in-toto.io/Statement/v1';
 export const SLSA_PROVENANCE_V1 = 'https://slsa.dev/provenance/v1';
@@ -78,6 +79,10 @@ export function provenanceStatement(input: ProvenanceInput): Statement {
 /** The facts a reader (the CLI, a model page) shows: who built it, from which commit, when. */
 export interface ProvenanceSummary {
   subject: string;
+  /** The subject's name as built (e.g. `depot.ai/gpt2`). */
+  subjectName: string;
+  /** The catalog entry's Hub name the statement was built from. */
+  entryName: string;
   hubRepository: string;
   commit: string;
   builderId: string;
@@ -99,14 +104,17 @@ export function parseStatement(payload: Buffer | string): ProvenanceSummary {
   if (s?._type !== STATEMENT_TYPE) throw new ProvenanceError(`the attestation is not an in-toto Statement v1 (_type ${JSON.stringify(s?._type)})`);
   if (s.predicateType !== SLSA_PROVENANCE_V1) throw new ProvenanceError(`the attestation's predicate is not SLSA provenance v1 (${JSON.stringify(s.predicateType)})`);
   const subject = s.subject?.[0]?.digest?.sha256;
+  const entryName = s.predicate?.buildDefinition?.externalParameters?.entry?.name;
   const deps = s.predicate?.buildDefinition?.resolvedDependencies;
   const run = s.predicate?.runDetails;
   const source = deps?.[0];
-  if (!subject || !Array.isArray(deps) || !source?.digest?.gitCommit || !run?.builder?.id) throw new ProvenanceError('the attestation lacks its subject, source commit or builder');
+  if (!subject || typeof entryName !== 'string' || !Array.isArray(deps) || !source?.digest?.gitCommit || !run?.builder?.id) throw new ProvenanceError('the attestation lacks its subject, source commit or builder');
   const files: Record<string, string> = {};
   for (const dep of deps.slice(1)) if (dep.name && dep.digest?.sha256) files[dep.name] = `sha256:${dep.digest.sha256}`;
   return {
     subject: `sha256:${subject}`,
+    subjectName: String(s.subject[0].name ?? ''),
+    entryName,
     hubRepository: source.uri.replace(/^git\+/, '').replace(/@[0-9a-f]+$/, ''),
     commit: source.digest.gitCommit,
     builderId: run.builder.id,
@@ -117,13 +125,28 @@ export function parseStatement(payload: Buffer | string): ProvenanceSummary {
   };
 }
 
+/** What a statement must describe: the index, the Hub repository (`Org/Name`) and commit it was built from. */
+export interface ProvenanceExpectation {
+  indexDigest: string;
+  name: string;
+  revision: string;
+}
+
 /**
  * Check a statement against the image it claims to describe: the subject is the index digest and
- * the files are exactly the image's files with the same digests. Returns the problems ([] = ok).
+ * names that model's image (`[REGISTRY/][PREFIX/]IMAGE`), the entry and the source are that Hub
+ * repository at that commit, and (when `imageFiles` is given) the files are exactly the image's
+ * files with the same digests. Returns the problems ([] = ok).
  */
-export function provenanceProblems(summary: ProvenanceSummary, indexDigest: string, imageFiles: Record<string, string>): string[] {
+export function provenanceProblems(summary: ProvenanceSummary, expected: ProvenanceExpectation, imageFiles?: Record<string, string>): string[] {
   const problems: string[] = [];
+  const { indexDigest, name, revision } = expected;
   if (summary.subject !== indexDigest) problems.push(`the attestation's subject is ${summary.subject}, not the image ${indexDigest}`);
+  const image = imageName(name);
+  if (summary.subjectName !== image && !summary.subjectName.endsWith(`/${image}`)) problems.push(`the attestation's subject is named ${summary.subjectName}, not an image of ${name}`);
+  if (summary.entryName !== name || summary.hubRepository !== hubRepository(name)) problems.push(`the attestation is about ${summary.entryName} (${summary.hubRepository}), not ${name}`);
+  if (summary.commit !== revision) problems.push(`the attestation's commit is ${summary.commit}, not the image's revision ${revision}`);
+  if (!imageFiles) return problems;
   for (const [path, digest] of Object.entries(imageFiles)) {
     if (!(path in summary.files)) problems.push(`${path} is in the image but not in the attestation`);
     else if (summary.files[path] !== digest) problems.push(`${path} is ${digest} in the image but ${summary.files[path]} in the attestation`);

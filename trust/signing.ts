@@ -4,7 +4,7 @@
 //   and a Rekor entry: `sigstore.attest`; verified against Sigstore's trusted root (TUF).
 // - a local ECDSA P-256 key (node:crypto): the bundle carries a public-key hint (the sha256 of the
 //   key's SPKI DER) and no log entry; verified offline by @sigstore/verify with that key.
-import { createHash, createPublicKey, sign as signBytes, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, sign as signBytes, type KeyObject } from 'node:crypto';
 import { bundleFromJSON, bundleToJSON, envelopeFromJSON, type SerializedBundle } from '@sigstore/bundle';
 import { DSSEBundleBuilder, type Signature, type Signer } from '@sigstore/sign';
 import { toSignedEntity, toTrustMaterial, Verifier } from '@sigstore/verify';
@@ -20,6 +20,15 @@ export type TrustPolicy = { key: KeyObject } | { identity: string; issuer?: stri
 /** The hint naming a public key in a bundle: hex sha256 of its SPKI DER (as cosign's key ids). */
 export function keyHint(key: KeyObject): string {
   return createHash('sha256').update(publicOf(key).export({ type: 'spki', format: 'der' })).digest('hex');
+}
+
+/** The public key in a PEM text (a public key, or a private key whose public half is taken). Throws ProvenanceError when it holds none. */
+export function publicKeyFromPem(pem: string): KeyObject {
+  try {
+    return pem.includes('PRIVATE KEY') ? createPublicKey(createPrivateKey(pem)) : createPublicKey(pem);
+  } catch {
+    throw new ProvenanceError('not a PEM public key');
+  }
 }
 
 function publicOf(key: KeyObject): KeyObject {

@@ -17,6 +17,9 @@ export interface SiteConfig {
   outDir: string;
   /** A registry (`https://host[/prefix]`) to read image data from instead of the store, when set. */
   registryUrl: string | undefined;
+  /** The provenance signer model pages trust: a PEM public key file (DEPOT_PROVENANCE_KEY), or the keyless workflow identity URI (DEPOT_PROVENANCE_IDENTITY); neither: no provenance shown. */
+  provenanceKey: string | undefined;
+  provenanceIdentity: string | undefined;
 }
 
 export function siteConfig(env: NodeJS.ProcessEnv = process.env): SiteConfig {
@@ -28,5 +31,7 @@ export function siteConfig(env: NodeJS.ProcessEnv = process.env): SiteConfig {
     store: env.DEPOT_STORE || '.depot/store',
     outDir: env.DEPOT_SITE_OUT_DIR || 'dist',
     registryUrl: env.DEPOT_REGISTRY_URL || undefined,
+    provenanceKey: env.DEPOT_PROVENANCE_KEY || undefined,
+    provenanceIdentity: env.DEPOT_PROVENANCE_IDENTITY || undefined,
   };
 }

@@ -19,6 +19,10 @@ export interface SiteBuildOptions {
   store?: string;
   registryHost?: string;
   siteUrl?: string;
+  /** DEPOT_REGISTRY_URL: read images (and their provenance) from this registry instead of the store. */
+  registryUrl?: string;
+  /** DEPOT_PROVENANCE_KEY: the PEM public key whose signed provenance pages show. */
+  provenanceKey?: string;
   outDir: string;
 }
 
@@ -38,10 +42,13 @@ export function buildSite(options: SiteBuildOptions): Promise<SiteBuildResult> {
     ['DEPOT_STORE', options.store],
     ['DEPOT_REGISTRY_HOST', options.registryHost],
     ['DEPOT_SITE_URL', options.siteUrl],
+    ['DEPOT_PROVENANCE_KEY', options.provenanceKey],
+    ['DEPOT_PROVENANCE_IDENTITY', undefined],
   ] as const) {
     if (value === undefined) delete env[key];
     else env[key] = value;
   }
+  if (options.registryUrl !== undefined) env.DEPOT_REGISTRY_URL = options.registryUrl;
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [ASTRO, 'build', '--silent'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
