@@ -8,7 +8,8 @@
 // image. Exit status: 0 all identical (and attested), 1 any difference or failure, 2 usage.
 import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { DEFAULT_CATALOG, imageName, isRevision, loadCatalog, type ModelEntry } from '../models/catalog.ts';
+import { DEFAULT_CATALOG, imageName, loadCatalog, type ModelEntry } from '../models/catalog.ts';
+import { isRevision } from '../models/revision.ts';
 import { makeImage } from '../builder/build.ts';
 import { ANNOTATION, type ImageIndex, type ImageManifest } from '../image/oci.ts';
 import { registryCredentials } from '../client/credentials.ts';

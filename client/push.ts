@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { registryCredentials } from './credentials.ts';
 import { ImageLayout } from '../image/layout.ts';
-import { isRevision } from '../models/catalog.ts';
+import { isRevision } from '../models/revision.ts';
 import { ANNOTATION, MEDIA_TYPE, sha256Digest, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
 import { referrerDescriptors, referrersTag, withReferrer, type ReferrerDescriptor } from './referrers.ts';
 import { pullScope, RegistryClient, RemoteError } from './remote.ts';
@@ -183,7 +183,7 @@ export class Pusher {
   /**
    * The tags an image gets: `tag`, and first the revision tag its index is labelled with
    * (ANNOTATION.revision, the Hub commit) unless the registry's already points at it. A tag with
-   * the form of a revision (models/catalog.ts isRevision) is a revision tag whoever pushes it: it
+   * the form of a revision (models/revision.ts isRevision) is a revision tag whoever pushes it: it
    * must be the image's own revision and never moves. RemoteError, before anything is tagged, when
    * the revision label is not a Hub commit, when `tag` is another revision's tag, or when the
    * registry's revision tag points elsewhere.

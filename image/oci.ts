@@ -61,10 +61,3 @@ export function jsonBlob(mediaType: string, value: unknown): { bytes: Buffer; de
   return { bytes, descriptor: { mediaType, digest: sha256Digest(bytes), size: bytes.length } };
 }
 
-/**
- * Whether `tag` has the form of a revision (a Hub commit: 40 lower-case hex digits). Such a tag is
- * a revision tag: it names one index forever and never moves, wherever it is written or cached.
- */
-export function isRevisionTag(tag: string): boolean {
-  return /^[0-9a-f]{40}$/.test(tag);
-}

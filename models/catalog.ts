@@ -2,6 +2,7 @@
 // The site, the builder, the registry and the workflows all read the catalog through here.
 import { readFile } from 'node:fs/promises';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair } from 'yaml';
+import { isRevision } from './revision.ts';
 
 export const DEFAULT_CATALOG = 'models/models.yaml';
 export const DEFAULT_TAG = 'latest';
@@ -39,7 +40,6 @@ export function formatProblem(p: CatalogProblem): string {
 }
 
 const NAME_PART = /^[A-Za-z0-9_.-]+$/;
-const SHA = /^[0-9a-f]{40}$/;
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 // The OCI distribution spec's repository name grammar.
 const OCI_REPOSITORY = /^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$/;
@@ -72,13 +72,6 @@ export function nameProblem(name: string): string | undefined {
   return undefined;
 }
 
-/**
- * Whether `text` has the form of a Hub revision (a commit sha: 40 lower-case hex digits). A tag of
- * that form is a revision tag: set from the image's revision label only, and it never moves.
- */
-export function isRevision(text: string): boolean {
-  return SHA.test(text);
-}
 
 /** Why `tag` is not a valid moving tag (an OCI tag without the form of a revision), or undefined when it is. */
 export function tagProblem(tag: string): string | undefined {

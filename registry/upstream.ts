@@ -5,7 +5,7 @@
 // when its catalog sha is updated); digests and revision tags never change, so they are never
 // rechecked.
 import { readBounded } from '../client/body.ts';
-import { isRevisionTag } from '../image/oci.ts';
+import { isRevision } from '../models/revision.ts';
 import type { Credentials } from '../client/auth.ts';
 import { MANIFEST_ACCEPT, pullScope, RegistryClient, type RemoteError } from '../client/remote.ts';
 import { blobHeaders, type BlobReply, type BlobRequest, type PullThrough } from './app.ts';
@@ -180,7 +180,7 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
   function manifest(name: string, reference: Reference, cached?: ManifestRecord): Promise<ManifestRecord | undefined> {
     const key = referenceKey(name, reference);
     // A revision tag never moves: once cached it is kept, like a digest, whatever the upstream says.
-    const fixed = reference.kind === 'digest' || isRevisionTag(reference.tag);
+    const fixed = reference.kind === 'digest' || isRevision(reference.tag);
     if (cached && (fixed || Date.now() - (tagsCheckedAt.get(key) ?? -Infinity) < tagTtlMs)) {
       return Promise.resolve(cached);
     }
