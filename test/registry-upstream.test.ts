@@ -285,8 +285,8 @@ describe('pull-through: cached tags follow the upstream', () => {
 
   test('a revision tag (40 hex) is never rechecked: moved upstream, the mirror keeps what it cached, even with TTL 0', async () => {
     const revision = 'a'.repeat(40);
-    const before = await makeTestImage({ name: 'Moving/Revision', tag: revision, weights: 10_000, seed: 'rev-first' });
-    const after = await makeTestImage({ name: 'Moving/Revision', tag: revision, weights: 10_000, seed: 'rev-moved' });
+    const before = await makeTestImage({ name: 'Moving/Revision', sha: revision, weights: 10_000, seed: 'rev-first' });
+    const after = await makeTestImage({ name: 'Moving/Revision', sha: revision, weights: 10_000, seed: 'rev-moved' });
     await pushLayout(before.store, before.name, revision, cncf.hostPort);
     assert.equal(await tagDigest(rechecking, before.name, revision), before.index);
     await pushLayout(after.store, after.name, revision, cncf.hostPort); // a registry can move it; ours never follows

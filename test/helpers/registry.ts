@@ -72,13 +72,13 @@ export interface TestImage {
 }
 
 /** Build one image into a fresh store and read back its digests. */
-export async function makeTestImage(options: { name?: string; tag?: string; weights?: number; seed?: string; store?: string } = {}): Promise<TestImage> {
+export async function makeTestImage(options: { name?: string; tag?: string; weights?: number; seed?: string; store?: string; sha?: string } = {}): Promise<TestImage> {
   const store = options.store ?? (await tempDir('store'));
   const src = await tempDir('src');
   const name = options.name ?? 'Test-Org/Tiny-Model';
   const tag = options.tag ?? 'v1';
   const files = await writeModelFolder(src, options.seed ?? name, options.weights);
-  await buildImage(name, src, store, tag);
+  await buildImage(name, src, store, tag, options.sha ? ['--sha', options.sha] : []);
   await rm(src, { recursive: true, force: true });
   return { store, name: name.toLowerCase(), tag, files, ...(await imageDigests(store, name.toLowerCase(), tag)) };
 }
