@@ -102,7 +102,7 @@ export class Pusher {
   ) {}
 
   static async connect(target: PushTarget, options: PushOptions = {}): Promise<Pusher> {
-    return new Pusher(new RegistryClient(target.registry, { insecure: options.insecure, credentials: await registryCredentials(target.registry) }), target, options);
+    return new Pusher(new RegistryClient(target.registry, { insecure: options.insecure, credentials: await registryCredentials(target.registry, { configured: true }) }), target, options);
   }
 
   /** Bytes per PATCH: the window an upload holds in memory. */
