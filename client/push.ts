@@ -311,11 +311,14 @@ export class Pusher {
         const response = await this.send('PATCH', session, {
           headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': `${from}-${offset + window.length - 1}`, 'Content-Length': String(part.length) },
           body: () => part as unknown as BodyInit,
-          accept: (s) => s === 202 || s === 204 || s === 404 || (offset === 0 && refusesChunks(s)),
+          accept: (s) => s === 202 || s === 204 || s === 404 || (attempt > 1 && s === 416) || (offset === 0 && refusesChunks(s)),
           scope: pushScope(repository),
         });
         await response.body?.cancel().catch(() => {});
         if (response.status === 404) throw sessionLost(this.target.registry, cut);
+        // The registry holds another length than its Range let us assume (the ambiguous `0-0`):
+        // the session cannot go on, a new one from byte 0 can (the reopen path).
+        if (response.status === 416) throw new SessionLost(`${(cut as Error).message} (and ${this.target.registry} refused the resume at byte ${from}: 416)`);
         if (refusesChunks(response.status)) throw new ChunkedUploadRefused(`${this.target.registry} refuses chunked uploads (PATCH answered ${response.status})`, { status: response.status });
         return location(response, session);
       },
@@ -323,13 +326,18 @@ export class Pusher {
     );
   }
 
-  /** Where an interrupted upload stands: the registry's `Range: 0-N`, which must lie within the window being sent. */
+  /**
+   * Where an interrupted upload stands: the registry's `Range: 0-N`, which must lie within the
+   * window being sent. `0-0` says 0 bytes as well as 1 (the CNCF registry answers it for both), so
+   * in the first window it counts as nothing stored: resent from byte 0, a registry holding 1 byte
+   * answers 416 and the upload restarts in a new session.
+   */
   private async uploadStatus(repository: string, session: string, offset: number, length: number, cut: unknown): Promise<{ session: string; stored: number }> {
     const status = await this.send('GET', session, { accept: (s) => s === 204 || s === 404, scope: pushScope(repository) });
     await status.body?.cancel().catch(() => {});
     if (status.status === 404) throw sessionLost(this.target.registry, cut);
     const range = /^(?:bytes=)?0-(\d+)$/.exec(status.headers.get('range') ?? '');
-    const stored = range ? Number(range[1]) + 1 : 0;
+    const stored = range && !(offset === 0 && range[1] === '0') ? Number(range[1]) + 1 : 0;
     if (stored < offset || stored > offset + length) throw new RemoteError(`${this.target.registry}: the upload session reports ${stored} bytes stored, but ${offset} were confirmed before: cannot resume`);
     return { session: location(status, session), stored };
   }
