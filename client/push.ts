@@ -4,7 +4,8 @@
 // from the Range the registry reports, PUT ?digest=, DELETE of the session on failure). Then
 // the platform manifests, the index by digest, and the tag last: a tag never points at missing
 // content. Nothing is believed on the registry's word: every digest it returns is compared and
-// every blob and manifest is read back (a blob by a HEAD stating its size, else a verified GET),
+// every blob and manifest is read back (a blob by a HEAD stating its size and digest, else a
+// verified GET),
 // so a registry that answers 201 and stores nothing fails the push before the tag. Upload
 // Locations may name another origin; the transport sends the registry's credentials to its own
 // origin only.
@@ -343,11 +344,12 @@ export class Pusher {
   }
 
   /**
-   * Whether the registry proves it holds `blob`. A HEAD 200 proves it when its Content-Length is
-   * the blob's size and its Docker-Content-Digest, when sent, the blob's digest (Distribution
-   * spec, "checking if content exists"); a 200 without Content-Length proves nothing, so then
-   * the blob is read back with a GET, streamed through the digest verifier (nothing held). 404:
-   * absent. RemoteError when the registry states or serves another size or digest.
+   * Whether the registry proves it holds `blob`. A HEAD 200 proves it only when it states both the
+   * blob's size (Content-Length) and its digest (Docker-Content-Digest; Distribution spec,
+   * "checking if content exists"); a 200 that leaves either out proves nothing (a registry can
+   * keep sizes and digests and throw the bytes away), so then the blob is read back with a GET,
+   * streamed through the digest verifier (nothing held). 404: absent. RemoteError when the
+   * registry states or serves another size or digest.
    */
   async hasBlob(repository: string, blob: Pick<Descriptor, 'digest' | 'size'>): Promise<boolean> {
     const path = `${repository}/blobs/${blob.digest}`;
@@ -360,13 +362,13 @@ export class Pusher {
     if ((length !== null && Number(length) !== blob.size) || (digest && digest !== blob.digest)) {
       throw new RemoteError(`${what}: the registry holds ${length} bytes with digest ${digest ?? 'unstated'}, not ${blob.size} bytes`);
     }
-    if (length !== null) return true;
+    if (length !== null && digest) return true;
     const got = await this.send('GET', path, { accept: (s) => s === 200 || s === 404, scope: pushScope(repository) });
     if (got.status === 404) {
       await got.body?.cancel().catch(() => {});
       return false;
     }
-    const reader = (got.body ?? new Blob([]).stream()).pipeThrough(verifyingStream(blob, `${what} (read back: its HEAD states no Content-Length)`)).getReader();
+    const reader = (got.body ?? new Blob([]).stream()).pipeThrough(verifyingStream(blob, `${what} (read back: its HEAD states no ${length === null ? 'Content-Length' : 'Docker-Content-Digest'})`)).getReader();
     while (!(await reader.read()).done);
     return true;
   }

@@ -125,7 +125,7 @@ describe('push trusts no registry', () => {
     assert.equal(registry.seen.filter((s) => s.method === 'PUT' && s.url.includes('/manifests/')).length, 0, 'no manifest, no tag');
   });
 
-  test('a blob HEAD 200 that states no size proves nothing: the blob is read back, and a registry serving nothing or other bytes fails the push', async () => {
+  test('a blob HEAD 200 that leaves out its size or its digest proves nothing: the blob is read back, and a registry serving nothing or other bytes fails the push', async () => {
     const layout = new ImageLayout(image.store, image.name);
     const blobs = new Map<string, Buffer>();
     const index = await layout.readJson<ImageIndex>((await layout.resolveTag(image.tag))!.digest);
@@ -139,12 +139,16 @@ describe('push trusts no registry', () => {
       truncated: (b: Buffer) => b.subarray(0, b.length - 1),
       honest: (b: Buffer) => b,
     };
-    for (const headers of [{}, { 'Docker-Content-Digest': 'right' }]) {
+    // What the HEAD states besides its 200: nothing, the digest only, the size only (issue 9: a
+    // registry that keeps each blob's size and digest but throws the bytes away).
+    for (const headers of [{}, { 'Docker-Content-Digest': 'right' }, { 'Content-Length': 'right' }]) {
       for (const [lie, serve] of Object.entries(serves)) {
         behave = (req, res) => {
           const digest = /\/blobs\/(sha256:[0-9a-f]{64})$/.exec(req.url!)?.[1];
           const bytes = digest && blobs.has(digest) ? serve(blobs.get(digest)!) : undefined;
-          if (req.method === 'HEAD' && digest) res.writeHead(200, { 'Transfer-Encoding': 'chunked', ...(headers['Docker-Content-Digest'] ? { 'Docker-Content-Digest': digest } : {}) }).end();
+          const stated: Record<string, string> = 'Content-Length' in headers ? { 'Content-Length': String(blobs.get(digest!)?.length) } : { 'Transfer-Encoding': 'chunked' };
+          if ('Docker-Content-Digest' in headers) stated['Docker-Content-Digest'] = digest!;
+          if (req.method === 'HEAD' && digest) res.writeHead(200, stated).end();
           else if (req.method === 'GET' && bytes) res.writeHead(200).end(bytes);
           else if (req.method === 'POST') res.writeHead(202, { Location: '/v2/lie/push/blobs/uploads/s' }).end();
           else if (req.method === 'PATCH') res.writeHead(202, { Location: '/v2/lie/push/blobs/uploads/s' }).end();
@@ -173,8 +177,8 @@ describe('push trusts no registry', () => {
     ] as const) {
       behave = (req, res) => {
         if (req.method === 'HEAD' && req.url!.includes('/blobs/')) {
-          // every blob "present", with the right size, so the push goes on to the manifests
-          res.writeHead(200, { 'Content-Length': String(req.url!.includes(image.layer) ? image.layerSize : configSize) }).end();
+          // every blob "present", with the right size and digest, so the push goes on to the manifests
+          res.writeHead(200, { 'Content-Length': String(req.url!.includes(image.layer) ? image.layerSize : configSize), 'Docker-Content-Digest': req.url!.split('/blobs/')[1] }).end();
           return;
         }
         if (req.method === 'PUT') res.writeHead(201, { 'Docker-Content-Digest': lie === 'digest' ? sha256Digest('lie') : '' }).end();
@@ -212,7 +216,7 @@ describe('streaming upload resumes where the registry says it stands', () => {
         const ok = url.searchParams.get('digest') === sha256Digest(stored);
         return res.writeHead(ok ? 201 : 400, { 'Docker-Content-Digest': sha256Digest(stored) }).end();
       }
-      if (req.method === 'HEAD' && url.pathname === `/v2/r/s/blobs/${sha256Digest(stored)}`) return res.writeHead(200, { 'Content-Length': String(stored.length) }).end();
+      if (req.method === 'HEAD' && url.pathname === `/v2/r/s/blobs/${sha256Digest(stored)}`) return res.writeHead(200, { 'Content-Length': String(stored.length), 'Docker-Content-Digest': sha256Digest(stored) }).end();
       res.writeHead(404).end();
     });
     try {
