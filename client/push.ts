@@ -21,6 +21,8 @@ import { isRetryable, type SendOptions } from './transport.ts';
 import { verifyingStream } from './verify.ts';
 
 export const DEFAULT_UPLOAD_CHUNK = 32 * 1024 * 1024;
+/** The smallest PATCH body the halving after a 413 goes down to. */
+export const MIN_PATCH_BYTES = 256 * 1024;
 
 export interface PushTarget {
   registry: string;
@@ -45,6 +47,8 @@ export interface PushOptions {
   insecure?: boolean;
   /** Bytes per PATCH, the window held in memory (default 32 MiB, DEPOT_UPLOAD_CHUNK_BYTES). */
   chunkSize?: number;
+  /** Hears a one-line notice the user should see once (e.g. the PATCH size a body limit forced). */
+  onNotice?: (line: string) => void;
 }
 
 export interface PushResult {
@@ -96,6 +100,10 @@ function sessionLost(registry: string, cut: unknown): SessionLost {
 const pushedBlobs = new Map<string, Map<string, string>>();
 
 export class Pusher {
+  /** The largest PATCH body this registry takes, once a 413 (a body size limit) has said so. */
+  private patchLimit: number | undefined;
+  private patchLimitSaid = false;
+
   private constructor(
     readonly client: RegistryClient,
     readonly target: PushTarget,
@@ -300,8 +308,37 @@ export class Pusher {
     }
   }
 
-  /** PATCH `window` at `offset`; after a failure ask the session how far it got and send the rest. Returns the next Location. */
+  /**
+   * PATCH `window` at `offset`, in pieces when the registry limits body size: a 413 (Payload Too
+   * Large, e.g. nginx's client_max_body_size) halves the PATCH down to MIN_PATCH_BYTES, the size
+   * that worked is kept for the rest of the push and said once (onNotice); below the floor it
+   * fails with one line naming --upload-chunk. Returns the next Location.
+   */
   private async patch(repository: string, session: string, window: Uint8Array, offset: number): Promise<string> {
+    for (let at = 0; at < window.length; ) {
+      const piece = window.subarray(at, at + (this.patchLimit ?? window.length));
+      try {
+        session = await this.patchPiece(repository, session, piece, offset + at);
+      } catch (error) {
+        if (!(error instanceof RemoteError && error.status === 413)) throw error;
+        const half = Math.ceil(piece.length / 2);
+        if (half < MIN_PATCH_BYTES) {
+          throw new RemoteError(`${this.target.registry} refuses PATCH bodies of ${piece.length} bytes (413 Payload Too Large), even at the ${MIN_PATCH_BYTES / 1024} KiB floor: raise its body size limit`);
+        }
+        this.patchLimit = half;
+        continue;
+      }
+      at += piece.length;
+      if (this.patchLimit && !this.patchLimitSaid) {
+        this.patchLimitSaid = true;
+        this.options.onNotice?.(`${this.target.registry} limits request bodies (413 Payload Too Large for larger PATCHes): sending ${this.patchLimit}-byte PATCHes (--upload-chunk ${this.patchLimit} or DEPOT_UPLOAD_CHUNK_BYTES=${this.patchLimit} sends them so from the start)`);
+      }
+    }
+    return session;
+  }
+
+  /** PATCH `window` at `offset`; after a failure ask the session how far it got and send the rest. Returns the next Location. */
+  private async patchPiece(repository: string, session: string, window: Uint8Array, offset: number): Promise<string> {
     let from = offset;
     let cut: unknown;
     return withRetries(
@@ -446,9 +483,9 @@ async function* windows(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>
   if (length > 0) yield Buffer.concat(parts, length);
 }
 
-/** A 4xx to a first PATCH that says "not this way" rather than "not you" or "not there". */
+/** A 4xx to a first PATCH that says "not this way" rather than "not you", "not there" or "not so big" (413). */
 function refusesChunks(status: number): boolean {
-  return status >= 400 && status < 500 && ![401, 403, 404, 416, 429].includes(status);
+  return status >= 400 && status < 500 && ![401, 403, 404, 413, 416, 429].includes(status);
 }
 
 function pushScope(repository: string): string {

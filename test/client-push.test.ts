@@ -276,6 +276,31 @@ describe('streaming upload to the CNCF registry', () => {
     assert.equal(sha256Digest(back), sha256Digest(bytes));
   });
 
+  test('a registry that limits body size (413 above 1 MiB, like nginx) gets halved PATCHes, said once; below the floor one clear line', async () => {
+    const bytes = pseudoRandom('limit413', 5 * 1024 * 1024 + 11);
+    for (const [limit, expect] of [[1024 * 1024, 'pushed'], [100 * 1024, 'refused']] as const) {
+      const proxy = await startRecordingProxy(cncf.url);
+      proxy.faults.push({ method: 'PATCH', largerThan: limit, status: 413, times: Infinity });
+      const notices: string[] = [];
+      try {
+        const pusher = await Pusher.connect(parsePushTarget(proxy.hostPort), { insecure: true, chunkSize: 4 * 1024 * 1024, onNotice: (line) => notices.push(line) });
+        const pushed = pusher.uploadBlob(`limit/b${limit}`, [bytes.subarray(0, 3_000_000), bytes.subarray(3_000_000)]);
+        if (expect === 'refused') {
+          await assert.rejects(pushed, /refuses PATCH bodies of 262144 bytes \(413 Payload Too Large\), even at the 256 KiB floor/);
+          continue;
+        }
+        assert.deepEqual(await pushed, { digest: sha256Digest(bytes), size: bytes.length });
+        const back = Buffer.from(await (await fetch(`${cncf.url}/v2/limit/b${limit}/blobs/${sha256Digest(bytes)}`)).arrayBuffer());
+        assert.equal(sha256Digest(back), sha256Digest(bytes));
+        assert.deepEqual(notices, [`${proxy.hostPort} limits request bodies (413 Payload Too Large for larger PATCHes): sending 1048576-byte PATCHes (--upload-chunk 1048576 or DEPOT_UPLOAD_CHUNK_BYTES=1048576 sends them so from the start)`]);
+        assert.equal(proxy.count('PUT'), 1, 'no whole-layer PUT with the bytes: the chunks went through');
+        assert.equal(proxy.count('PATCH'), 2 + 6, 'halved twice (4 MiB, 2 MiB refused), then 1 MiB PATCHes, the size kept for the next window');
+      } finally {
+        await proxy.close();
+      }
+    }
+  });
+
   test("a first PATCH cut after 0 or 1 body bytes (the registry's Range says 0-0 for both) still arrives whole", async () => {
     for (const cutAfter of [0, 1]) {
       const bytes = pseudoRandom(`first${cutAfter}`, 2 * 1024 * 1024 + 3);
