@@ -4,13 +4,14 @@
 // from the Range the registry reports, PUT ?digest=, DELETE of the session on failure). Then
 // the platform manifests, the index by digest, and the tag last: a tag never points at missing
 // content. Nothing is believed on the registry's word: every digest it returns is compared and
-// every blob and manifest is read back (a blob by a HEAD stating its size and digest, else a
-// verified GET),
+// every blob and manifest is read back (a blob by a HEAD stating its size and digest and a GET of
+// its last byte, else a verified GET),
 // so a registry that answers 201 and stores nothing fails the push before the tag. Upload
 // Locations may name another origin; the transport sends the registry's credentials to its own
 // origin only.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { readBounded } from './body.ts';
 import { registryCredentials } from './credentials.ts';
 import { ImageLayout } from '../image/layout.ts';
 import { ANNOTATION, MEDIA_TYPE, sha256Digest, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
@@ -381,12 +382,13 @@ export class Pusher {
   }
 
   /**
-   * Whether the registry proves it holds `blob`. A HEAD 200 proves it only when it states both the
-   * blob's size (Content-Length) and its digest (Docker-Content-Digest; Distribution spec,
-   * "checking if content exists"); a 200 that leaves either out proves nothing (a registry can
-   * keep sizes and digests and throw the bytes away), so then the blob is read back with a GET,
-   * streamed through the digest verifier (nothing held). 404: absent. RemoteError when the
-   * registry states or serves another size or digest.
+   * Whether the registry proves it holds `blob`. A HEAD 200 (Distribution spec, "checking if
+   * content exists") must state both the blob's size (Content-Length) and its digest
+   * (Docker-Content-Digest), and then the blob's last byte must be served (a ranged GET): a store
+   * can keep sizes and digests and lose the bytes. A HEAD that leaves either header out proves
+   * nothing, so then the blob is read back whole with a GET, streamed through the digest verifier
+   * (nothing held); so is a ranged GET answered 200. 404 (to the HEAD or the GET): absent.
+   * RemoteError when the registry states or serves another size or digest.
    */
   async hasBlob(repository: string, blob: Pick<Descriptor, 'digest' | 'size'>): Promise<boolean> {
     const path = `${repository}/blobs/${blob.digest}`;
@@ -399,13 +401,22 @@ export class Pusher {
     if ((length !== null && Number(length) !== blob.size) || (digest && digest !== blob.digest)) {
       throw new RemoteError(`${what}: the registry holds ${length} bytes with digest ${digest ?? 'unstated'}, not ${blob.size} bytes`);
     }
-    if (length !== null && digest) return true;
-    const got = await this.send('GET', path, { accept: (s) => s === 200 || s === 404, scope: pushScope(repository) });
+    const stated = length !== null && digest !== null;
+    if (stated && blob.size === 0) return true;
+    const last = `${blob.size - 1}-${blob.size - 1}`;
+    const got = await this.send('GET', path, { headers: stated ? { Range: `bytes=${last}` } : {}, accept: (s) => s === 200 || s === 404 || (stated && s === 206), scope: pushScope(repository) });
     if (got.status === 404) {
       await got.body?.cancel().catch(() => {});
       return false;
     }
-    const reader = (got.body ?? new Blob([]).stream()).pipeThrough(verifyingStream(blob, `${what} (read back: its HEAD states no ${length === null ? 'Content-Length' : 'Docker-Content-Digest'})`)).getReader();
+    if (got.status === 206) {
+      const range = got.headers.get('content-range');
+      const served = (await readBounded(got, 1, `${what} (its last byte)`)).length;
+      if (range !== `bytes ${last}/${blob.size}` || served !== 1) throw new RemoteError(`${what}: asked for its last byte, the registry answered ${range ?? 'no Content-Range'} with ${served} bytes`);
+      return true;
+    }
+    const why = stated ? 'its ranged GET answered 200' : `its HEAD states no ${length === null ? 'Content-Length' : 'Docker-Content-Digest'}`;
+    const reader = (got.body ?? new Blob([]).stream()).pipeThrough(verifyingStream(blob, `${what} (read back: ${why})`)).getReader();
     while (!(await reader.read()).done);
     return true;
   }

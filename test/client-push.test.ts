@@ -9,7 +9,7 @@ import { parsePushTarget, Pusher } from '../client/push.ts';
 import { RegistryClient } from '../client/remote.ts';
 import { ImageLayout } from '../image/layout.ts';
 import { sha256Digest, type ImageIndex, type ImageManifest } from '../image/oci.ts';
-import { startLyingServer, type LyingServer } from './helpers/lying-server.ts';
+import { sendBytes, startLyingServer, type LyingServer } from './helpers/lying-server.ts';
 import { startRecordingProxy } from './helpers/proxy.ts';
 import { makeTestImage, pseudoRandom, startCncfRegistry, tool, type CncfRegistry, type TestImage } from './helpers/registry.ts';
 
@@ -139,9 +139,10 @@ describe('push trusts no registry', () => {
       truncated: (b: Buffer) => b.subarray(0, b.length - 1),
       honest: (b: Buffer) => b,
     };
-    // What the HEAD states besides its 200: nothing, the digest only, the size only (issue 9: a
-    // registry that keeps each blob's size and digest but throws the bytes away).
-    for (const headers of [{}, { 'Docker-Content-Digest': 'right' }, { 'Content-Length': 'right' }]) {
+    // What the HEAD states besides its 200: nothing, the digest only, the size only, both (issue 9:
+    // a registry that keeps each blob's size and digest but throws the bytes away); the GET here
+    // ignores Range, so a read back is always whole and verified.
+    for (const headers of [{}, { 'Docker-Content-Digest': 'right' }, { 'Content-Length': 'right' }, { 'Content-Length': 'right', 'Docker-Content-Digest': 'right' }]) {
       for (const [lie, serve] of Object.entries(serves)) {
         behave = (req, res) => {
           const digest = /\/blobs\/(sha256:[0-9a-f]{64})$/.exec(req.url!)?.[1];
@@ -181,6 +182,11 @@ describe('push trusts no registry', () => {
           res.writeHead(200, { 'Content-Length': String(req.url!.includes(image.layer) ? image.layerSize : configSize), 'Docker-Content-Digest': req.url!.split('/blobs/')[1] }).end();
           return;
         }
+        if (req.method === 'GET' && req.url!.includes('/blobs/')) {
+          const size = req.url!.includes(image.layer) ? image.layerSize : configSize; // and its last byte served
+          res.writeHead(206, { 'Content-Range': `bytes ${size - 1}-${size - 1}/${size}` }).end(Buffer.alloc(1));
+          return;
+        }
         if (req.method === 'PUT') res.writeHead(201, { 'Docker-Content-Digest': lie === 'digest' ? sha256Digest('lie') : '' }).end();
         else res.writeHead(404).end();
       };
@@ -217,6 +223,7 @@ describe('streaming upload resumes where the registry says it stands', () => {
         return res.writeHead(ok ? 201 : 400, { 'Docker-Content-Digest': sha256Digest(stored) }).end();
       }
       if (req.method === 'HEAD' && url.pathname === `/v2/r/s/blobs/${sha256Digest(stored)}`) return res.writeHead(200, { 'Content-Length': String(stored.length), 'Docker-Content-Digest': sha256Digest(stored) }).end();
+      if (req.method === 'GET' && url.pathname === `/v2/r/s/blobs/${sha256Digest(stored)}`) return sendBytes(req, res, stored);
       res.writeHead(404).end();
     });
     try {
