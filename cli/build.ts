@@ -63,7 +63,7 @@ export async function buildCommand(args: string[]): Promise<number> {
   const names = values.all ? catalog.map((m) => m.name) : positionals;
   const target = values.push ? parsePushTarget(values.push) : undefined;
   const windowBytes = parseByteSize('--window', values.window);
-  const pusher = target && (await Pusher.connect(target, { insecure: values.insecure, chunkSize: parseByteSize('--upload-chunk', values['upload-chunk']) }));
+  const pusher = target && (await Pusher.connect(target, { insecure: values.insecure, chunkSize: parseByteSize('--upload-chunk', values['upload-chunk']), onNotice: (line) => process.stderr.write(`depot-ai: ${line}\n`) }));
   const cache = new ContentCache(values.cache);
   const epoch = sourceDateEpoch();
   const prefetch = values.prefetch?.length ? prefetchOption(values.prefetch) : undefined;

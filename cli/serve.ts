@@ -31,9 +31,9 @@ export async function serveCommand(args: string[]): Promise<number> {
     port: parsePort(values.port),
     upstream: values.upstream,
     tagTtlMs: Number(tagTtl) * 1000,
-    // The upstream's credentials as build --push finds them (DEPOT_REGISTRY_USERNAME/PASSWORD,
-    // docker config); the transport sends them to the upstream's origin only.
-    upstreamOptions: values.upstream ? { credentials: await registryCredentials(new URL(values.upstream).host) } : undefined,
+    // The upstream's credentials as build --push finds them (DEPOT_REGISTRY_USERNAME/PASSWORD for
+    // the registry the operator configured, docker config); sent to the upstream's origin only.
+    upstreamOptions: values.upstream ? { credentials: await registryCredentials(new URL(values.upstream).host, { configured: true }) } : undefined,
     handleSignals: true,
   });
   console.error(`registry: serving ${values.store} at ${registry.url}${values.upstream ? ` (pull-through from ${values.upstream})` : ''}`);

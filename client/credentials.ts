@@ -13,13 +13,25 @@ interface DockerConfig {
   credHelpers?: Record<string, string>;
 }
 
+export interface CredentialOptions {
+  env?: NodeJS.ProcessEnv;
+  /**
+   * `registry` is the one the operator configured (the `build --push` target, `serve --upstream`),
+   * not one read from a user's image reference (`cp`, `verify`).
+   */
+  configured?: boolean;
+}
+
 /**
- * Credentials for `registry`: DEPOT_REGISTRY_USERNAME + DEPOT_REGISTRY_PASSWORD, else what
- * $DOCKER_CONFIG/config.json (default ~/.docker/config.json) holds for it — through its credential
- * helper (`credHelpers`, then `credsStore`) or in `auths` — else none (anonymous).
+ * Credentials for `registry` (`host[:port]`): DEPOT_REGISTRY_USERNAME + DEPOT_REGISTRY_PASSWORD
+ * when they are meant for it, else what $DOCKER_CONFIG/config.json (default ~/.docker/config.json)
+ * holds for it — through its credential helper (`credHelpers`, then `credsStore`) or in `auths` —
+ * else none (anonymous). The environment's pair belongs to the configured registry only: a
+ * registry that some image reference names never gets it just by asking for Basic auth (the docker
+ * config is per host, so it applies everywhere).
  */
-export async function registryCredentials(registry: string, env: NodeJS.ProcessEnv = process.env): Promise<Credentials | undefined> {
-  if (env.DEPOT_REGISTRY_USERNAME && env.DEPOT_REGISTRY_PASSWORD) return { username: env.DEPOT_REGISTRY_USERNAME, password: env.DEPOT_REGISTRY_PASSWORD };
+export async function registryCredentials(registry: string, { env = process.env, configured = false }: CredentialOptions = {}): Promise<Credentials | undefined> {
+  if (configured && env.DEPOT_REGISTRY_USERNAME && env.DEPOT_REGISTRY_PASSWORD) return { username: env.DEPOT_REGISTRY_USERNAME, password: env.DEPOT_REGISTRY_PASSWORD };
   const file = path.join(env.DOCKER_CONFIG || path.join(env.HOME || os.homedir(), '.docker'), 'config.json');
   let config: DockerConfig;
   try {

@@ -4,12 +4,14 @@
 // from the Range the registry reports, PUT ?digest=, DELETE of the session on failure). Then
 // the platform manifests, the index by digest, and the tag last: a tag never points at missing
 // content. Nothing is believed on the registry's word: every digest it returns is compared and
-// every blob and manifest is read back (a blob by a HEAD stating its size, else a verified GET),
+// every blob and manifest is read back (a blob by a HEAD stating its size and digest and a GET of
+// its last byte, else a verified GET),
 // so a registry that answers 201 and stores nothing fails the push before the tag. Upload
 // Locations may name another origin; the transport sends the registry's credentials to its own
 // origin only.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { readBounded } from './body.ts';
 import { registryCredentials } from './credentials.ts';
 import { ImageLayout } from '../image/layout.ts';
 import { isRevision } from '../models/revision.ts';
@@ -21,6 +23,8 @@ import { isRetryable, type SendOptions } from './transport.ts';
 import { verifyingStream } from './verify.ts';
 
 export const DEFAULT_UPLOAD_CHUNK = 32 * 1024 * 1024;
+/** The smallest PATCH body the halving after a 413 goes down to. */
+export const MIN_PATCH_BYTES = 256 * 1024;
 
 export interface PushTarget {
   registry: string;
@@ -45,6 +49,8 @@ export interface PushOptions {
   insecure?: boolean;
   /** Bytes per PATCH, the window held in memory (default 32 MiB, DEPOT_UPLOAD_CHUNK_BYTES). */
   chunkSize?: number;
+  /** Hears a one-line notice the user should see once (e.g. the PATCH size a body limit forced). */
+  onNotice?: (line: string) => void;
 }
 
 export interface PushResult {
@@ -96,6 +102,10 @@ function sessionLost(registry: string, cut: unknown): SessionLost {
 const pushedBlobs = new Map<string, Map<string, string>>();
 
 export class Pusher {
+  /** The largest PATCH body this registry takes, once a 413 (a body size limit) has said so. */
+  private patchLimit: number | undefined;
+  private patchLimitSaid = false;
+
   private constructor(
     readonly client: RegistryClient,
     readonly target: PushTarget,
@@ -103,7 +113,7 @@ export class Pusher {
   ) {}
 
   static async connect(target: PushTarget, options: PushOptions = {}): Promise<Pusher> {
-    return new Pusher(new RegistryClient(target.registry, { insecure: options.insecure, credentials: await registryCredentials(target.registry) }), target, options);
+    return new Pusher(new RegistryClient(target.registry, { insecure: options.insecure, credentials: await registryCredentials(target.registry, { configured: true }) }), target, options);
   }
 
   /** Bytes per PATCH: the window an upload holds in memory. */
@@ -308,8 +318,37 @@ export class Pusher {
     }
   }
 
-  /** PATCH `window` at `offset`; after a failure ask the session how far it got and send the rest. Returns the next Location. */
+  /**
+   * PATCH `window` at `offset`, in pieces when the registry limits body size: a 413 (Payload Too
+   * Large, e.g. nginx's client_max_body_size) halves the PATCH down to MIN_PATCH_BYTES, the size
+   * that worked is kept for the rest of the push and said once (onNotice); below the floor it
+   * fails with one line naming --upload-chunk. Returns the next Location.
+   */
   private async patch(repository: string, session: string, window: Uint8Array, offset: number): Promise<string> {
+    for (let at = 0; at < window.length; ) {
+      const piece = window.subarray(at, at + (this.patchLimit ?? window.length));
+      try {
+        session = await this.patchPiece(repository, session, piece, offset + at);
+      } catch (error) {
+        if (!(error instanceof RemoteError && error.status === 413)) throw error;
+        const half = Math.ceil(piece.length / 2);
+        if (half < MIN_PATCH_BYTES) {
+          throw new RemoteError(`${this.target.registry} refuses PATCH bodies of ${piece.length} bytes (413 Payload Too Large), even at the ${MIN_PATCH_BYTES / 1024} KiB floor: raise its body size limit`);
+        }
+        this.patchLimit = half;
+        continue;
+      }
+      at += piece.length;
+      if (this.patchLimit && !this.patchLimitSaid) {
+        this.patchLimitSaid = true;
+        this.options.onNotice?.(`${this.target.registry} limits request bodies (413 Payload Too Large for larger PATCHes): sending ${this.patchLimit}-byte PATCHes (--upload-chunk ${this.patchLimit} or DEPOT_UPLOAD_CHUNK_BYTES=${this.patchLimit} sends them so from the start)`);
+      }
+    }
+    return session;
+  }
+
+  /** PATCH `window` at `offset`; after a failure ask the session how far it got and send the rest. Returns the next Location. */
+  private async patchPiece(repository: string, session: string, window: Uint8Array, offset: number): Promise<string> {
     let from = offset;
     let cut: unknown;
     return withRetries(
@@ -320,11 +359,14 @@ export class Pusher {
         const response = await this.send('PATCH', session, {
           headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': `${from}-${offset + window.length - 1}`, 'Content-Length': String(part.length) },
           body: () => part as unknown as BodyInit,
-          accept: (s) => s === 202 || s === 204 || s === 404 || (offset === 0 && refusesChunks(s)),
+          accept: (s) => s === 202 || s === 204 || s === 404 || (attempt > 1 && s === 416) || (offset === 0 && refusesChunks(s)),
           scope: pushScope(repository),
         });
         await response.body?.cancel().catch(() => {});
         if (response.status === 404) throw sessionLost(this.target.registry, cut);
+        // The registry holds another length than its Range let us assume (the ambiguous `0-0`):
+        // the session cannot go on, a new one from byte 0 can (the reopen path).
+        if (response.status === 416) throw new SessionLost(`${(cut as Error).message} (and ${this.target.registry} refused the resume at byte ${from}: 416)`);
         if (refusesChunks(response.status)) throw new ChunkedUploadRefused(`${this.target.registry} refuses chunked uploads (PATCH answered ${response.status})`, { status: response.status });
         return location(response, session);
       },
@@ -332,23 +374,30 @@ export class Pusher {
     );
   }
 
-  /** Where an interrupted upload stands: the registry's `Range: 0-N`, which must lie within the window being sent. */
+  /**
+   * Where an interrupted upload stands: the registry's `Range: 0-N`, which must lie within the
+   * window being sent. `0-0` says 0 bytes as well as 1 (the CNCF registry answers it for both), so
+   * in the first window it counts as nothing stored: resent from byte 0, a registry holding 1 byte
+   * answers 416 and the upload restarts in a new session.
+   */
   private async uploadStatus(repository: string, session: string, offset: number, length: number, cut: unknown): Promise<{ session: string; stored: number }> {
     const status = await this.send('GET', session, { accept: (s) => s === 204 || s === 404, scope: pushScope(repository) });
     await status.body?.cancel().catch(() => {});
     if (status.status === 404) throw sessionLost(this.target.registry, cut);
     const range = /^(?:bytes=)?0-(\d+)$/.exec(status.headers.get('range') ?? '');
-    const stored = range ? Number(range[1]) + 1 : 0;
+    const stored = range && !(offset === 0 && range[1] === '0') ? Number(range[1]) + 1 : 0;
     if (stored < offset || stored > offset + length) throw new RemoteError(`${this.target.registry}: the upload session reports ${stored} bytes stored, but ${offset} were confirmed before: cannot resume`);
     return { session: location(status, session), stored };
   }
 
   /**
-   * Whether the registry proves it holds `blob`. A HEAD 200 proves it when its Content-Length is
-   * the blob's size and its Docker-Content-Digest, when sent, the blob's digest (Distribution
-   * spec, "checking if content exists"); a 200 without Content-Length proves nothing, so then
-   * the blob is read back with a GET, streamed through the digest verifier (nothing held). 404:
-   * absent. RemoteError when the registry states or serves another size or digest.
+   * Whether the registry proves it holds `blob`. A HEAD 200 (Distribution spec, "checking if
+   * content exists") must state both the blob's size (Content-Length) and its digest
+   * (Docker-Content-Digest), and then the blob's last byte must be served (a ranged GET): a store
+   * can keep sizes and digests and lose the bytes. A HEAD that leaves either header out proves
+   * nothing, so then the blob is read back whole with a GET, streamed through the digest verifier
+   * (nothing held); so is a ranged GET answered 200. 404 (to the HEAD or the GET): absent.
+   * RemoteError when the registry states or serves another size or digest.
    */
   async hasBlob(repository: string, blob: Pick<Descriptor, 'digest' | 'size'>): Promise<boolean> {
     const path = `${repository}/blobs/${blob.digest}`;
@@ -361,13 +410,22 @@ export class Pusher {
     if ((length !== null && Number(length) !== blob.size) || (digest && digest !== blob.digest)) {
       throw new RemoteError(`${what}: the registry holds ${length} bytes with digest ${digest ?? 'unstated'}, not ${blob.size} bytes`);
     }
-    if (length !== null) return true;
-    const got = await this.send('GET', path, { accept: (s) => s === 200 || s === 404, scope: pushScope(repository) });
+    const stated = length !== null && digest !== null;
+    if (stated && blob.size === 0) return true;
+    const last = `${blob.size - 1}-${blob.size - 1}`;
+    const got = await this.send('GET', path, { headers: stated ? { Range: `bytes=${last}` } : {}, accept: (s) => s === 200 || s === 404 || (stated && s === 206), scope: pushScope(repository) });
     if (got.status === 404) {
       await got.body?.cancel().catch(() => {});
       return false;
     }
-    const reader = (got.body ?? new Blob([]).stream()).pipeThrough(verifyingStream(blob, `${what} (read back: its HEAD states no Content-Length)`)).getReader();
+    if (got.status === 206) {
+      const range = got.headers.get('content-range');
+      const served = (await readBounded(got, 1, `${what} (its last byte)`)).length;
+      if (range !== `bytes ${last}/${blob.size}` || served !== 1) throw new RemoteError(`${what}: asked for its last byte, the registry answered ${range ?? 'no Content-Range'} with ${served} bytes`);
+      return true;
+    }
+    const why = stated ? 'its ranged GET answered 200' : `its HEAD states no ${length === null ? 'Content-Length' : 'Docker-Content-Digest'}`;
+    const reader = (got.body ?? new Blob([]).stream()).pipeThrough(verifyingStream(blob, `${what} (read back: ${why})`)).getReader();
     while (!(await reader.read()).done);
     return true;
   }
@@ -445,9 +503,9 @@ async function* windows(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>
   if (length > 0) yield Buffer.concat(parts, length);
 }
 
-/** A 4xx to a first PATCH that says "not this way" rather than "not you" or "not there". */
+/** A 4xx to a first PATCH that says "not this way" rather than "not you", "not there" or "not so big" (413). */
 function refusesChunks(status: number): boolean {
-  return status >= 400 && status < 500 && ![401, 403, 404, 416, 429].includes(status);
+  return status >= 400 && status < 500 && ![401, 403, 404, 413, 416, 429].includes(status);
 }
 
 function pushScope(repository: string): string {

@@ -1,7 +1,8 @@
 // The one way the client speaks HTTP to a registry (modelled on go-containerregistry's transport):
 // credentials only to the registry's own origin (and, in auth.ts, to the token realm its
 // challenge names), redirects followed by hand so a hop to another origin loses them, an idle
-// timeout that covers the body as well as the headers, an optional total deadline, bounded error
+// timeout that covers the body as well as the headers, an optional deadline for the whole request
+// (retries, redirects, auth and body), bounded error
 // bodies, and retries with backoff for idempotent requests.
 import { AuthError, Authenticator, type Credentials } from './auth.ts';
 import { readBounded } from './body.ts';
@@ -20,7 +21,12 @@ export interface TransportOptions {
   idleTimeoutMs?: number;
   /** Attempts for GET and HEAD, the first included (default 3); other methods are tried once. */
   attempts?: number;
-  /** Fail a request whose headers and whole body have not come within this long, however steadily they trickle (default: no limit). */
+  /**
+   * One deadline per `send`, from its call until the response body's last byte: every retry and
+   * its backoff, redirect hop, auth round trip (token fetch, retried request) and the body count
+   * against it, however steadily the peer trickles. Past it the request fails with a RemoteError
+   * (not retried). Default: no limit.
+   */
   deadlineMs?: number;
 }
 
@@ -66,12 +72,13 @@ export class Transport {
     const idempotent = method === 'GET' || method === 'HEAD';
     const scope = options.scope ?? '';
     const url = this.url(path);
+    const until = this.options.deadlineMs ? Date.now() + this.options.deadlineMs : undefined;
     const once = async () => {
-      let { response, origin } = await this.follow(method, url, this.origin, this.auth.authorization(scope), options);
+      let { response, origin } = await this.follow(method, url, this.origin, this.auth.authorization(scope), options, until);
       // Only the registry's own origin may start the credential flow: a 401 from an upload
       // Location or redirect target elsewhere is an answer like any other, and fails.
-      if (response.status === 401 && origin === this.origin && (await this.answer(response, scope))) {
-        ({ response, origin } = await this.follow(method, url, this.origin, this.auth.authorization(scope), options));
+      if (response.status === 401 && origin === this.origin && (await this.answer(response, scope, until))) {
+        ({ response, origin } = await this.follow(method, url, this.origin, this.auth.authorization(scope), options, until));
       }
       if (!(options.accept ?? ((status) => status >= 200 && status < 300))(response.status)) throw await statusError(method, url, response, origin === this.origin ? undefined : origin);
       return response;
@@ -79,9 +86,9 @@ export class Transport {
     return withRetries(once, { attempts: idempotent ? (this.options.attempts ?? 3) : 1, retryable: isRetryable });
   }
 
-  private async answer(challenge: Response, scope: string): Promise<boolean> {
+  private async answer(challenge: Response, scope: string, until: number | undefined): Promise<boolean> {
     try {
-      return await this.auth.answer(challenge, scope, async (url, authorization) => (await this.follow('GET', url.href, url.origin, authorization, {})).response);
+      return await this.auth.answer(challenge, scope, async (url, authorization) => (await this.follow('GET', url.href, url.origin, authorization, {}, until)).response);
     } catch (error) {
       throw error instanceof AuthError ? new RemoteError(error.message) : error;
     }
@@ -89,15 +96,16 @@ export class Transport {
 
   /**
    * Fetch `url`, following up to 5 redirects by hand; `authorization` goes to `trusted` (an
-   * origin) only. Returns the last response and the origin that sent it.
+   * origin) only; every hop within the request's deadline `until` (ms since the epoch). Returns
+   * the last response and the origin that sent it.
    */
-  private async follow(method: string, url: string, trusted: string, authorization: string | undefined, options: SendOptions): Promise<{ response: Response; origin: string }> {
+  private async follow(method: string, url: string, trusted: string, authorization: string | undefined, options: SendOptions, until: number | undefined): Promise<{ response: Response; origin: string }> {
     for (let hop = 0; ; hop++) {
       const target = new URL(url);
       const headers: Record<string, string> = { ...options.headers };
       if (authorization && target.origin === trusted) headers.Authorization = authorization;
       const body = options.body?.();
-      const response = await this.fetchOnce(target, { method, headers, body, ...(body ? { duplex: 'half' } : {}) } as RequestInit);
+      const response = await this.fetchOnce(target, { method, headers, body, ...(body ? { duplex: 'half' } : {}) } as RequestInit, until);
       const location = response.headers.get('location');
       if (![301, 302, 303, 307, 308].includes(response.status) || !location || (options.body && response.status < 307)) return { response, origin: target.origin };
       await response.body?.cancel().catch(() => {});
@@ -107,13 +115,14 @@ export class Transport {
     }
   }
 
-  /** One fetch whose headers and every body read must come within the idle timeout. */
-  private async fetchOnce(url: URL, init: RequestInit): Promise<Response> {
+  /** One fetch whose headers and every body read must come within the idle timeout, and its whole body by `until`. */
+  private async fetchOnce(url: URL, init: RequestInit, until: number | undefined): Promise<Response> {
     const controller = new AbortController();
+    const lateError = () => new RemoteError(`${init.method} ${url.href}: ${this.registry} did not finish within ${this.options.deadlineMs! / 1000} s (retries, redirects and auth included)`);
+    if (until !== undefined && Date.now() >= until) throw lateError();
     const stalled = () => controller.abort(new RemoteError(`${init.method} ${url.href}: ${this.registry} sent nothing for ${this.idleTimeoutMs / 1000} s`));
     let timer = setTimeout(stalled, this.idleTimeoutMs);
-    const deadlineMs = this.options.deadlineMs;
-    const late = deadlineMs ? setTimeout(() => controller.abort(new RemoteError(`${init.method} ${url.href}: ${this.registry} did not finish within ${deadlineMs / 1000} s`)), deadlineMs) : undefined;
+    const late = until !== undefined ? setTimeout(() => controller.abort(lateError()), until - Date.now()) : undefined;
     const touch = () => {
       clearTimeout(timer);
       timer = setTimeout(stalled, this.idleTimeoutMs);

@@ -28,9 +28,9 @@ export interface PullThroughOptions {
   onError?: (message: string) => void;
   /** Sent to the upstream's own origin (and the token realm its challenge names) only. */
   credentials?: Credentials;
-  /** Total time for an upstream manifest, tag list or HEAD, headers and body (default 30 s): waiters get a 502 by then. */
+  /** Total time for an upstream manifest, tag list or HEAD, retries, redirects, auth and body included (default 30 s): waiters get a 502 by then. */
   deadlineMs?: number;
-  /** Total time for one blob fill, which runs at the upstream's pace whoever reads it (default 30 min). */
+  /** Total time for one blob fill, retries included, which runs at the upstream's pace whoever reads it (default 30 min). */
   fillDeadlineMs?: number;
 }
 

@@ -11,6 +11,8 @@ import { createGzip, gzipSync } from 'node:zlib';
 import { buildImage } from '../builder/build.ts';
 import { readRemoteImageInfo, resolveLayer } from '../builder/image-info.ts';
 import { cpCommand } from '../cli/cp.ts';
+import { verifyCommand } from '../cli/verify.ts';
+import { registryCredentials } from '../client/credentials.ts';
 import { footer, TOC_TAR_NAME } from '../image/footer.ts';
 import { ImageLayout } from '../image/layout.ts';
 import { ANNOTATION, jsonBlob, MEDIA_TYPE, sha256Digest, type Descriptor, type ImageManifest } from '../image/oci.ts';
@@ -36,6 +38,8 @@ describe('cp verifies what a registry serves', () => {
   let layerBytes: Buffer;
   /** How the lying registry misbehaves beyond its routes: ignores Range, or needs Basic credentials. */
   let quirk: { ignoreRange?: boolean; basic?: string } = {};
+  /** Every Authorization header the lying registry was sent. */
+  const authorizations: string[] = [];
   const weights = pseudoRandomBytes(300_000, 5);
 
   before(async () => {
@@ -47,6 +51,7 @@ describe('cp verifies what a registry serves', () => {
     manifest = await layout.readJson<ImageManifest>(index.manifests[0].digest);
     layerBytes = await layout.readBlob(resolved.layer.digest);
     server = await startLyingServer((req, res) => {
+      if (req.headers.authorization) authorizations.push(req.headers.authorization);
       if (quirk.basic && req.headers.authorization !== quirk.basic) {
         res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="lie"' }).end();
         return;
@@ -175,24 +180,39 @@ describe('cp verifies what a registry serves', () => {
     }
   });
 
-  test('cp sends the credentials build --push would (environment, docker config) to the registry that asks', async () => {
+  test("cp and verify send the docker config's credentials for this host, never the environment's pair meant for the push target", async () => {
     serveImage('latest', manifest);
     quirk = { basic: `Basic ${Buffer.from('u:p').toString('base64')}` };
     const saved = { ...process.env };
     try {
-      process.env = { ...saved, DOCKER_CONFIG: dockerConfig({}) };
-      delete process.env.DEPOT_REGISTRY_USERNAME;
+      // The environment's pair is for `build --push` / `serve --upstream` only: a registry an image
+      // reference names asks for Basic auth and gets nothing (issue 9, a trap registry).
+      process.env = { ...saved, DOCKER_CONFIG: dockerConfig({}), DEPOT_REGISTRY_USERNAME: 'u', DEPOT_REGISTRY_PASSWORD: 'p' };
+      authorizations.length = 0;
       await assert.rejects(cp(':latest', 'config.json').run, /authentication failed/);
-      for (const env of [{ DEPOT_REGISTRY_USERNAME: 'u', DEPOT_REGISTRY_PASSWORD: 'p' }, { DOCKER_CONFIG: dockerConfig({ auths: { [server.hostPort]: { auth: Buffer.from('u:p').toString('base64') } } }) }]) {
-        process.env = { ...saved, ...env };
-        const { dest, run } = cp(':latest', 'config.json');
-        assert.equal(await run, 0, JSON.stringify(env));
-        assert.equal(readFileSync(dest, 'utf8'), '{"a":1}\n');
-      }
+      assert.equal(await verifyCommand(['--insecure', `${server.hostPort}/lie/model:latest`]), 1);
+      assert.equal(authorizations.join(), '', 'no credentials sent to a registry they were not meant for');
+      process.env = { ...saved, DOCKER_CONFIG: dockerConfig({ auths: { [server.hostPort]: { auth: Buffer.from('u:p').toString('base64') } } }) };
+      delete process.env.DEPOT_REGISTRY_USERNAME;
+      const { dest, run } = cp(':latest', 'config.json');
+      assert.equal(await run, 0);
+      assert.equal(readFileSync(dest, 'utf8'), '{"a":1}\n');
+      assert.ok(authorizations.includes(quirk.basic!));
+      // The docker config is per host: another host's entry is not sent here.
+      process.env = { ...saved, DOCKER_CONFIG: dockerConfig({ auths: { 'other.example:5000': { auth: Buffer.from('u:p').toString('base64') } } }) };
+      authorizations.length = 0;
+      await assert.rejects(cp(':latest', 'config.json').run, /authentication failed/);
+      assert.equal(authorizations.join(), '');
     } finally {
       process.env = saved;
       quirk = {};
     }
+  });
+
+  test("the environment's pair goes to the configured registry (push target, upstream) only", async () => {
+    const env = { DEPOT_REGISTRY_USERNAME: 'u', DEPOT_REGISTRY_PASSWORD: 'p', DOCKER_CONFIG: dockerConfig({}) };
+    assert.deepEqual(await registryCredentials('push.example', { env, configured: true }), { username: 'u', password: 'p' });
+    assert.equal(await registryCredentials('push.example', { env }), undefined);
   });
 
   test('links planted at the destination or beside it are replaced, never written through', async () => {

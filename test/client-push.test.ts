@@ -9,7 +9,7 @@ import { parsePushTarget, Pusher } from '../client/push.ts';
 import { RegistryClient } from '../client/remote.ts';
 import { ImageLayout } from '../image/layout.ts';
 import { sha256Digest, type ImageIndex, type ImageManifest } from '../image/oci.ts';
-import { startLyingServer, type LyingServer } from './helpers/lying-server.ts';
+import { sendBytes, startLyingServer, type LyingServer } from './helpers/lying-server.ts';
 import { startRecordingProxy } from './helpers/proxy.ts';
 import { makeTestImage, pseudoRandom, startCncfRegistry, tool, type CncfRegistry, type TestImage } from './helpers/registry.ts';
 
@@ -125,7 +125,7 @@ describe('push trusts no registry', () => {
     assert.equal(registry.seen.filter((s) => s.method === 'PUT' && s.url.includes('/manifests/')).length, 0, 'no manifest, no tag');
   });
 
-  test('a blob HEAD 200 that states no size proves nothing: the blob is read back, and a registry serving nothing or other bytes fails the push', async () => {
+  test('a blob HEAD 200 that leaves out its size or its digest proves nothing: the blob is read back, and a registry serving nothing or other bytes fails the push', async () => {
     const layout = new ImageLayout(image.store, image.name);
     const blobs = new Map<string, Buffer>();
     const index = await layout.readJson<ImageIndex>((await layout.resolveTag(image.tag))!.digest);
@@ -139,12 +139,17 @@ describe('push trusts no registry', () => {
       truncated: (b: Buffer) => b.subarray(0, b.length - 1),
       honest: (b: Buffer) => b,
     };
-    for (const headers of [{}, { 'Docker-Content-Digest': 'right' }]) {
+    // What the HEAD states besides its 200: nothing, the digest only, the size only, both (issue 9:
+    // a registry that keeps each blob's size and digest but throws the bytes away); the GET here
+    // ignores Range, so a read back is always whole and verified.
+    for (const headers of [{}, { 'Docker-Content-Digest': 'right' }, { 'Content-Length': 'right' }, { 'Content-Length': 'right', 'Docker-Content-Digest': 'right' }]) {
       for (const [lie, serve] of Object.entries(serves)) {
         behave = (req, res) => {
           const digest = /\/blobs\/(sha256:[0-9a-f]{64})$/.exec(req.url!)?.[1];
           const bytes = digest && blobs.has(digest) ? serve(blobs.get(digest)!) : undefined;
-          if (req.method === 'HEAD' && digest) res.writeHead(200, { 'Transfer-Encoding': 'chunked', ...(headers['Docker-Content-Digest'] ? { 'Docker-Content-Digest': digest } : {}) }).end();
+          const stated: Record<string, string> = 'Content-Length' in headers ? { 'Content-Length': String(blobs.get(digest!)?.length) } : { 'Transfer-Encoding': 'chunked' };
+          if ('Docker-Content-Digest' in headers) stated['Docker-Content-Digest'] = digest!;
+          if (req.method === 'HEAD' && digest) res.writeHead(200, stated).end();
           else if (req.method === 'GET' && bytes) res.writeHead(200).end(bytes);
           else if (req.method === 'POST') res.writeHead(202, { Location: '/v2/lie/push/blobs/uploads/s' }).end();
           else if (req.method === 'PATCH') res.writeHead(202, { Location: '/v2/lie/push/blobs/uploads/s' }).end();
@@ -173,8 +178,13 @@ describe('push trusts no registry', () => {
     ] as const) {
       behave = (req, res) => {
         if (req.method === 'HEAD' && req.url!.includes('/blobs/')) {
-          // every blob "present", with the right size, so the push goes on to the manifests
-          res.writeHead(200, { 'Content-Length': String(req.url!.includes(image.layer) ? image.layerSize : configSize) }).end();
+          // every blob "present", with the right size and digest, so the push goes on to the manifests
+          res.writeHead(200, { 'Content-Length': String(req.url!.includes(image.layer) ? image.layerSize : configSize), 'Docker-Content-Digest': req.url!.split('/blobs/')[1] }).end();
+          return;
+        }
+        if (req.method === 'GET' && req.url!.includes('/blobs/')) {
+          const size = req.url!.includes(image.layer) ? image.layerSize : configSize; // and its last byte served
+          res.writeHead(206, { 'Content-Range': `bytes ${size - 1}-${size - 1}/${size}` }).end(Buffer.alloc(1));
           return;
         }
         if (req.method === 'PUT') res.writeHead(201, { 'Docker-Content-Digest': lie === 'digest' ? sha256Digest('lie') : '' }).end();
@@ -212,7 +222,8 @@ describe('streaming upload resumes where the registry says it stands', () => {
         const ok = url.searchParams.get('digest') === sha256Digest(stored);
         return res.writeHead(ok ? 201 : 400, { 'Docker-Content-Digest': sha256Digest(stored) }).end();
       }
-      if (req.method === 'HEAD' && url.pathname === `/v2/r/s/blobs/${sha256Digest(stored)}`) return res.writeHead(200, { 'Content-Length': String(stored.length) }).end();
+      if (req.method === 'HEAD' && url.pathname === `/v2/r/s/blobs/${sha256Digest(stored)}`) return res.writeHead(200, { 'Content-Length': String(stored.length), 'Docker-Content-Digest': sha256Digest(stored) }).end();
+      if (req.method === 'GET' && url.pathname === `/v2/r/s/blobs/${sha256Digest(stored)}`) return sendBytes(req, res, stored);
       res.writeHead(404).end();
     });
     try {
@@ -240,29 +251,71 @@ describe('streaming upload to the CNCF registry', () => {
   });
   after(() => cncf?.stop());
 
-  test('a blob of unknown size from an async iterable, with a cut PATCH, arrives whole', async () => {
+  /** Upload `bytes` through a proxy that cuts the first PATCH after `cutAfter` body bytes; returns what the registry serves back. */
+  async function uploadCut(name: string, bytes: Buffer, cutAfter: number) {
     const proxy = await startRecordingProxy(cncf.url);
     try {
-      const bytes = pseudoRandom('stream', 5 * 1024 * 1024 + 17);
       const chunks = async function* () {
         for (let i = 0; i < bytes.length; i += 300_000) yield bytes.subarray(i, i + 300_000);
       };
-      proxy.faults.push({ method: 'PATCH', cutAfter: 256 * 1024, times: 1 });
+      proxy.faults.push({ method: 'PATCH', cutAfter, times: 1 });
       const saved = { ...process.env };
       process.env.DEPOT_RETRY_DELAY_MS = '1';
       let pushed;
       try {
         const pusher = await Pusher.connect(parsePushTarget(proxy.hostPort), { insecure: true, chunkSize: 1024 * 1024 });
-        pushed = await pusher.uploadBlob('stream/blob', chunks(), { reopen: chunks });
+        pushed = await pusher.uploadBlob(name, chunks(), { reopen: chunks });
       } finally {
         process.env = saved;
       }
-      assert.deepEqual(pushed, { digest: sha256Digest(bytes), size: bytes.length });
-      assert.ok(proxy.count('PATCH') >= 7, `PATCHed in 1 MiB windows and again after the cut (${proxy.count('PATCH')})`);
-      const back = Buffer.from(await (await fetch(`${cncf.url}/v2/stream/blob/blobs/${pushed.digest}`)).arrayBuffer());
-      assert.equal(sha256Digest(back), sha256Digest(bytes));
+      const back = Buffer.from(await (await fetch(`${cncf.url}/v2/${name}/blobs/${pushed.digest}`)).arrayBuffer());
+      return { pushed, back, patches: proxy.count('PATCH'), posts: proxy.count('POST') };
     } finally {
       await proxy.close();
+    }
+  }
+
+  test('a blob of unknown size from an async iterable, with a cut PATCH, arrives whole', async () => {
+    const bytes = pseudoRandom('stream', 5 * 1024 * 1024 + 17);
+    const { pushed, back, patches } = await uploadCut('stream/blob', bytes, 256 * 1024);
+    assert.deepEqual(pushed, { digest: sha256Digest(bytes), size: bytes.length });
+    assert.ok(patches >= 7, `PATCHed in 1 MiB windows and again after the cut (${patches})`);
+    assert.equal(sha256Digest(back), sha256Digest(bytes));
+  });
+
+  test('a registry that limits body size (413 above 1 MiB, like nginx) gets halved PATCHes, said once; below the floor one clear line', async () => {
+    const bytes = pseudoRandom('limit413', 5 * 1024 * 1024 + 11);
+    for (const [limit, expect] of [[1024 * 1024, 'pushed'], [100 * 1024, 'refused']] as const) {
+      const proxy = await startRecordingProxy(cncf.url);
+      proxy.faults.push({ method: 'PATCH', largerThan: limit, status: 413, times: Infinity });
+      const notices: string[] = [];
+      try {
+        const pusher = await Pusher.connect(parsePushTarget(proxy.hostPort), { insecure: true, chunkSize: 4 * 1024 * 1024, onNotice: (line) => notices.push(line) });
+        const pushed = pusher.uploadBlob(`limit/b${limit}`, [bytes.subarray(0, 3_000_000), bytes.subarray(3_000_000)]);
+        if (expect === 'refused') {
+          await assert.rejects(pushed, /refuses PATCH bodies of 262144 bytes \(413 Payload Too Large\), even at the 256 KiB floor/);
+          continue;
+        }
+        assert.deepEqual(await pushed, { digest: sha256Digest(bytes), size: bytes.length });
+        const back = Buffer.from(await (await fetch(`${cncf.url}/v2/limit/b${limit}/blobs/${sha256Digest(bytes)}`)).arrayBuffer());
+        assert.equal(sha256Digest(back), sha256Digest(bytes));
+        assert.deepEqual(notices, [`${proxy.hostPort} limits request bodies (413 Payload Too Large for larger PATCHes): sending 1048576-byte PATCHes (--upload-chunk 1048576 or DEPOT_UPLOAD_CHUNK_BYTES=1048576 sends them so from the start)`]);
+        assert.equal(proxy.count('PUT'), 1, 'no whole-layer PUT with the bytes: the chunks went through');
+        assert.equal(proxy.count('PATCH'), 2 + 6, 'halved twice (4 MiB, 2 MiB refused), then 1 MiB PATCHes, the size kept for the next window');
+      } finally {
+        await proxy.close();
+      }
+    }
+  });
+
+  test("a first PATCH cut after 0 or 1 body bytes (the registry's Range says 0-0 for both) still arrives whole", async () => {
+    for (const cutAfter of [0, 1]) {
+      const bytes = pseudoRandom(`first${cutAfter}`, 2 * 1024 * 1024 + 3);
+      const { pushed, back, posts } = await uploadCut(`cut/first${cutAfter}`, bytes, cutAfter);
+      // 0 stored: resent from byte 0 in the same session; 1 stored: the registry's 416 restarts it.
+      if (cutAfter === 0) assert.equal(posts, 1, 'nothing stored: the same session goes on');
+      assert.deepEqual(pushed, { digest: sha256Digest(bytes), size: bytes.length }, `cut after ${cutAfter}`);
+      assert.equal(sha256Digest(back), sha256Digest(bytes), `cut after ${cutAfter}: served back whole`);
     }
   });
 });

@@ -188,6 +188,28 @@ describe('pull-through: no client waits on another client or on a trickling upst
     }
   });
 
+  test('the deadline is one per request: slow 503s are not retried past it, redirect hops do not renew it', async () => {
+    const SLOW_MS = DEADLINE_MS * 0.6; // one answer fits the deadline, two do not
+    const later = (res: ServerResponse, answer: () => void) => {
+      const t = setTimeout(() => (timers.delete(t), answer()), SLOW_MS);
+      timers.add(t);
+      res.on('close', () => (clearTimeout(t), timers.delete(t)));
+    };
+    for (const [route, answer] of [
+      ['/v2/pace/slow503/manifests/latest', (res: ServerResponse) => res.writeHead(503, { 'Content-Type': 'application/json' }).end('{"errors":[{"code":"UNAVAILABLE","message":"busy"}]}')],
+      ['/v2/pace/hops/manifests/latest', (res: ServerResponse, req: IncomingMessage) => res.writeHead(302, { Location: `${req.url}x` }).end()],
+    ] as const) {
+      behave = (req, res) => later(res, () => answer(res, req));
+      upstream.seen.length = 0;
+      const answered = await raw(registry.url, route);
+      assert.equal(answered.status, 502, route);
+      assert.equal(errorCode(answered), 'UNKNOWN');
+      // Without one deadline: 3 attempts of the 503, or 6 hops until "more than 5 redirects".
+      const asked = upstream.seen.filter((s) => s.url.startsWith(route.replace('/latest', ''))).length;
+      assert.ok(asked >= 1 && asked <= Math.ceil(DEADLINE_MS / SLOW_MS), `${route}: the upstream was asked ${asked} times within one deadline`);
+    }
+  });
+
   test('an upstream that trickles a manifest or tag list forever: every waiter gets a 502 in spec JSON by the deadline', async () => {
     behave = (req, res) => {
       res.writeHead(200, { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json', 'Content-Length': '100000' });

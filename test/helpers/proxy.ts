@@ -7,6 +7,8 @@ export interface ProxyFault {
   method: string;
   /** Only requests whose URL contains this. */
   urlIncludes?: string;
+  /** Only requests whose Content-Length is larger than this (a body size limit, with `status: 413`). */
+  largerThan?: number;
   /** Bytes of the request body to pass before the connection drops... */
   cutAfter?: number;
   /** ...or answer this status (an OCI error body) instead of forwarding... */
@@ -40,7 +42,8 @@ export async function startRecordingProxy(target: string): Promise<RecordingProx
   const server: Server = createServer((req, res) => {
     const record = { method: req.method!, url: req.url!, bytes: 0 };
     proxy.requests.push(record);
-    const fault = proxy.faults.find((f) => f.method === req.method && req.url!.includes(f.urlIncludes ?? '') && (f.times ?? 1) > 0);
+    const size = Number(req.headers['content-length'] ?? 0);
+    const fault = proxy.faults.find((f) => f.method === req.method && req.url!.includes(f.urlIncludes ?? '') && size > (f.largerThan ?? -1) && (f.times ?? 1) > 0);
     if (fault?.status) {
       fault.times = (fault.times ?? 1) - 1;
       req.resume();
