@@ -50,6 +50,12 @@ export interface StreamPushOptions {
   onUpload?: (bytes: number) => void;
   /** Called once when the layer must be staged: why, where, and the most disk it needs in bytes. */
   onStaging?: (reason: string, dir: string, bytes: number) => void;
+  /**
+   * Stops the push (SIGINT, SIGTERM): the source is closed (downloads stopped, spool removed),
+   * the upload session DELETEd, nothing after the layer pushed; streamPush rejects with the
+   * signal's reason.
+   */
+  signal?: AbortSignal;
 }
 
 export interface StreamPushResult {
@@ -71,7 +77,8 @@ type Layer = Awaited<ReturnType<typeof writeLayer>>;
 export async function streamPush(options: StreamPushOptions): Promise<StreamPushResult> {
   const started = performance.now();
   validateBuildInput(options.name, options.tag, options.sha);
-  const { pusher, repository } = options;
+  const { pusher, repository, signal } = options;
+  signal?.throwIfAborted();
   // A prefetch rule is code, not a key: layers built with one are not remembered.
   const recordPath = options.records && options.sha && !options.prefetch && path.join(options.records, `${sha256Digest(`${options.name}\n${options.sha}\n${options.epoch}`).slice(7)}.json`);
 
@@ -92,9 +99,11 @@ export async function streamPush(options: StreamPushOptions): Promise<StreamPush
       if (recordPath) await remember(recordPath, layer);
     }
   } catch (error) {
+    signal?.throwIfAborted(); // whatever the interruption broke on the way
     if (error instanceof SourceError) throw new BuildError(error.message);
     throw error;
   }
+  signal?.throwIfAborted();
 
   const image = assembleImage(layer, { name: options.name, sha: options.sha, created: options.epoch });
   const blobs = new Map(image.blobs.map((bytes) => [sha256Digest(bytes), bytes]));
@@ -126,13 +135,19 @@ async function streamLayer(opener: Opener, options: StreamPushOptions): Promise<
   const start = () => {
     // The writer may run one upload window ahead, so compressing goes on while a PATCH is sent.
     const channel = new ByteChannel(options.pusher.uploadChunk);
-    const run = writeLayer(opener(), channel, layerOptions(options)).then(
+    const source = opener();
+    const release = whenAborted(options.signal, () => {
+      channel.fail(options.signal!.reason); // the upload's reader throws: its session is DELETEd
+      void source.close?.();
+    });
+    const run = writeLayer(source, channel, layerOptions(options)).then(
       (layer) => (channel.end(), layer),
       (error) => {
         channel.fail(error);
         throw error;
       },
     );
+    void run.finally(release).catch(() => {});
     run.catch(() => {}); // awaited below; a failure also reaches the upload through the channel
     written = run;
     return channel;
@@ -166,17 +181,28 @@ async function stageAndPut(opener: Opener, options: StreamPushOptions, reason: s
     const file = path.join(dir, 'layer');
     const handle = await open(file, 'wx');
     let layer: Layer;
+    const source = opener();
+    const release = whenAborted(options.signal, () => void source.close?.());
     try {
-      layer = await writeLayer(opener(), { write: (bytes) => handle.appendFile(bytes) }, layerOptions(options));
+      layer = await writeLayer(source, { write: (bytes) => handle.appendFile(bytes) }, layerOptions(options));
       await handle.sync();
     } finally {
+      release();
       await handle.close();
     }
+    options.signal?.throwIfAborted();
     await options.pusher.uploadWhole(options.repository, () => Readable.toWeb(createReadStream(file, { highWaterMark: 1 << 20 })) as ReadableStream, layer);
     return layer;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** Runs `stop` once if `signal` aborts; the returned function removes the listener. */
+function whenAborted(signal: AbortSignal | undefined, stop: () => void): () => void {
+  if (signal?.aborted) stop();
+  signal?.addEventListener('abort', stop, { once: true });
+  return () => signal?.removeEventListener('abort', stop);
 }
 
 /** A layer remembered for this name, sha and epoch that the registry still holds, or undefined. */

@@ -21,7 +21,7 @@ import { FolderSource, type ModelSource } from '../sources/folder.ts';
 import { parseCommandArgs, UsageError } from './args.ts';
 import { formatBytes, progressReporter } from './progress.ts';
 import { formatTable } from './table.ts';
-import { parseByteSize, streamCommand } from './stream-push.ts';
+import { interruptible, Interrupted, parseByteSize, streamCommand } from './stream-push.ts';
 
 interface Row {
   image: string;
@@ -73,11 +73,13 @@ export async function buildCommand(args: string[]): Promise<number> {
     const started = performance.now();
     const listed = catalog.find((m) => m.name === name || m.image === name.toLowerCase());
     const row = await buildOne(name, listed).catch((error: Error) => {
+      if (error instanceof Interrupted) return error; // said once already, by interruptible
       if (process.env.DEPOT_DEBUG) console.error(error);
       const message = (error as NodeJS.ErrnoException).code === 'ENOSPC' ? 'the disk is full' : error.message;
       process.stderr.write(`depot-ai: ${name}: ${message}\n`);
       return { image: name.toLowerCase(), seconds: 0, result: `failed: ${message}`, failed: true } as Row;
     });
+    if (row instanceof Interrupted) return row.exitCode;
     row.seconds = (performance.now() - started) / 1000;
     rows.push(row);
   }
@@ -120,7 +122,7 @@ export async function buildCommand(args: string[]): Promise<number> {
     };
     if (pusher && repository && !values.keep) {
       if (values.attest && !sha) throw new UsageError(`${name}: --attest needs the Hub commit (--sha or the catalog's sha)`);
-      const streamed = await streamCommand({ name, sha, tag, epoch, prefetch, from: values.from, pusher, repository, cache: values.cache, windowBytes });
+      const streamed = await interruptible((signal) => streamCommand({ name, sha, tag, epoch, prefetch, from: values.from, pusher, repository, cache: values.cache, windowBytes, signal }));
       // Nothing is kept: the artifact is assembled in a scratch layout, pushed, and dropped.
       const attested = values.attest ? await withScratchLayout(layout.image, (scratch) => attest(async () => streamed.subject, scratch, { pusher, repository })) : '';
       return { ...streamed.row, result: streamed.row.result + attested };
