@@ -112,6 +112,20 @@ describe('build --push streams into the CNCF registry', () => {
     assert.deepEqual(leftIn(run.tmp), [], 'no store copy, no spool, no staging left');
   });
 
+  test('a Hub connection that stalls mid-file is dropped after the idle bound and resumed from its offset', async () => {
+    let release!: () => void;
+    const stalled = new Promise<void>((resolve) => (release = resolve));
+    hub.faults.push({ match: sha256(WEIGHTS), cutAfter: 100_000, cutWhen: () => stalled });
+    const before = hub.count();
+    const run = await push('Stream/Model', 'stall', { DEPOT_HUB_IDLE_TIMEOUT_MS: '300' });
+    release();
+    assert.equal(run.status, 0, run.stderr);
+    const [first, ...later] = hub.requests.slice(before).filter((r) => r.origin === 'storage' && r.url.includes(sha256(WEIGHTS)));
+    const [, start, end] = /^bytes=(\d+)-(\d+)$/.exec(first.range ?? '')!;
+    assert.ok(later.some((r) => r.range === `bytes=${Number(start) + 100_000}-${end}`), `the stalled download resumed from the byte it reached (${first.range})`);
+    assert.deepEqual(leftIn(run.tmp), []);
+  });
+
   test('a PATCH cut mid-chunk: the upload goes on (resumed, or re-streamed when the registry drops the session) to the same digests', async (t) => {
     proxy.faults.push({ method: 'PATCH', cutAfter: 300_000, times: 1 });
     const run = await push('Stream/Model', 'cut');
