@@ -38,6 +38,8 @@ const MODEL = {
   'tokenizer.json': vocabulary(2 * MiB, 3),
   'empty.txt': '',
 };
+/** Many files of a few bytes each: the window must count the disk blocks they take, not their bytes. */
+const MANY = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`small/f${i}.txt`, `file ${i} `.repeat(1 + (i % 7))]));
 const MODEL_BYTES = Object.values(MODEL).reduce((sum, v) => sum + Buffer.byteLength(v), 0);
 
 describe('deflate settings chosen from the data', () => {
@@ -103,6 +105,7 @@ describe('streaming from the Hub through a bounded disk window', () => {
       repos: [
         { name, private: true, commits: [{ files: MODEL }] },
         { name: 'Stream-Org/Tampered', commits: [{ files: MODEL }], tamper: { 'model-00002-of-00002.safetensors': safetensors({ 'b.weight': [2 * 1024, 1024] }, 9) } },
+        { name: 'Stream-Org/Many', commits: [{ files: MANY }] },
       ],
     });
     const built = await buildImage({ name, source: new FolderSource(modelDir(MODEL)), store: tempDir('depot-stream-store-'), tag: 'v1', sha: SHA });
@@ -113,7 +116,7 @@ describe('streaming from the Hub through a bounded disk window', () => {
   const source = (repo: string, spoolDir: string) =>
     new HuggingFaceSource(repo, hub.head(repo), { hubUrl: hub.url, token: hub.token, windowBytes: window, spoolDir, concurrency: 3 });
 
-  /** Peak bytes of the spool folder, sampled while `work` runs. */
+  /** Peak disk (allocated blocks) of the spool folder, sampled while `work` runs. */
   async function watchDisk<T>(dir: string, work: Promise<T>): Promise<{ result: T; peak: number }> {
     let peak = 0;
     let running = true;
@@ -121,7 +124,7 @@ describe('streaming from the Hub through a bounded disk window', () => {
       let bytes = 0;
       for (const name of readdirSync(dir, { recursive: true }) as string[]) {
         const info = statSync(path.join(dir, name), { throwIfNoEntry: false });
-        if (info?.isFile()) bytes += info.size;
+        if (info?.isFile()) bytes += Math.max(info.size, info.blocks * 512);
       }
       peak = Math.max(peak, bytes);
     };
@@ -156,6 +159,23 @@ describe('streaming from the Hub through a bounded disk window', () => {
     assert.ok(ranged.length >= 4, `big files are fetched in ranged segments (${ranged.length})`);
     assert.ok(requests.filter((r) => r.origin === 'storage').every((r) => !r.authorization), 'no token to the storage host');
     assert.ok(requests.filter((r) => r.origin === 'hub' && r.url.includes('/resolve/')).every((r) => r.authorization === `Bearer ${hub.token}`));
+  });
+
+  test('many small files stay within the window in disk blocks, and the downloads leave no abort listener behind', async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(`${warning.name}: ${warning.message}`);
+    process.on('warning', onWarning);
+    const spool = tempDir('depot-spool-');
+    const repo = 'Stream-Org/Many';
+    const hf = new HuggingFaceSource(repo, hub.head(repo), { hubUrl: hub.url, windowBytes: 64 << 10, spoolDir: spool, concurrency: 8 });
+    try {
+      const { result, peak } = await watchDisk(spool, buildImage({ name: repo, source: hf, store: tempDir('depot-stream-store-'), tag: 'v1', sha: hub.head(repo) }));
+      assert.equal(result.files, Object.keys(MANY).length);
+      assert.ok(peak <= 64 << 10 && hf.peakWindowBytes <= 64 << 10, `spool peak ${peak} bytes on disk, accounted ${hf.peakWindowBytes}, window 64 KiB`);
+    } finally {
+      process.off('warning', onWarning);
+    }
+    assert.deepEqual(warnings.filter((w) => w.includes('MaxListeners')), []);
   });
 
   test('a connection cut mid-segment resumes from the byte it reached', async () => {
