@@ -18,10 +18,10 @@ import { Readable } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import { ChunkedUploadRefused, type Pusher } from '../client/push.ts';
 import { assembleImage } from '../image/image.ts';
-import { writeLayer } from '../image/layer.ts';
+import { layerSizeBound, writeLayer } from '../image/layer.ts';
 import { sha256Digest, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
 import type { PrefetchRule } from './prefetch.ts';
-import { SourceError, type ModelSource } from '../sources/folder.ts';
+import { SourceError, type ModelSource, type SourceFile } from '../sources/folder.ts';
 import { BuildError, validateBuildInput, withProgress } from './build.ts';
 import { ByteChannel } from './byte-channel.ts';
 
@@ -93,7 +93,7 @@ export async function streamPush(options: StreamPushOptions): Promise<StreamPush
         layerUpload = 'streamed';
       } catch (error) {
         if (!(error instanceof ChunkedUploadRefused)) throw error;
-        layer = await stageAndPut(opener, options, error.message, current?.total ?? 0);
+        layer = await stageAndPut(opener, options, error.message, layerSizeBound(current?.files ?? []));
         layerUpload = 'staged';
       }
       if (recordPath) await remember(recordPath, layer);
@@ -124,7 +124,7 @@ export async function streamPush(options: StreamPushOptions): Promise<StreamPush
   };
 }
 
-type Opener = () => ModelSource & { total: number };
+type Opener = () => ModelSource & { total: number; files: SourceFile[] };
 
 /** The layer as `build` writes it for the same epoch and prefetch rule (so the digests agree). */
 const layerOptions = (options: StreamPushOptions) => ({ mtime: options.epoch, prefetch: options.prefetch });
@@ -166,17 +166,18 @@ async function streamLayer(opener: Opener, options: StreamPushOptions): Promise<
 
 /**
  * The layer written to a file under `stagingDir`, then PUT whole; the file is removed either way.
- * Refused up front (BuildError) when the folder has less free space than the model's size.
+ * Refused up front (BuildError) when the folder has less free space than `layerBytes`, an upper
+ * bound of the layer's size (layerSizeBound).
  */
-async function stageAndPut(opener: Opener, options: StreamPushOptions, reason: string, inputBytes: number): Promise<Layer> {
+async function stageAndPut(opener: Opener, options: StreamPushOptions, reason: string, layerBytes: number): Promise<Layer> {
   await mkdir(options.stagingDir, { recursive: true });
   const { bavail, bsize } = await statfs(options.stagingDir);
-  if (bavail * bsize < inputBytes) {
+  if (bavail * bsize < layerBytes) {
     const mb = (bytes: number) => `${Math.ceil(bytes / 1e6)} MB`;
-    throw new BuildError(`${reason}, and staging the layer needs up to ${mb(inputBytes)} in ${options.stagingDir}, which has ${mb(bavail * bsize)} free: set TMPDIR to a bigger disk`);
+    throw new BuildError(`${reason}, and staging the layer needs up to ${mb(layerBytes)} in ${options.stagingDir}, which has ${mb(bavail * bsize)} free: set TMPDIR to a bigger disk`);
   }
   const dir = await mkdtemp(path.join(options.stagingDir, 'depot-stage-'));
-  options.onStaging?.(reason, dir, inputBytes);
+  options.onStaging?.(reason, dir, layerBytes);
   try {
     const file = path.join(dir, 'layer');
     const handle = await open(file, 'wx');

@@ -67,7 +67,7 @@ export async function streamCommand(command: StreamCommand): Promise<{ row: { im
       onProgress: (done, all) => compress.update(done, (total = all)),
       onUpload: (bytes) => upload.update((uploaded += bytes), Math.max(total, uploaded)),
       onStaging: (reason, dir, bytes) =>
-        process.stderr.write(`depot-ai: ${reason}: staging the layer in ${dir} (needs up to ${formatBytes(bytes)} of disk, the size of the model's files) and pushing it whole\n`),
+        process.stderr.write(`depot-ai: ${reason}: staging the layer in ${dir} (needs up to ${formatBytes(bytes)} of disk, the most the layer can take) and pushing it whole\n`),
     });
     const rate = pushed.inputBytes / Math.max(pushed.seconds, 1e-3);
     console.log(

@@ -10,7 +10,7 @@ import { constants } from 'node:zlib';
 import { buildImage } from '../builder/build.ts';
 import { normalFp16, safetensors } from '../examples/safetensors.ts';
 import { chooseDeflate, DEFAULT_DEFLATE } from '../image/deflate.ts';
-import { writeLayer } from '../image/layer.ts';
+import { layerSizeBound, writeLayer } from '../image/layer.ts';
 import { ImageLayout } from '../image/layout.ts';
 import { FolderSource } from '../sources/folder.ts';
 import { HuggingFaceSource } from '../sources/huggingface.ts';
@@ -92,6 +92,28 @@ describe('the layer into any byte sink', () => {
     assert.equal(layer.size, streamed.length);
     assert.equal(`sha256:${createHash('sha256').update(streamed).digest('hex')}`, layer.digest);
     assert.deepEqual(streamed, readFileSync(new ImageLayout(store, 'sink/model').blobPath(built.layerDigest)));
+  });
+});
+
+describe('the most disk a staged layer takes', () => {
+  test('layerSizeBound is never below the written layer: many tiny files, long and non-ASCII names, deep folders, incompressible chunks', async () => {
+    const CHUNK = 64 << 10;
+    const kinds: Record<string, Record<string, string | Buffer>> = {
+      tiny: Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`d${i % 10}/f${i}`, `${i}`.padStart(10, 'x')])),
+      names: Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`${'ü'.repeat(40 + i)}/${'\u0001"\\'.repeat(30)}${i}.bin`, pseudoRandomBytes(100 + i, i)])),
+      deep: { [`${Array.from({ length: 40 }, (_, i) => `level${i}`).join('/')}/x.json`]: '{}', 'empty.txt': '' },
+      chunks: { 'a.bin': pseudoRandomBytes(5 * CHUNK, 1), 'b.bin': pseudoRandomBytes(3 * CHUNK + 1, 2), 'c.bin': pseudoRandomBytes(CHUNK - 1, 3) },
+    };
+    for (const [kind, files] of Object.entries(kinds)) {
+      const source = new FolderSource(modelDir(files));
+      const listed = await source.list();
+      let size = 0;
+      await writeLayer(source, { write: async (bytes) => void (size += bytes.length) }, { chunkSize: CHUNK });
+      const bound = layerSizeBound(listed, CHUNK);
+      const input = listed.reduce((sum, f) => sum + f.size, 0);
+      assert.ok(size <= bound, `${kind}: the layer has ${size} bytes, the bound says ${bound}`);
+      assert.ok(size > input, `${kind}: the layer (${size}) is bigger than its files (${input}): the input size alone is no bound`);
+    }
   });
 });
 
