@@ -11,7 +11,7 @@ import { HubApiError, listFiles } from '@huggingface/hub';
 import { readOrder } from '../image/layer.ts';
 import { ContentCache, TransientError, type Body, type ContentKey } from './content-cache.ts';
 import { DownloadWindow } from './download-window.ts';
-import { runConcurrently } from '../client/retry.ts';
+import { isTransientNetworkError, runConcurrently, withRetries } from '../client/retry.ts';
 import { readFileChunks, SourceError, type ModelSource, type SourceFile } from './folder.ts';
 import { hubResolveUrl } from './hub-url.ts';
 import { hubSettings, isExcluded, type HubSettings } from '../models/repository.ts';
@@ -117,7 +117,12 @@ export class HuggingFaceSource implements ModelSource {
     await this.window?.close();
   }
 
-  private async listing(): Promise<HubFile[]> {
+  /** The file list at the sha, every page; a transient failure (5xx, 429, a cut page) lists again from the start. */
+  private listing(): Promise<HubFile[]> {
+    return withRetries(() => this.listOnce(), { retryable: (error) => error instanceof TransientError });
+  }
+
+  private async listOnce(): Promise<HubFile[]> {
     const files: HubFile[] = [];
     try {
       for await (const entry of listFiles({ repo: { type: 'model', name: this.name }, revision: this.sha, recursive: true, ...this.credentials() })) {
@@ -131,6 +136,7 @@ export class HuggingFaceSource implements ModelSource {
         files.push({ path: entry.path, size: key.size, key });
       }
     } catch (error) {
+      if (isTransientNetworkError(error)) throw new TransientError(`${this.name} at ${this.sha}: listing the files failed: ${(error as Error).message}`);
       throw this.explain(error);
     }
     return files;

@@ -200,6 +200,26 @@ describe('streaming from the Hub through a bounded disk window', () => {
     assert.deepEqual(warnings.filter((w) => w.includes('MaxListeners')), []);
   });
 
+  test('the file listing is retried past a 503 and a cut page; a listing that keeps being cut says what was being fetched', async () => {
+    const delay = process.env.DEPOT_RETRY_DELAY_MS;
+    process.env.DEPOT_RETRY_DELAY_MS = '10';
+    try {
+      for (const fault of [{ status: 503 }, { cutAfter: 20 }]) {
+        hub.faults.push({ match: '/tree/', ...fault });
+        const listed = await source(name, tempDir('depot-spool-')).list();
+        assert.equal(listed.length, Object.keys(MODEL).length, JSON.stringify(fault));
+        assert.equal(hub.faults.at(-1)!.times, 0, 'the fault was met');
+        hub.faults.length = 0;
+      }
+      hub.faults.push({ match: '/tree/', cutAfter: 20, times: Infinity });
+      await assert.rejects(source(name, tempDir('depot-spool-')).list(), new RegExp(`^Error: ${name} at [0-9a-f]{40}: listing the files failed: terminated$`));
+    } finally {
+      hub.faults.length = 0;
+      if (delay === undefined) delete process.env.DEPOT_RETRY_DELAY_MS;
+      else process.env.DEPOT_RETRY_DELAY_MS = delay;
+    }
+  });
+
   test('a connection cut mid-segment resumes from the byte it reached', async () => {
     const weights = sha256(Buffer.from(MODEL['model-00001-of-00002.safetensors']));
     hub.faults.push({ match: weights, when: (r) => /^bytes=0-/.test(r.range ?? ''), cutAfter: 300_000 });
