@@ -14,6 +14,7 @@ import { prefetchRule, type PrefetchRule } from '../builder/prefetch.ts';
 import { ContentCache } from '../sources/content-cache.ts';
 import { DEFAULT_CACHE, HuggingFaceSource } from '../sources/huggingface.ts';
 import { DEFAULT_STORE, ImageLayout } from '../image/layout.ts';
+import { MAX_MTIME } from '../image/tar.ts';
 import { parsePushTarget, Pusher, targetRepository, type PushResult } from '../client/push.ts';
 import { BUNDLE_ARTIFACT_TYPE } from '../trust/artifact.ts';
 import { attestImage, layoutSubject, type AttestSubject } from '../trust/attach.ts';
@@ -201,9 +202,16 @@ async function readSigningKey(file: string): Promise<KeyObject> {
   }
 }
 
+/**
+ * SOURCE_DATE_EPOCH in seconds (0 when unset): every entry's mtime and the configs' `created`.
+ * At most MAX_MTIME, the largest a tar header holds (the RFC 3339 dates reach further).
+ */
 export function sourceDateEpoch(): number {
   const raw = process.env.SOURCE_DATE_EPOCH;
   if (raw === undefined || raw === '') return 0;
   if (!/^\d+$/.test(raw)) throw new UsageError(`SOURCE_DATE_EPOCH must be a whole number of seconds, not "${raw}"`);
+  if (Number(raw) > MAX_MTIME) {
+    throw new UsageError(`SOURCE_DATE_EPOCH must be at most ${MAX_MTIME} (${new Date(MAX_MTIME * 1000).toISOString().replace('.000Z', 'Z')}, the latest mtime a tar header holds), not ${raw}`);
+  }
   return Number(raw);
 }

@@ -232,6 +232,19 @@ describe('build --push streams into the CNCF registry', () => {
     });
   }
 
+  test('SOURCE_DATE_EPOCH past the latest tar mtime is one clear line; the latest itself builds', async () => {
+    const dir = modelDir({ 'config.json': '{}' });
+    for (const epoch of [String(8 ** 11), '99999999999999999999']) {
+      const run = await depotAi(['build', 'Epoch/Model', '--from', dir, '--store', tempDir('depot-stream-local-')], { SOURCE_DATE_EPOCH: epoch });
+      assert.equal(run.status, 2, run.stderr);
+      assert.equal(run.stderr, `depot-ai: SOURCE_DATE_EPOCH must be at most ${8 ** 11 - 1} (2242-03-16T12:56:31Z, the latest mtime a tar header holds), not ${epoch}\n`);
+    }
+    const store = tempDir('depot-stream-local-');
+    const latest = await depotAi(['build', 'Epoch/Model', '--from', dir, '--store', store], { SOURCE_DATE_EPOCH: String(8 ** 11 - 1) });
+    assert.equal(latest.status, 0, latest.stderr);
+    await verifyStoredImage(store, 'epoch/model', 'latest');
+  });
+
   test('a bad --window is one clear line', async () => {
     const run = await depotAi(['build', 'Stream/Model', '--catalog', catalog, '--push', proxy.hostPort, '--insecure', '--window', 'lots']);
     assert.equal(run.status, 2);
