@@ -9,7 +9,7 @@
 import { tmpdir } from 'node:os';
 import { HubApiError, listFiles } from '@huggingface/hub';
 import { readOrder } from '../image/layer.ts';
-import { ContentCache, TransientError, type Body, type ContentKey } from './content-cache.ts';
+import { ContentCache, TransientError, VerifyError, type Body, type ContentKey } from './content-cache.ts';
 import { DownloadWindow } from './download-window.ts';
 import { isTransientNetworkError, runConcurrently, withRetries } from '../client/retry.ts';
 import { readFileChunks, SourceError, type ModelSource, type SourceFile } from './folder.ts';
@@ -173,6 +173,12 @@ export class HuggingFaceSource implements ModelSource {
       settle();
       throw why(error);
     }
+    const served = servedSize(response);
+    if (served !== undefined && served !== file.size) {
+      settle();
+      await response.body?.cancel();
+      throw new VerifyError(`${file.path}: the Hub serves ${served < file.size ? 'fewer' : 'more'} bytes than the ${file.size} it lists${served >= 0 ? ` (${served})` : ''}`);
+    }
     if (!response.ok || !response.body) {
       settle();
       await response.body?.cancel();
@@ -211,6 +217,20 @@ export class HuggingFaceSource implements ModelSource {
 
 function firstSentence(message: string): string {
   return message.split('. URL:')[0];
+}
+
+/**
+ * The file's whole size as a download says it (RFC 9110): a 206's or 416's Content-Range
+ * `/complete-length`, a 200's Content-Length (unencoded); -1 for a 416 without one (the range
+ * starts past the end: the file is shorter than asked); undefined when it does not say.
+ */
+function servedSize(response: Response): number | undefined {
+  const total = /\/(\d+)$/.exec(response.headers.get('content-range') ?? '');
+  if ((response.status === 206 || response.status === 416) && total) return Number(total[1]);
+  if (response.status === 416) return -1;
+  const length = response.headers.get('content-length');
+  if (response.status === 200 && length !== null && !response.headers.get('content-encoding')) return Number(length);
+  return undefined;
 }
 
 /** An AbortController that aborts with `parent` until `unlink()` removes its listener from it. */

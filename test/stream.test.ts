@@ -128,6 +128,8 @@ describe('streaming from the Hub through a bounded disk window', () => {
         { name, private: true, commits: [{ files: MODEL }] },
         { name: 'Stream-Org/Tampered', commits: [{ files: MODEL }], tamper: { 'model-00002-of-00002.safetensors': safetensors({ 'b.weight': [2 * 1024, 1024] }, 9) } },
         { name: 'Stream-Org/Many', commits: [{ files: MANY }] },
+        { name: 'Stream-Org/Shorter', commits: [{ files: MODEL }], tamper: { 'config.json': Buffer.from(MODEL['config.json'].slice(0, 10)) } },
+        { name: 'Stream-Org/Longer', commits: [{ files: MODEL }], tamper: { 'tokenizer.json': Buffer.from(`${MODEL['tokenizer.json']} `) } },
       ],
     });
     const built = await buildImage({ name, source: new FolderSource(modelDir(MODEL)), store: tempDir('depot-stream-store-'), tag: 'v1', sha: SHA });
@@ -243,6 +245,18 @@ describe('streaming from the Hub through a bounded disk window', () => {
     assert.deepEqual(readdirSync(spool), []);
     const blobs = path.join(store, repo.toLowerCase(), 'blobs', 'sha256');
     assert.ok(!existsSync(blobs) || readdirSync(blobs).length === 0, 'no blob written');
+  });
+
+  test('a file served shorter or longer than listed fails naming the file and both sizes, not a 416', async () => {
+    for (const [repo, file, how] of [['Stream-Org/Shorter', 'config.json', 'fewer'], ['Stream-Org/Longer', 'tokenizer.json', 'more']]) {
+      const spool = tempDir('depot-spool-');
+      const listed = Buffer.byteLength(MODEL[file as keyof typeof MODEL]);
+      await assert.rejects(
+        buildImage({ name: repo, source: source(repo, spool), store: tempDir('depot-stream-store-'), tag: 'v1', sha: hub.head(repo) }),
+        new RegExp(`^Error: ${file.replace('.', '\\.')}: the Hub serves ${how} bytes than the ${listed} it lists`),
+      );
+      assert.deepEqual(readdirSync(spool), []);
+    }
   });
 
   test('resolve URLs encode each path segment', () => {
