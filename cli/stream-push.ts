@@ -113,7 +113,9 @@ export async function interruptible<T>(use: (signal: AbortSignal) => Promise<T>)
   };
   process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
   try {
-    return await use(controller.signal);
+    const result = await use(controller.signal);
+    controller.signal.throwIfAborted(); // a signal after the layer: the push finished, the exit status still says it came
+    return result;
   } finally {
     process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
   }
