@@ -149,14 +149,16 @@ async function writeAll(handle: import('node:fs/promises').FileHandle, bytes: Bu
 }
 
 /** Wraps a source to check reserved names and to count bytes as the layer writer reads them. */
-export function withProgress(source: ModelSource, onProgress?: (done: number, total: number) => void): ModelSource & { total: number } {
+export function withProgress(source: ModelSource, onProgress?: (done: number, total: number) => void): ModelSource & { total: number; files: SourceFile[] } {
   let done = 0;
   const wrapped = {
     total: 0,
+    files: [] as SourceFile[],
     async list(): Promise<SourceFile[]> {
       const files = await source.list();
       const reserved = files.find((f) => RESERVED.has(f.path));
       if (reserved) throw new SourceError(`${reserved.path} is reserved by the eStargz format at the top of a layer; rename it or move it into a folder`);
+      wrapped.files = files;
       wrapped.total = files.reduce((sum, f) => sum + f.size, 0);
       onProgress?.(0, wrapped.total);
       return files;

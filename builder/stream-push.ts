@@ -18,10 +18,10 @@ import { Readable } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import { ChunkedUploadRefused, type Pusher } from '../client/push.ts';
 import { assembleImage } from '../image/image.ts';
-import { writeLayer } from '../image/layer.ts';
+import { layerSizeBound, writeLayer } from '../image/layer.ts';
 import { sha256Digest, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
 import type { PrefetchRule } from './prefetch.ts';
-import { SourceError, type ModelSource } from '../sources/folder.ts';
+import { SourceError, type ModelSource, type SourceFile } from '../sources/folder.ts';
 import { BuildError, validateBuildInput, withProgress } from './build.ts';
 import { ByteChannel } from './byte-channel.ts';
 
@@ -50,6 +50,12 @@ export interface StreamPushOptions {
   onUpload?: (bytes: number) => void;
   /** Called once when the layer must be staged: why, where, and the most disk it needs in bytes. */
   onStaging?: (reason: string, dir: string, bytes: number) => void;
+  /**
+   * Stops the push (SIGINT, SIGTERM): the source is closed (downloads stopped, spool removed),
+   * the upload session DELETEd, nothing after the layer pushed; streamPush rejects with the
+   * signal's reason.
+   */
+  signal?: AbortSignal;
 }
 
 export interface StreamPushResult {
@@ -71,7 +77,8 @@ type Layer = Awaited<ReturnType<typeof writeLayer>>;
 export async function streamPush(options: StreamPushOptions): Promise<StreamPushResult> {
   const started = performance.now();
   validateBuildInput(options.name, options.tag, options.sha);
-  const { pusher, repository } = options;
+  const { pusher, repository, signal } = options;
+  signal?.throwIfAborted();
   // A prefetch rule is code, not a key: layers built with one are not remembered.
   const recordPath = options.records && options.sha && !options.prefetch && path.join(options.records, `${sha256Digest(`${options.name}\n${options.sha}\n${options.epoch}`).slice(7)}.json`);
 
@@ -86,15 +93,17 @@ export async function streamPush(options: StreamPushOptions): Promise<StreamPush
         layerUpload = 'streamed';
       } catch (error) {
         if (!(error instanceof ChunkedUploadRefused)) throw error;
-        layer = await stageAndPut(opener, options, error.message, current?.total ?? 0);
+        layer = await stageAndPut(opener, options, error.message, layerSizeBound(current?.files ?? []));
         layerUpload = 'staged';
       }
       if (recordPath) await remember(recordPath, layer);
     }
   } catch (error) {
+    signal?.throwIfAborted(); // whatever the interruption broke on the way
     if (error instanceof SourceError) throw new BuildError(error.message);
     throw error;
   }
+  signal?.throwIfAborted();
 
   const image = assembleImage(layer, { name: options.name, sha: options.sha, created: options.epoch });
   const blobs = new Map(image.blobs.map((bytes) => [sha256Digest(bytes), bytes]));
@@ -115,7 +124,7 @@ export async function streamPush(options: StreamPushOptions): Promise<StreamPush
   };
 }
 
-type Opener = () => ModelSource & { total: number };
+type Opener = () => ModelSource & { total: number; files: SourceFile[] };
 
 /** The layer as `build` writes it for the same epoch and prefetch rule (so the digests agree). */
 const layerOptions = (options: StreamPushOptions) => ({ mtime: options.epoch, prefetch: options.prefetch });
@@ -126,13 +135,19 @@ async function streamLayer(opener: Opener, options: StreamPushOptions): Promise<
   const start = () => {
     // The writer may run one upload window ahead, so compressing goes on while a PATCH is sent.
     const channel = new ByteChannel(options.pusher.uploadChunk);
-    const run = writeLayer(opener(), channel, layerOptions(options)).then(
+    const source = opener();
+    const release = whenAborted(options.signal, () => {
+      channel.fail(options.signal!.reason); // the upload's reader throws: its session is DELETEd
+      void source.close?.();
+    });
+    const run = writeLayer(source, channel, layerOptions(options)).then(
       (layer) => (channel.end(), layer),
       (error) => {
         channel.fail(error);
         throw error;
       },
     );
+    void run.finally(release).catch(() => {});
     run.catch(() => {}); // awaited below; a failure also reaches the upload through the channel
     written = run;
     return channel;
@@ -151,32 +166,44 @@ async function streamLayer(opener: Opener, options: StreamPushOptions): Promise<
 
 /**
  * The layer written to a file under `stagingDir`, then PUT whole; the file is removed either way.
- * Refused up front (BuildError) when the folder has less free space than the model's size.
+ * Refused up front (BuildError) when the folder has less free space than `layerBytes`, an upper
+ * bound of the layer's size (layerSizeBound).
  */
-async function stageAndPut(opener: Opener, options: StreamPushOptions, reason: string, inputBytes: number): Promise<Layer> {
+async function stageAndPut(opener: Opener, options: StreamPushOptions, reason: string, layerBytes: number): Promise<Layer> {
   await mkdir(options.stagingDir, { recursive: true });
   const { bavail, bsize } = await statfs(options.stagingDir);
-  if (bavail * bsize < inputBytes) {
+  if (bavail * bsize < layerBytes) {
     const mb = (bytes: number) => `${Math.ceil(bytes / 1e6)} MB`;
-    throw new BuildError(`${reason}, and staging the layer needs up to ${mb(inputBytes)} in ${options.stagingDir}, which has ${mb(bavail * bsize)} free: set TMPDIR to a bigger disk`);
+    throw new BuildError(`${reason}, and staging the layer needs up to ${mb(layerBytes)} in ${options.stagingDir}, which has ${mb(bavail * bsize)} free: set TMPDIR to a bigger disk`);
   }
   const dir = await mkdtemp(path.join(options.stagingDir, 'depot-stage-'));
-  options.onStaging?.(reason, dir, inputBytes);
+  options.onStaging?.(reason, dir, layerBytes);
   try {
     const file = path.join(dir, 'layer');
     const handle = await open(file, 'wx');
     let layer: Layer;
+    const source = opener();
+    const release = whenAborted(options.signal, () => void source.close?.());
     try {
-      layer = await writeLayer(opener(), { write: (bytes) => handle.appendFile(bytes) }, layerOptions(options));
+      layer = await writeLayer(source, { write: (bytes) => handle.appendFile(bytes) }, layerOptions(options));
       await handle.sync();
     } finally {
+      release();
       await handle.close();
     }
+    options.signal?.throwIfAborted();
     await options.pusher.uploadWhole(options.repository, () => Readable.toWeb(createReadStream(file, { highWaterMark: 1 << 20 })) as ReadableStream, layer);
     return layer;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** Runs `stop` once if `signal` aborts; the returned function removes the listener. */
+function whenAborted(signal: AbortSignal | undefined, stop: () => void): () => void {
+  if (signal?.aborted) stop();
+  signal?.addEventListener('abort', stop, { once: true });
+  return () => signal?.removeEventListener('abort', stop);
 }
 
 /** A layer remembered for this name, sha and epoch that the registry still holds, or undefined. */

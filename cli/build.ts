@@ -14,6 +14,7 @@ import { prefetchRule, type PrefetchRule } from '../builder/prefetch.ts';
 import { ContentCache } from '../sources/content-cache.ts';
 import { DEFAULT_CACHE, HuggingFaceSource } from '../sources/huggingface.ts';
 import { DEFAULT_STORE, ImageLayout } from '../image/layout.ts';
+import { MAX_MTIME } from '../image/tar.ts';
 import { parsePushTarget, Pusher, targetRepository, type PushResult } from '../client/push.ts';
 import { BUNDLE_ARTIFACT_TYPE } from '../trust/artifact.ts';
 import { attestImage, layoutSubject, type AttestSubject } from '../trust/attach.ts';
@@ -21,7 +22,7 @@ import { FolderSource, type ModelSource } from '../sources/folder.ts';
 import { parseCommandArgs, UsageError } from './args.ts';
 import { formatBytes, progressReporter } from './progress.ts';
 import { formatTable } from './table.ts';
-import { parseByteSize, streamCommand } from './stream-push.ts';
+import { interruptible, Interrupted, parseByteSize, streamCommand } from './stream-push.ts';
 
 interface Row {
   image: string;
@@ -75,11 +76,13 @@ export async function buildCommand(args: string[]): Promise<number> {
     const started = performance.now();
     const listed = catalog.find((m) => m.name === name || m.image === name.toLowerCase());
     const row = await buildOne(name, listed).catch((error: Error) => {
+      if (error instanceof Interrupted) return error; // said once already, by interruptible
       if (process.env.DEPOT_DEBUG) console.error(error);
       const message = (error as NodeJS.ErrnoException).code === 'ENOSPC' ? 'the disk is full' : error.message;
       process.stderr.write(`depot-ai: ${name}: ${message}\n`);
       return { image: name.toLowerCase(), seconds: 0, result: `failed: ${message}`, failed: true } as Row;
     });
+    if (row instanceof Interrupted) return row.exitCode;
     row.seconds = (performance.now() - started) / 1000;
     rows.push(row);
   }
@@ -122,7 +125,7 @@ export async function buildCommand(args: string[]): Promise<number> {
     };
     if (pusher && repository && !values.keep) {
       if (values.attest && !sha) throw new UsageError(`${name}: --attest needs the Hub commit (--sha or the catalog's sha)`);
-      const streamed = await streamCommand({ name, sha, tag, epoch, prefetch, from: values.from, pusher, repository, cache: values.cache, windowBytes });
+      const streamed = await interruptible((signal) => streamCommand({ name, sha, tag, epoch, prefetch, from: values.from, pusher, repository, cache: values.cache, windowBytes, signal }));
       // Nothing is kept: the artifact is assembled in a scratch layout, pushed, and dropped.
       const attested = values.attest ? await withScratchLayout(layout.image, (scratch) => attest(async () => streamed.subject, scratch, { pusher, repository })) : '';
       return { ...streamed.row, result: streamed.row.result + attested };
@@ -201,9 +204,16 @@ async function readSigningKey(file: string): Promise<KeyObject> {
   }
 }
 
+/**
+ * SOURCE_DATE_EPOCH in seconds (0 when unset): every entry's mtime and the configs' `created`.
+ * At most MAX_MTIME, the largest a tar header holds (the RFC 3339 dates reach further).
+ */
 export function sourceDateEpoch(): number {
   const raw = process.env.SOURCE_DATE_EPOCH;
   if (raw === undefined || raw === '') return 0;
   if (!/^\d+$/.test(raw)) throw new UsageError(`SOURCE_DATE_EPOCH must be a whole number of seconds, not "${raw}"`);
+  if (Number(raw) > MAX_MTIME) {
+    throw new UsageError(`SOURCE_DATE_EPOCH must be at most ${MAX_MTIME} (${new Date(MAX_MTIME * 1000).toISOString().replace('.000Z', 'Z')}, the latest mtime a tar header holds), not ${raw}`);
+  }
   return Number(raw);
 }

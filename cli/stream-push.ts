@@ -34,6 +34,8 @@ export interface StreamCommand {
   windowBytes?: number;
   /** Files listed before the prefetch landmark (builder/prefetch.ts). */
   prefetch?: PrefetchRule;
+  /** Aborted on SIGINT/SIGTERM (see interruptible): the push stops and cleans up. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -59,12 +61,13 @@ export async function streamCommand(command: StreamCommand): Promise<{ row: { im
       openSource,
       pusher: command.pusher,
       repository: command.repository,
+      signal: command.signal,
       stagingDir: tmpdir(),
       records: from ? undefined : path.join(command.cache, 'pushed-layers'),
       onProgress: (done, all) => compress.update(done, (total = all)),
       onUpload: (bytes) => upload.update((uploaded += bytes), Math.max(total, uploaded)),
       onStaging: (reason, dir, bytes) =>
-        process.stderr.write(`depot-ai: ${reason}: staging the layer in ${dir} (needs up to ${formatBytes(bytes)} of disk, the size of the model's files) and pushing it whole\n`),
+        process.stderr.write(`depot-ai: ${reason}: staging the layer in ${dir} (needs up to ${formatBytes(bytes)} of disk, the most the layer can take) and pushing it whole\n`),
     });
     const rate = pushed.inputBytes / Math.max(pushed.seconds, 1e-3);
     console.log(
@@ -82,6 +85,39 @@ export async function streamCommand(command: StreamCommand): Promise<{ row: { im
     download.end();
     compress.end();
     upload.end();
+  }
+}
+
+/** The push was stopped by a signal; `exitCode` is 128 + the signal's number, as a shell reports it. */
+export class Interrupted extends Error {
+  constructor(
+    readonly signalName: 'SIGINT' | 'SIGTERM',
+    readonly exitCode = signalName === 'SIGINT' ? 130 : 143,
+  ) {
+    super(`interrupted by ${signalName}`);
+  }
+}
+
+/**
+ * Runs `use` with a signal that the first SIGINT or SIGTERM (how CI cancels a job) aborts with an
+ * Interrupted, after one line on stderr; a second signal exits at once with its code. Node's
+ * default (exit on the spot) would leave the download spool on disk and the upload session open.
+ */
+export async function interruptible<T>(use: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const onSignal = (name: 'SIGINT' | 'SIGTERM') => {
+    const reason = new Interrupted(name);
+    if (controller.signal.aborted) process.exit(reason.exitCode);
+    process.stderr.write(`depot-ai: ${name}: stopping, removing the download spool and cancelling the upload (again to exit at once)\n`);
+    controller.abort(reason);
+  };
+  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+  try {
+    const result = await use(controller.signal);
+    controller.signal.throwIfAborted(); // a signal after the layer: the push finished, the exit status still says it came
+    return result;
+  } finally {
+    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
   }
 }
 

@@ -3,8 +3,10 @@
 // mode 0755/0644 and mtime SOURCE_DATE_EPOCH, whatever they were on disk. With files to prefetch,
 // as estargz.Build with prioritised files: those files (after their folders), the prefetch
 // landmark, then the rest, each part in archive order.
-import { EStargzWriter, NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK, type ByteSink, type EStargzOptions, type LayerResult } from './estargz.ts';
+import { DEFAULT_CHUNK_SIZE, EStargzWriter, NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK, type ByteSink, type EStargzOptions, type LayerResult } from './estargz.ts';
+import { FOOTER_SIZE } from './footer.ts';
 import type { ModelSource, SourceFile } from './source.ts';
+import { BLOCK, padding, tarHeader } from './tar.ts';
 
 const LANDMARK_CONTENT = Buffer.from([0x0f]);
 const DIR_MODE = 0o755;
@@ -63,6 +65,39 @@ function layerParts(files: SourceFile[], prefetch?: (file: SourceFile) => boolea
 export function readOrder(files: SourceFile[], prefetch?: (file: SourceFile) => boolean): SourceFile[] {
   const { first, rest } = layerParts(files, prefetch);
   return [...first, ...rest].flatMap((item) => (item.file ? [item.file] : []));
+}
+
+/** The most bytes of fields one TOC entry has besides its name (two sha256 digests, four numbers, a date, keys). */
+const TOC_ENTRY_BYTES = 512;
+/** zlib's deflateBound for the default window and memLevel (any level or strategy), plus the gzip header and trailer. */
+const gzipBound = (n: number, members: number) => n + Math.floor(n / 2 ** 12) + Math.floor(n / 2 ** 14) + Math.floor(n / 2 ** 25) + members * (7 + 18);
+
+/**
+ * An upper bound of the size in bytes of the blob writeLayer makes of `files` with `chunkSize`
+ * (what staging a layer on disk needs). Derived from the writer (image/estargz.ts, image/tar.ts):
+ * - tar: each folder and file has its header (ustar, plus a PAX pair for long or non-ASCII names:
+ *   tarHeader's own length), content padded to 512; the landmark takes 1024; the TOC member holds
+ *   a 512-byte header, the TOC JSON padded to 512, and the 1024-byte trailer;
+ * - TOC JSON: one entry per folder, file, further chunk and the landmark, each at most
+ *   TOC_ENTRY_BYTES plus its name JSON-escaped (at most 6 bytes a byte, as \u00XX);
+ * - gzip: one member per chunk of each file (an empty file: one), one before (folders) and one
+ *   for the TOC, each of n bytes at most n + n/2^12 + n/2^14 + n/2^25 + 7 (zlib's deflateBound)
+ *   + 18 (gzip header and trailer); the sums of the quotients bound the members' own;
+ * - the footer.
+ */
+export function layerSizeBound(files: SourceFile[], chunkSize = DEFAULT_CHUNK_SIZE): number {
+  let tar = 2 * BLOCK; // the landmark
+  let toc = 64 + TOC_ENTRY_BYTES + 6 * NO_PREFETCH_LANDMARK.length; // {"version":1,"entries":[]} and the landmark
+  let members = 2;
+  for (const { name, file } of archiveOrder(files)) {
+    const size = file?.size ?? 0;
+    const chunks = file ? Math.max(1, Math.ceil(size / chunkSize)) : 0;
+    tar += tarHeader({ name, type: file ? 'file' : 'dir', size, mode: FILE_MODE, mtime: 0 }).length + size + padding(size);
+    toc += Math.max(1, chunks) * (TOC_ENTRY_BYTES + 6 * Buffer.byteLength(name));
+    members += chunks;
+  }
+  tar += BLOCK + toc + padding(toc) + 2 * BLOCK;
+  return gzipBound(tar, members) + FOOTER_SIZE;
 }
 
 /**

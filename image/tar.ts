@@ -3,6 +3,8 @@
 // Everything that varies between machines (owner, names, times, umask) is fixed by the caller's entry.
 
 export const BLOCK = 512;
+/** The largest mtime a ustar header holds, in seconds: 11 octal digits (2242-03-16T12:56:31Z). */
+export const MAX_MTIME = 8 ** 11 - 1;
 const USTAR_MAX_SIZE = 0o77777777777; // 11 octal digits: 8 GiB - 1
 const PAX_HEADER_NAME = 'PaxHeaders.0/entry';
 

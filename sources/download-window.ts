@@ -1,6 +1,6 @@
 // Files fetched ahead of the layer writer through a bounded disk window: each file is cut into
 // segments (ranged requests of up to 32 MiB), several downloaded at once in archive order into
-// their own spool files, and read back in order by the writer; a segment's disk space is given
+// their own spool files (counted in whole disk blocks), and read back in order by the writer; a segment's disk space is given
 // back as soon as it has been read. A cut connection resumes from the byte it reached. Every
 // file is checked against its sha256 (LFS) or git blob id as its last byte is read, so a bad
 // file fails the build before the layer is finished, let alone tagged.
@@ -12,6 +12,11 @@ import { contentHasher, TransientError, VerifyError, type Body, type ContentKey 
 export const DEFAULT_WINDOW_BYTES = 1 << 30;
 const MAX_SEGMENT = 32 << 20;
 const MIN_SEGMENT = 64 << 10;
+/** A spool file takes whole file-system blocks: 4 KiB on ext4, xfs and tmpfs. */
+const BLOCK = 4096;
+
+/** The disk a spool file of `size` bytes takes: whole blocks, at least one (the window counts these, not bytes, so many small files stay within it too). */
+const onDisk = (size: number) => Math.max(1, Math.ceil(size / BLOCK)) * BLOCK;
 
 export interface WindowFile {
   path: string;
@@ -42,7 +47,7 @@ interface Segment {
 }
 
 export class DownloadWindow {
-  /** The most bytes the spool held (reserved) at once: never above the window. */
+  /** The most disk (whole blocks) the spool held (reserved) at once: never above the window. */
   peakBytes = 0;
   private readonly segments: Segment[] = [];
   /** Segments not started yet, and how to start each. */
@@ -66,7 +71,7 @@ export class DownloadWindow {
   ) {
     this.windowBytes = options.windowBytes ?? DEFAULT_WINDOW_BYTES;
     this.concurrency = Math.max(1, options.concurrency ?? 4);
-    this.segmentBytes = Math.max(MIN_SEGMENT, Math.min(MAX_SEGMENT, Math.floor(this.windowBytes / this.concurrency)));
+    this.segmentBytes = Math.max(MIN_SEGMENT, Math.min(MAX_SEGMENT, Math.floor(this.windowBytes / this.concurrency / BLOCK) * BLOCK));
     if (this.segmentBytes > this.windowBytes) throw new Error(`the download window must be at least ${MIN_SEGMENT} bytes`);
   }
 
@@ -146,14 +151,14 @@ export class DownloadWindow {
 
   private async release(segment: Segment): Promise<void> {
     await rm(segment.spool, { force: true });
-    this.reserved -= segment.end - segment.start;
+    this.reserved -= onDisk(segment.end - segment.start);
     this.pump();
   }
 
   private pump(): void {
     while (this.inFlight < this.concurrency && this.nextStart < this.segments.length) {
       const segment = this.segments[this.nextStart];
-      const size = segment.end - segment.start;
+      const size = onDisk(segment.end - segment.start);
       if (this.reserved + size > this.windowBytes) return;
       this.nextStart++;
       this.reserved += size;

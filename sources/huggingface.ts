@@ -9,14 +9,20 @@
 import { tmpdir } from 'node:os';
 import { HubApiError, listFiles } from '@huggingface/hub';
 import { readOrder } from '../image/layer.ts';
-import { ContentCache, TransientError, type Body, type ContentKey } from './content-cache.ts';
+import { ContentCache, TransientError, VerifyError, type Body, type ContentKey } from './content-cache.ts';
 import { DownloadWindow } from './download-window.ts';
-import { runConcurrently } from '../client/retry.ts';
+import { isTransientNetworkError, runConcurrently, withRetries } from '../client/retry.ts';
 import { readFileChunks, SourceError, type ModelSource, type SourceFile } from './folder.ts';
 import { hubResolveUrl } from './hub-url.ts';
 import { hubSettings, isExcluded, type HubSettings } from '../models/repository.ts';
 
 export const DEFAULT_CACHE = '.depot/cache';
+
+/**
+ * How long a Hub download may send nothing before it is dropped and resumed, in ms: undici's own
+ * body timeout is 5 minutes, a stalled storage connection would hold the push that long.
+ */
+const HUB_IDLE_TIMEOUT_MS = Number(process.env.DEPOT_HUB_IDLE_TIMEOUT_MS) || 30_000;
 
 export interface HuggingFaceOptions extends Partial<HubSettings> {
   /** Download every file into this content cache first; without one, stream through a window. */
@@ -29,6 +35,8 @@ export interface HuggingFaceOptions extends Partial<HubSettings> {
   spoolDir?: string;
   /** Files (cache) or ranged requests (streaming) downloaded at once (default 4). */
   concurrency?: number;
+  /** A Hub download that sends no byte for this long is dropped and resumed (default DEPOT_HUB_IDLE_TIMEOUT_MS, else 30 s). */
+  idleTimeoutMs?: number;
   /** Download progress: bytes received so far (cached files count at once) and the total. */
   onDownload?: (done: number, total: number) => void;
 }
@@ -42,6 +50,7 @@ export class HuggingFaceSource implements ModelSource {
   private readonly cache?: ContentCache;
   private readonly local = new Map<string, string>();
   private window?: DownloadWindow;
+  private closed = false;
   private readonly listed = new Map<string, HubFile>();
 
   constructor(
@@ -61,6 +70,7 @@ export class HuggingFaceSource implements ModelSource {
    */
   async list(): Promise<SourceFile[]> {
     const files = await this.listing();
+    if (this.closed) throw new SourceError(`${this.name}: closed while listing`);
     const total = files.reduce((sum, f) => sum + f.size, 0);
     let done = 0;
     const onBytes = (bytes: number) => {
@@ -103,10 +113,16 @@ export class HuggingFaceSource implements ModelSource {
 
   /** Stops the downloads still running and deletes the streaming spool. */
   async close(): Promise<void> {
+    this.closed = true;
     await this.window?.close();
   }
 
-  private async listing(): Promise<HubFile[]> {
+  /** The file list at the sha, every page; a transient failure (5xx, 429, a cut page) lists again from the start. */
+  private listing(): Promise<HubFile[]> {
+    return withRetries(() => this.listOnce(), { retryable: (error) => error instanceof TransientError });
+  }
+
+  private async listOnce(): Promise<HubFile[]> {
     const files: HubFile[] = [];
     try {
       for await (const entry of listFiles({ repo: { type: 'model', name: this.name }, revision: this.sha, recursive: true, ...this.credentials() })) {
@@ -120,6 +136,7 @@ export class HuggingFaceSource implements ModelSource {
         files.push({ path: entry.path, size: key.size, key });
       }
     } catch (error) {
+      if (isTransientNetworkError(error)) throw new TransientError(`${this.name} at ${this.sha}: listing the files failed: ${(error as Error).message}`);
       throw this.explain(error);
     }
     return files;
@@ -129,18 +146,61 @@ export class HuggingFaceSource implements ModelSource {
     return { hubUrl: this.settings.hubUrl, accessToken: this.settings.token, fetch: hubFetch(this.settings.hubUrl) };
   }
 
-  /** Bytes [start, end) of the file, resolved at the pinned sha (the storage host it redirects to gets no token). */
+  /**
+   * Bytes [start, end) of the file, resolved at the pinned sha (the storage host it redirects to
+   * gets no token). A connection that sends nothing for `idleTimeoutMs` (headers or body) is
+   * dropped with a TransientError, so the caller resumes from the byte it reached. Each request
+   * has its own AbortController, linked to `signal` only until its body ends: one listener per
+   * request on a shared signal would pile up with the requests.
+   */
   private async open(file: HubFile, start: number, end: number, signal?: AbortSignal): Promise<Body> {
     const credentials = this.credentials();
     const headers: Record<string, string> = start > 0 || end < file.size ? { Range: `bytes=${start}-${end - 1}` } : {};
     if (credentials.accessToken) headers.Authorization = `Bearer ${credentials.accessToken}`;
-    const response = await credentials.fetch(hubResolveUrl(this.settings.hubUrl, this.name, this.sha, file.path), { headers, signal });
+    const idleMs = this.options.idleTimeoutMs ?? HUB_IDLE_TIMEOUT_MS;
+    const request = linkedController(signal);
+    let timer: NodeJS.Timeout | undefined;
+    const stalled = new TransientError(`${file.path}: the Hub sent nothing for ${idleMs / 1000} s`);
+    const arm = () => (clearTimeout(timer), (timer = setTimeout(() => request.abort(stalled), idleMs)));
+    const settle = () => (clearTimeout(timer), request.unlink());
+    const why = (error: unknown) => (request.signal.reason === stalled ? stalled : error);
+    let response: Response;
+    try {
+      arm();
+      response = await credentials.fetch(hubResolveUrl(this.settings.hubUrl, this.name, this.sha, file.path), { headers, signal: request.signal });
+      clearTimeout(timer);
+    } catch (error) {
+      settle();
+      throw why(error);
+    }
+    const served = servedSize(response);
+    if (served !== undefined && served !== file.size) {
+      settle();
+      await response.body?.cancel();
+      throw new VerifyError(`${file.path}: the Hub serves ${served < file.size ? 'fewer' : 'more'} bytes than the ${file.size} it lists${served >= 0 ? ` (${served})` : ''}`);
+    }
     if (!response.ok || !response.body) {
+      settle();
       await response.body?.cancel();
       throw this.explain(new HubApiError(response.url, response.status, response.headers.get('x-request-id') ?? undefined, `downloading ${file.path} failed with status ${response.status}`));
     }
     const range = /^bytes (\d+)-/.exec(response.headers.get('content-range') ?? '');
-    return { from: response.status === 206 && range ? Number(range[1]) : 0, body: response.body };
+    const reader = response.body.getReader();
+    async function* bounded(): AsyncGenerator<Uint8Array> {
+      try {
+        for (;;) {
+          arm();
+          const next = await reader.read().catch((error: unknown) => Promise.reject(why(error)));
+          clearTimeout(timer);
+          if (next.done) return;
+          yield next.value;
+        }
+      } finally {
+        settle();
+        await reader.cancel().catch(() => {});
+      }
+    }
+    return { from: response.status === 206 && range ? Number(range[1]) : 0, body: bounded() };
   }
 
   /** One clear line for what the Hub said. */
@@ -157,6 +217,29 @@ export class HuggingFaceSource implements ModelSource {
 
 function firstSentence(message: string): string {
   return message.split('. URL:')[0];
+}
+
+/**
+ * The file's whole size as a download says it (RFC 9110): a 206's or 416's Content-Range
+ * `/complete-length`, a 200's Content-Length (unencoded); -1 for a 416 without one (the range
+ * starts past the end: the file is shorter than asked); undefined when it does not say.
+ */
+function servedSize(response: Response): number | undefined {
+  const total = /\/(\d+)$/.exec(response.headers.get('content-range') ?? '');
+  if ((response.status === 206 || response.status === 416) && total) return Number(total[1]);
+  if (response.status === 416) return -1;
+  const length = response.headers.get('content-length');
+  if (response.status === 200 && length !== null && !response.headers.get('content-encoding')) return Number(length);
+  return undefined;
+}
+
+/** An AbortController that aborts with `parent` until `unlink()` removes its listener from it. */
+function linkedController(parent?: AbortSignal): AbortController & { unlink: () => void } {
+  const controller = new AbortController();
+  const abort = () => controller.abort(parent!.reason);
+  if (parent?.aborted) abort();
+  else parent?.addEventListener('abort', abort, { once: true });
+  return Object.assign(controller, { unlink: () => parent?.removeEventListener('abort', abort) });
 }
 
 /**

@@ -4,13 +4,14 @@
 // mid-chunk, an LFS file whose bytes do not match, a registry without chunked uploads, and a
 // rerun after a failure that does not stream the layer again.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { safetensors } from '../examples/safetensors.ts';
-import { depotAi } from './helpers/cli.ts';
+import { CLI, depotAi, ROOT } from './helpers/cli.ts';
 import { verifyStoredImage } from './helpers/estargz.ts';
-import { sha256, startHubServer, type HubServer } from './helpers/hub-server.ts';
+import { generatedFile, sha256, startHubServer, type HubServer } from './helpers/hub-server.ts';
 import { modelDir, pseudoRandomBytes, tempDir } from './helpers/models.ts';
 import { startRecordingProxy, type RecordingProxy } from './helpers/proxy.ts';
 import { imageDigests, runTool, startCncfRegistry, tool, type CncfRegistry } from './helpers/registry.ts';
@@ -25,6 +26,8 @@ const FILES = {
   'extra/blob.bin': pseudoRandomBytes(2 * MiB + 5, 3),
   'tokenizer.json': JSON.stringify({ vocab: Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`t${i}`, i])) }),
 };
+/** Bigger than the tests' 4 MiB window, served slowly: still downloading when the signal comes. */
+const SLOW = generatedFile(16 * MiB, (start, end) => Buffer.from(Array.from({ length: end - start }, (_, i) => Math.imul(start + i, 2654435761) >>> 24)));
 
 describe('build --push streams into the CNCF registry', () => {
   let hub: HubServer;
@@ -38,12 +41,13 @@ describe('build --push streams into the CNCF registry', () => {
       repos: [
         { name: 'Stream/Model', commits: [{ files: FILES }] },
         { name: 'Stream/Tampered', commits: [{ files: FILES }], tamper: { 'extra/blob.bin': pseudoRandomBytes(2 * MiB + 5, 4) } },
+        { name: 'Stream/Slow', commits: [{ files: { 'config.json': '{}', 'model.safetensors': SLOW } }] },
       ],
     });
     cncf = await startCncfRegistry();
     proxy = await startRecordingProxy(cncf.url);
     catalog = path.join(tempDir('depot-stream-catalog-'), 'models.yaml');
-    writeFileSync(catalog, `models:\n  - name: Stream/Model\n    sha: ${hub.head('Stream/Model')}\n  - name: Stream/Tampered\n    sha: ${hub.head('Stream/Tampered')}\n`);
+    writeFileSync(catalog, `models:\n  - name: Stream/Model\n    sha: ${hub.head('Stream/Model')}\n  - name: Stream/Tampered\n    sha: ${hub.head('Stream/Tampered')}\n  - name: Stream/Slow\n    sha: ${hub.head('Stream/Slow')}\n`);
     const store = tempDir('depot-stream-local-');
     const built = await depotAi(['build', 'Stream/Model', '--from', modelDir(FILES), '--store', store, '--sha', hub.head('Stream/Model')], { SOURCE_DATE_EPOCH: '0' });
     assert.equal(built.status, 0, built.stderr);
@@ -55,10 +59,10 @@ describe('build --push streams into the CNCF registry', () => {
     await hub?.close();
   });
 
-  /** Streams `name` into `prefix` on the proxy; TMPDIR is a fresh folder the test can look into. */
-  const push = (name: string, prefix: string, env: NodeJS.ProcessEnv = {}) => {
-    const tmp = tempDir('depot-stream-tmp-');
-    const run = depotAi(['build', name, '--catalog', catalog, '--push', `${proxy.hostPort}/${prefix}`, '--insecure', '--upload-chunk', '1M', '--window', '4M'], {
+  /** The command line and environment streaming `name` into `prefix` on the proxy, with TMPDIR `tmp`. */
+  const pushCommand = (name: string, prefix: string, tmp: string, env: NodeJS.ProcessEnv) => ({
+    args: ['build', name, '--catalog', catalog, '--push', `${proxy.hostPort}/${prefix}`, '--insecure', '--upload-chunk', '1M', '--window', '4M'],
+    env: {
       HF_ENDPOINT: hub.url,
       HF_TOKEN: '',
       DEPOT_CACHE: tempDir('depot-stream-cache-'),
@@ -67,8 +71,21 @@ describe('build --push streams into the CNCF registry', () => {
       SOURCE_DATE_EPOCH: '0',
       TMPDIR: tmp,
       ...env,
-    });
-    return run.then((result) => ({ ...result, tmp }));
+    },
+  });
+
+  /** Streams `name` into `prefix` on the proxy; TMPDIR is a fresh folder the test can look into. */
+  const push = (name: string, prefix: string, env: NodeJS.ProcessEnv = {}) => {
+    const tmp = tempDir('depot-stream-tmp-');
+    const { args, env: all } = pushCommand(name, prefix, tmp, env);
+    return depotAi(args, all).then((result) => ({ ...result, tmp }));
+  };
+
+  /** Resolves once `ready()` holds (polled), or rejects after `ms`. */
+  const until = async (ready: () => boolean, what: string, ms = 30_000) => {
+    for (const deadline = Date.now() + ms; !ready(); await new Promise((r) => setTimeout(r, 25))) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    }
   };
 
   /** The image at `ref` copied back by skopeo: its digests, checked by the reference reader. */
@@ -93,6 +110,20 @@ describe('build --push streams into the CNCF registry', () => {
     assert.ok(uploads('plain', 'PATCH') >= 5, 'the layer went up in 1 MiB PATCHes');
     assert.deepEqual(await copyBack('plain/stream/model:latest'), local);
     assert.deepEqual(leftIn(run.tmp), [], 'no store copy, no spool, no staging left');
+  });
+
+  test('a Hub connection that stalls mid-file is dropped after the idle bound and resumed from its offset', async () => {
+    let release!: () => void;
+    const stalled = new Promise<void>((resolve) => (release = resolve));
+    hub.faults.push({ match: sha256(WEIGHTS), cutAfter: 100_000, cutWhen: () => stalled });
+    const before = hub.count();
+    const run = await push('Stream/Model', 'stall', { DEPOT_HUB_IDLE_TIMEOUT_MS: '300' });
+    release();
+    assert.equal(run.status, 0, run.stderr);
+    const [first, ...later] = hub.requests.slice(before).filter((r) => r.origin === 'storage' && r.url.includes(sha256(WEIGHTS)));
+    const [, start, end] = /^bytes=(\d+)-(\d+)$/.exec(first.range ?? '')!;
+    assert.ok(later.some((r) => r.range === `bytes=${Number(start) + 100_000}-${end}`), `the stalled download resumed from the byte it reached (${first.range})`);
+    assert.deepEqual(leftIn(run.tmp), []);
   });
 
   test('a PATCH cut mid-chunk: the upload goes on (resumed, or re-streamed when the registry drops the session) to the same digests', async (t) => {
@@ -172,6 +203,47 @@ describe('build --push streams into the CNCF registry', () => {
       assert.equal(revision.headers.get('docker-content-digest'), want.index, 'the revision tag points at the index');
     });
   }
+
+  for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+    test(`${signal} while streaming: one line, exit ${code}, the spool removed, the upload session DELETEd, nothing tagged`, async () => {
+      hub.bytesPerSecond = 512 * 1024; // per connection: the 16 MiB file takes seconds
+      const tmp = tempDir('depot-stream-tmp-');
+      const prefix = `sig-${code}`;
+      const { args, env } = pushCommand('Stream/Slow', prefix, tmp, {});
+      const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (status) => resolve(status)));
+      try {
+        const spooling = () => leftIn(tmp).some((name) => name.startsWith('depot-window-'));
+        await until(() => uploads(prefix, 'POST') >= 1 && spooling() && hub.count((r) => r.origin === 'storage' && r.url.includes(SLOW.sha256)) > 0, 'the download and the upload session');
+        child.kill(signal);
+        assert.equal(await exited, code, stderr);
+      } finally {
+        hub.bytesPerSecond = undefined;
+        child.kill('SIGKILL');
+      }
+      const lines = stderr.split(/[\r\n]/).filter((line) => line.startsWith('depot-ai:'));
+      assert.deepEqual(lines.length, 1, stderr);
+      assert.match(lines[0], new RegExp(`^depot-ai: ${signal}: stopping`));
+      assert.deepEqual(leftIn(tmp), [], 'no spool left');
+      assert.ok(uploads(prefix, 'DELETE') >= 1, 'the upload session was cancelled');
+      assert.equal((await fetch(`${cncf.url}/v2/${prefix}/stream/slow/manifests/latest`)).status, 404, 'nothing tagged');
+    });
+  }
+
+  test('SOURCE_DATE_EPOCH past the latest tar mtime is one clear line; the latest itself builds', async () => {
+    const dir = modelDir({ 'config.json': '{}' });
+    for (const epoch of [String(8 ** 11), '99999999999999999999']) {
+      const run = await depotAi(['build', 'Epoch/Model', '--from', dir, '--store', tempDir('depot-stream-local-')], { SOURCE_DATE_EPOCH: epoch });
+      assert.equal(run.status, 2, run.stderr);
+      assert.equal(run.stderr, `depot-ai: SOURCE_DATE_EPOCH must be at most ${8 ** 11 - 1} (2242-03-16T12:56:31Z, the latest mtime a tar header holds), not ${epoch}\n`);
+    }
+    const store = tempDir('depot-stream-local-');
+    const latest = await depotAi(['build', 'Epoch/Model', '--from', dir, '--store', store], { SOURCE_DATE_EPOCH: String(8 ** 11 - 1) });
+    assert.equal(latest.status, 0, latest.stderr);
+    await verifyStoredImage(store, 'epoch/model', 'latest');
+  });
 
   test('a bad --window is one clear line', async () => {
     const run = await depotAi(['build', 'Stream/Model', '--catalog', catalog, '--push', proxy.hostPort, '--insecure', '--window', 'lots']);

@@ -10,7 +10,7 @@ import { constants } from 'node:zlib';
 import { buildImage } from '../builder/build.ts';
 import { normalFp16, safetensors } from '../examples/safetensors.ts';
 import { chooseDeflate, DEFAULT_DEFLATE } from '../image/deflate.ts';
-import { writeLayer } from '../image/layer.ts';
+import { layerSizeBound, writeLayer } from '../image/layer.ts';
 import { ImageLayout } from '../image/layout.ts';
 import { FolderSource } from '../sources/folder.ts';
 import { HuggingFaceSource } from '../sources/huggingface.ts';
@@ -38,6 +38,8 @@ const MODEL = {
   'tokenizer.json': vocabulary(2 * MiB, 3),
   'empty.txt': '',
 };
+/** Many files of a few bytes each: the window must count the disk blocks they take, not their bytes. */
+const MANY = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`small/f${i}.txt`, `file ${i} `.repeat(1 + (i % 7))]));
 const MODEL_BYTES = Object.values(MODEL).reduce((sum, v) => sum + Buffer.byteLength(v), 0);
 
 describe('deflate settings chosen from the data', () => {
@@ -93,6 +95,28 @@ describe('the layer into any byte sink', () => {
   });
 });
 
+describe('the most disk a staged layer takes', () => {
+  test('layerSizeBound is never below the written layer: many tiny files, long and non-ASCII names, deep folders, incompressible chunks', async () => {
+    const CHUNK = 64 << 10;
+    const kinds: Record<string, Record<string, string | Buffer>> = {
+      tiny: Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`d${i % 10}/f${i}`, `${i}`.padStart(10, 'x')])),
+      names: Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`${'ü'.repeat(40 + i)}/${'\u0001"\\'.repeat(30)}${i}.bin`, pseudoRandomBytes(100 + i, i)])),
+      deep: { [`${Array.from({ length: 40 }, (_, i) => `level${i}`).join('/')}/x.json`]: '{}', 'empty.txt': '' },
+      chunks: { 'a.bin': pseudoRandomBytes(5 * CHUNK, 1), 'b.bin': pseudoRandomBytes(3 * CHUNK + 1, 2), 'c.bin': pseudoRandomBytes(CHUNK - 1, 3) },
+    };
+    for (const [kind, files] of Object.entries(kinds)) {
+      const source = new FolderSource(modelDir(files));
+      const listed = await source.list();
+      let size = 0;
+      await writeLayer(source, { write: async (bytes) => void (size += bytes.length) }, { chunkSize: CHUNK });
+      const bound = layerSizeBound(listed, CHUNK);
+      const input = listed.reduce((sum, f) => sum + f.size, 0);
+      assert.ok(size <= bound, `${kind}: the layer has ${size} bytes, the bound says ${bound}`);
+      assert.ok(size > input, `${kind}: the layer (${size}) is bigger than its files (${input}): the input size alone is no bound`);
+    }
+  });
+});
+
 describe('streaming from the Hub through a bounded disk window', () => {
   let hub: HubServer;
   const name = 'Stream-Org/Big-Model';
@@ -103,6 +127,9 @@ describe('streaming from the Hub through a bounded disk window', () => {
       repos: [
         { name, private: true, commits: [{ files: MODEL }] },
         { name: 'Stream-Org/Tampered', commits: [{ files: MODEL }], tamper: { 'model-00002-of-00002.safetensors': safetensors({ 'b.weight': [2 * 1024, 1024] }, 9) } },
+        { name: 'Stream-Org/Many', commits: [{ files: MANY }] },
+        { name: 'Stream-Org/Shorter', commits: [{ files: MODEL }], tamper: { 'config.json': Buffer.from(MODEL['config.json'].slice(0, 10)) } },
+        { name: 'Stream-Org/Longer', commits: [{ files: MODEL }], tamper: { 'tokenizer.json': Buffer.from(`${MODEL['tokenizer.json']} `) } },
       ],
     });
     const built = await buildImage({ name, source: new FolderSource(modelDir(MODEL)), store: tempDir('depot-stream-store-'), tag: 'v1', sha: SHA });
@@ -113,7 +140,7 @@ describe('streaming from the Hub through a bounded disk window', () => {
   const source = (repo: string, spoolDir: string) =>
     new HuggingFaceSource(repo, hub.head(repo), { hubUrl: hub.url, token: hub.token, windowBytes: window, spoolDir, concurrency: 3 });
 
-  /** Peak bytes of the spool folder, sampled while `work` runs. */
+  /** Peak disk (allocated blocks) of the spool folder, sampled while `work` runs. */
   async function watchDisk<T>(dir: string, work: Promise<T>): Promise<{ result: T; peak: number }> {
     let peak = 0;
     let running = true;
@@ -121,7 +148,7 @@ describe('streaming from the Hub through a bounded disk window', () => {
       let bytes = 0;
       for (const name of readdirSync(dir, { recursive: true }) as string[]) {
         const info = statSync(path.join(dir, name), { throwIfNoEntry: false });
-        if (info?.isFile()) bytes += info.size;
+        if (info?.isFile()) bytes += Math.max(info.size, info.blocks * 512);
       }
       peak = Math.max(peak, bytes);
     };
@@ -158,6 +185,43 @@ describe('streaming from the Hub through a bounded disk window', () => {
     assert.ok(requests.filter((r) => r.origin === 'hub' && r.url.includes('/resolve/')).every((r) => r.authorization === `Bearer ${hub.token}`));
   });
 
+  test('many small files stay within the window in disk blocks, and the downloads leave no abort listener behind', async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(`${warning.name}: ${warning.message}`);
+    process.on('warning', onWarning);
+    const spool = tempDir('depot-spool-');
+    const repo = 'Stream-Org/Many';
+    const hf = new HuggingFaceSource(repo, hub.head(repo), { hubUrl: hub.url, windowBytes: 64 << 10, spoolDir: spool, concurrency: 8 });
+    try {
+      const { result, peak } = await watchDisk(spool, buildImage({ name: repo, source: hf, store: tempDir('depot-stream-store-'), tag: 'v1', sha: hub.head(repo) }));
+      assert.equal(result.files, Object.keys(MANY).length);
+      assert.ok(peak <= 64 << 10 && hf.peakWindowBytes <= 64 << 10, `spool peak ${peak} bytes on disk, accounted ${hf.peakWindowBytes}, window 64 KiB`);
+    } finally {
+      process.off('warning', onWarning);
+    }
+    assert.deepEqual(warnings.filter((w) => w.includes('MaxListeners')), []);
+  });
+
+  test('the file listing is retried past a 503 and a cut page; a listing that keeps being cut says what was being fetched', async () => {
+    const delay = process.env.DEPOT_RETRY_DELAY_MS;
+    process.env.DEPOT_RETRY_DELAY_MS = '10';
+    try {
+      for (const fault of [{ status: 503 }, { cutAfter: 20 }]) {
+        hub.faults.push({ match: '/tree/', ...fault });
+        const listed = await source(name, tempDir('depot-spool-')).list();
+        assert.equal(listed.length, Object.keys(MODEL).length, JSON.stringify(fault));
+        assert.equal(hub.faults.at(-1)!.times, 0, 'the fault was met');
+        hub.faults.length = 0;
+      }
+      hub.faults.push({ match: '/tree/', cutAfter: 20, times: Infinity });
+      await assert.rejects(source(name, tempDir('depot-spool-')).list(), new RegExp(`^Error: ${name} at [0-9a-f]{40}: listing the files failed: terminated$`));
+    } finally {
+      hub.faults.length = 0;
+      if (delay === undefined) delete process.env.DEPOT_RETRY_DELAY_MS;
+      else process.env.DEPOT_RETRY_DELAY_MS = delay;
+    }
+  });
+
   test('a connection cut mid-segment resumes from the byte it reached', async () => {
     const weights = sha256(Buffer.from(MODEL['model-00001-of-00002.safetensors']));
     hub.faults.push({ match: weights, when: (r) => /^bytes=0-/.test(r.range ?? ''), cutAfter: 300_000 });
@@ -181,6 +245,18 @@ describe('streaming from the Hub through a bounded disk window', () => {
     assert.deepEqual(readdirSync(spool), []);
     const blobs = path.join(store, repo.toLowerCase(), 'blobs', 'sha256');
     assert.ok(!existsSync(blobs) || readdirSync(blobs).length === 0, 'no blob written');
+  });
+
+  test('a file served shorter or longer than listed fails naming the file and both sizes, not a 416', async () => {
+    for (const [repo, file, how] of [['Stream-Org/Shorter', 'config.json', 'fewer'], ['Stream-Org/Longer', 'tokenizer.json', 'more']]) {
+      const spool = tempDir('depot-spool-');
+      const listed = Buffer.byteLength(MODEL[file as keyof typeof MODEL]);
+      await assert.rejects(
+        buildImage({ name: repo, source: source(repo, spool), store: tempDir('depot-stream-store-'), tag: 'v1', sha: hub.head(repo) }),
+        new RegExp(`^Error: ${file.replace('.', '\\.')}: the Hub serves ${how} bytes than the ${listed} it lists`),
+      );
+      assert.deepEqual(readdirSync(spool), []);
+    }
   });
 
   test('resolve URLs encode each path segment', () => {
