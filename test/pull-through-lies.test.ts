@@ -4,8 +4,9 @@
 // nothing unverified carries Docker-Content-Digest or ETag, nothing bad is cached, a fill reads
 // no more than the blob's size, and only manifest media types are taken from the upstream.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { request, type IncomingMessage, type ServerResponse } from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -140,6 +141,9 @@ for (const kind of ['serve', 'worker'] as const) {
     let registry: TestRegistry | TestWorker;
     let cache = '';
     before(() => wholeGets.clear());
+    /** Temp files in the store's .tmp: one a killed serve left (its pid is gone), one of this process. */
+    const leftover = `${spawnSync('true').pid}-left-by-a-killed-serve`;
+    const ours = `${process.pid}-being-written`;
     const cached = async (mode: Mode) =>
       kind === 'serve' ? existsSync(path.join(cache, 'lies', mode, 'blobs/sha256', digest.slice(7))) : (await (registry as TestWorker).bucket.head(blobKey(`lies/${mode}`, digest))) !== null;
 
@@ -147,6 +151,8 @@ for (const kind of ['serve', 'worker'] as const) {
       liar = await startLyingServer(lie);
       if (kind === 'serve') {
         cache = await tempDir('lies');
+        await mkdir(path.join(cache, '.tmp'));
+        for (const name of [leftover, ours]) await writeFile(path.join(cache, '.tmp', name), 'partial');
         registry = await startTestRegistry({ store: cache, upstream: liar.url });
       } else {
         registry = await startTestWorker({ bindings: { UPSTREAM: liar.url } });
@@ -173,6 +179,10 @@ for (const kind of ['serve', 'worker'] as const) {
       assert.ok(sent < blob.length + 8 * 1024 * 1024, `${kind}: the fill read ${sent} bytes of an endless body for a ${blob.length}-byte blob`);
       for (const mode of LYING) assert.equal(await cached(mode), false, `${kind} ${mode}: cached`);
       assert.equal(await cached('chunked'), true, `${kind}: an honest chunked answer is cached`);
+      if (kind === 'serve') {
+        assert.equal(existsSync(path.join(cache, '.tmp', leftover)), false, 'a dead writer\'s temp file is removed');
+        assert.equal(existsSync(path.join(cache, '.tmp', ours)), true, 'a live writer\'s temp file is kept');
+      }
     });
 
     test('HEAD of a miss: the size is relayed, unlabelled', async () => {
