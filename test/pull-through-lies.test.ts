@@ -23,7 +23,7 @@ const flipped = Buffer.from(blob);
 flipped[0] ^= 0xff;
 
 /** How the upstream answers a blob GET, by the repository name's second segment (`lies/<mode>[/<fresh name>]`). */
-type Mode = 'honest' | 'fresh' | 'chunked' | 'wrongchunked' | 'cutchunked' | 'endless' | 'gzip' | 'short206' | 'shortmulti' | 'endlessmulti' | 'corrupt';
+type Mode = 'honest' | 'fresh' | 'ignoreslow' | 'chunked' | 'wrongchunked' | 'cutchunked' | 'endless' | 'gzip' | 'short206' | 'shortmulti' | 'endlessmulti' | 'corrupt';
 const MODES: Mode[] = ['honest', 'chunked', 'wrongchunked', 'cutchunked', 'endless', 'gzip', 'short206', 'shortmulti', 'endlessmulti', 'corrupt'];
 const LYING = new Set<Mode>(['wrongchunked', 'cutchunked', 'endless', 'gzip', 'corrupt']);
 /** Bytes an endless answer wrote before its connection closed, per mode (the fill's bound shows here). */
@@ -62,6 +62,14 @@ function lie(req: IncomingMessage, res: ServerResponse): void {
   const bytes = mode === 'corrupt' || mode === 'wrongchunked' ? flipped : blob;
   if (multi && mode === 'shortmulti') return void res.writeHead(206, { 'Content-Type': 'multipart/byteranges; boundary=XYZ' }).end('--XYZ\r\nContent-Ty');
   if (multi && mode === 'endlessmulti') return endless(res, mode, 206, { 'Content-Type': 'multipart/byteranges; boundary=XYZ' });
+  if (mode === 'ignoreslow') {
+    // Range ignored: the whole blob, in ten slices over ~3 s (longer than the test's manifest deadline).
+    res.writeHead(200, { 'Content-Length': String(blob.length) });
+    const slice = Math.ceil(blob.length / 10);
+    let offset = 0;
+    const timer = setInterval(() => (offset >= blob.length ? (clearInterval(timer), res.end()) : res.write(blob.subarray(offset, (offset += slice)))), 300);
+    return void res.on('close', () => clearInterval(timer));
+  }
   if (range && !multi) {
     const start = Number(range[1]);
     const end = range[2] ? Math.min(Number(range[2]), blob.length - 1) : blob.length - 1;
@@ -153,7 +161,8 @@ for (const kind of ['serve', 'worker'] as const) {
         cache = await tempDir('lies');
         await mkdir(path.join(cache, '.tmp'));
         for (const name of [leftover, ours]) await writeFile(path.join(cache, '.tmp', name), 'partial');
-        registry = await startTestRegistry({ store: cache, upstream: liar.url });
+        // A short manifest deadline: a fill must not be held to it (the fill has its own).
+        registry = await startTestRegistry({ store: cache, upstream: liar.url, upstreamOptions: { deadlineMs: 1500 } });
       } else {
         registry = await startTestWorker({ bindings: { UPSTREAM: liar.url } });
       }
@@ -215,6 +224,14 @@ for (const kind of ['serve', 'worker'] as const) {
       }
       assert.equal(wholeGets.get('fresh'), 1, `${kind}: four open ranges, one upstream transfer of the blob`);
     });
+
+    if (kind === 'serve') {
+      test("a range GET answered with the whole blob, slower than the manifest deadline, is the fill: served verified within the fill's deadline", async () => {
+        const res = await fetchRaw(registry.url, blobPath('ignoreslow'), { Range: 'bytes=0-99' });
+        assert.equal(res.status, 206);
+        assert.ok(res.complete && res.headers.etag && res.body.equals(blob.subarray(0, 100)));
+      });
+    }
 
     test('a manifest whose media type is not a manifest is refused (502 JSON, nosniff)', async () => {
       const res = await fetchRaw(registry.url, '/v2/lies/honest/manifests/latest');
