@@ -433,7 +433,7 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
           continue; // the other fetch failed: try again ourselves
         }
       }
-      if (attempt > 0 || range) if (await store.statBlob(name, digest)) return 'cached'; // a fill landed meanwhile
+      if ((attempt > 0 || range) && (await store.statBlob(name, digest))) return 'cached'; // a fill landed meanwhile
       const started = await startFill(name, digest);
       if (started.unknown) return undefined;
       return range ? completeFill(started) : started.reply;
