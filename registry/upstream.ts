@@ -419,7 +419,8 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
       if (res.status !== 200 && res.status !== 206) fail(res.status, `blob ${name}@${digest}`);
     }
     for (let attempt = 0; attempt < 3; attempt++) {
-      const running = fills.get(key);
+      if ((attempt > 0 || range) && (await store.statBlob(name, digest))) return 'cached'; // a fill landed meanwhile
+      const running = fills.get(key); // then no await until startFill has registered its fill
       if (running) {
         try {
           // A waiter gets the blob or a 502 within the deadline, however long the fill runs.
@@ -433,7 +434,6 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
           continue; // the other fetch failed: try again ourselves
         }
       }
-      if ((attempt > 0 || range) && (await store.statBlob(name, digest))) return 'cached'; // a fill landed meanwhile
       const started = await startFill(name, digest);
       if (started.unknown) return undefined;
       return range ? completeFill(started) : started.reply;

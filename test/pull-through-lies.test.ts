@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { request, type IncomingMessage, type ServerResponse } from 'node:http';
+import { connect } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
@@ -141,6 +142,23 @@ function assertNoCleanLie(res: Answer, expected: Buffer, what: string): void {
 }
 
 /** A blob of `mode`; `fresh` names a repository no earlier test has filled. */
+/** A GET over HTTP/1.0 (the end of the body is the close): the raw head and body. */
+function fetchHttp10(base: string, pathname: string): Promise<{ head: string; body: Buffer }> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const socket = connect(Number(url.port), url.hostname, () => socket.write(`GET ${pathname} HTTP/1.0\r\nHost: ${url.host}\r\n\r\n`));
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', () => {}); // a reset is a close here
+    socket.on('close', () => {
+      const all = Buffer.concat(chunks);
+      const end = all.indexOf('\r\n\r\n');
+      if (end < 0) return reject(new Error(`no response head: ${all.toString().slice(0, 200)}`));
+      resolve({ head: all.subarray(0, end).toString(), body: all.subarray(end + 4) });
+    });
+  });
+}
+
 const blobPath = (mode: Mode, fresh = '') => `/v2/lies/${mode}${fresh && `/${fresh}`}/blobs/${digest}`;
 
 for (const kind of ['serve', 'worker'] as const) {
@@ -192,6 +210,15 @@ for (const kind of ['serve', 'worker'] as const) {
         assert.equal(existsSync(path.join(cache, '.tmp', leftover)), false, 'a dead writer\'s temp file is removed');
         assert.equal(existsSync(path.join(cache, '.tmp', ours)), true, 'a live writer\'s temp file is kept');
       }
+    });
+
+    test('an HTTP/1.0 client (the close ends the body) is told the length, and a wrong chunked blob falls short of it', async () => {
+      const { head, body } = await fetchHttp10(registry.url, blobPath('wrongchunked', 'httpone'));
+      const length = /^content-length: (\d+)$/im.exec(head)?.[1];
+      if (/^HTTP\/1\.[01] 2/.test(head)) {
+        assert.equal(length, String(blob.length), `${kind}: ${head}`);
+        assert.ok(body.length < blob.length, `${kind}: the whole wrong body was delivered over HTTP/1.0`);
+      } else assert.match(head, /^HTTP\/1\.[01] 502/, head);
     });
 
     test('HEAD of a miss: the size is relayed, unlabelled', async () => {
