@@ -116,6 +116,8 @@ function exactly(length: number, what: string): TransformStream<Uint8Array, Uint
 /** A fetch into the store that others can wait for. */
 interface Fill {
   done: Promise<void>;
+  /** The upstream sent the whole body and it did not match the digest: asking again is no use. */
+  refused?: true;
 }
 
 export function createPullThrough(store: RegistryStore, upstreamUrl: string, options: PullThroughOptions = {}): PullThrough {
@@ -286,7 +288,10 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
         }
         held = value;
       }
-      await sink.commit(); // throws (and discards the temp file) on a digest mismatch
+      await sink.commit().catch((error: unknown) => {
+        fill.refused = true; // a digest mismatch (the temp file is discarded)
+        throw error;
+      });
     };
     pump().then(
       () => {
@@ -431,7 +436,8 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
         } catch (error) {
           if (error instanceof RegistryError && error.code === 'BLOB_UNKNOWN') return undefined;
           if (fills.get(key) === running) throw error; // still running: the deadline passed
-          continue; // the other fetch failed: try again ourselves
+          if (running.refused) throw upstreamFailed({ upstream: base, what: `blob ${name}@${digest}`, error: (error as Error)?.message ?? String(error) });
+          continue; // the other fetch was cut: try again ourselves
         }
       }
       const started = await startFill(name, digest);

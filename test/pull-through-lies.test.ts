@@ -240,8 +240,10 @@ for (const kind of ['serve', 'worker'] as const) {
         assert.ok(res.complete && res.headers.etag, `${kind} ${mode}: served verified`);
         assert.ok(res.body.includes(blob.subarray(200, 300)), `${kind} ${mode}`);
       }
-      const corrupt = await Promise.all(['bytes=0-', 'bytes=1024-'].map((r) => fetchRaw(registry.url, blobPath('corrupt', 'range'), { Range: r })));
+      const corruptGets = wholeGets.get('corrupt') ?? 0;
+      const corrupt = await Promise.all(['bytes=0-', 'bytes=1024-', 'bytes=0-', 'bytes=9-'].map((r) => fetchRaw(registry.url, blobPath('corrupt', 'range'), { Range: r })));
       for (const res of corrupt) assert.equal(res.status, 502, `${kind} corrupt open range: ${res.status}`);
+      assert.equal((wholeGets.get('corrupt') ?? 0) - corruptGets, 1, `${kind}: a blob that failed its digest is not fetched again for each waiter`);
       const open = await Promise.all(['bytes=0-', 'bytes=1024-', 'bytes=0-', 'bytes=7-'].map((r) => fetchRaw(registry.url, blobPath('fresh'), { Range: r })));
       for (const [i, res] of open.entries()) {
         const start = [0, 1024, 0, 7][i];
