@@ -5,7 +5,7 @@ import { benchImage } from './image.ts';
 import { benchLazy } from './lazy.ts';
 import { benchRegistry } from './registry.ts';
 import { benchSite } from './site.ts';
-import { benchSlowReaders } from './slow-readers.ts';
+import { benchPullThroughReaders, benchSlowReaders } from './slow-readers.ts';
 import { benchWorker } from './worker.ts';
 import { benchLighthouse } from './lighthouse.ts';
 import { benchStreamPush } from './stream-push.ts';
@@ -13,7 +13,10 @@ import { benchStreamPush } from './stream-push.ts';
 const SECTIONS: Record<string, () => Promise<void>> = {
   image: benchImage,
   registry: benchRegistry,
-  'slow-readers': () => benchSlowReaders(),
+  'slow-readers': async () => {
+    await benchSlowReaders();
+    await benchPullThroughReaders();
+  },
   site: benchSite,
   lazy: benchLazy,
   worker: benchWorker,

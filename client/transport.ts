@@ -102,7 +102,8 @@ export class Transport {
   private async follow(method: string, url: string, trusted: string, authorization: string | undefined, options: SendOptions, until: number | undefined): Promise<{ response: Response; origin: string }> {
     for (let hop = 0; ; hop++) {
       const target = new URL(url);
-      const headers: Record<string, string> = { ...options.headers };
+      // identity: fetch would inflate a gzip body with no bound, and a blob's bytes are its digest's.
+      const headers: Record<string, string> = { 'Accept-Encoding': 'identity', ...options.headers };
       if (authorization && target.origin === trusted) headers.Authorization = authorization;
       const body = options.body?.();
       const response = await this.fetchOnce(target, { method, headers, body, ...(body ? { duplex: 'half' } : {}) } as RequestInit, until);
@@ -139,6 +140,12 @@ export class Transport {
     if (!response.body) {
       clearTimeout(late);
       return response;
+    }
+    const encoding = response.headers.get('content-encoding');
+    if (encoding && encoding.trim().toLowerCase() !== 'identity') {
+      clearTimeout(late);
+      await response.body.cancel().catch(() => {});
+      throw new RemoteError(`${init.method} ${url.href}: ${this.registry} answered with Content-Encoding ${JSON.stringify(encoding.slice(0, 40))} although identity was asked for`);
     }
     const reader = response.body.getReader();
     const body = new ReadableStream<Uint8Array>({

@@ -85,7 +85,8 @@ export class ImageLayout {
   }
 
   /**
-   * A fresh path in the store's hidden temp folder: on the store's file system, so the final
+   * A fresh path in the store's hidden temp folder (`<pid>-<random>`, so sweepTempFiles can tell
+   * whose it is): on the store's file system, so the final
    * rename is atomic, and outside every layout, so a failed write leaves no trace in an image.
    */
   async tempBlobPath(): Promise<string> {
@@ -193,4 +194,30 @@ export async function listImages(store: string): Promise<string[]> {
   }
   await walk(store, []);
   return images.sort();
+}
+
+/**
+ * Remove the temp files a killed writer left in `store`'s temp folder: those whose writing process
+ * (the pid their name starts with) is gone. Files of this process and of live ones (a build
+ * running beside `serve`) are kept. Resolves to the number removed; a missing folder is 0.
+ */
+export async function sweepTempFiles(store: string): Promise<number> {
+  const temp = path.join(store, TEMP_DIR);
+  let removed = 0;
+  for (const name of await readdir(temp).catch(() => [] as string[])) {
+    const pid = Number(/^(\d+)-/.exec(name)?.[1]);
+    if (!pid || pid === process.pid || processAlive(pid)) continue;
+    await rm(path.join(temp, name), { force: true });
+    removed++;
+  }
+  return removed;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'; // alive, someone else's
+  }
 }

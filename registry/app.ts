@@ -77,8 +77,12 @@ type Headers = Record<string, string>;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-function baseHeaders(extra: Headers): Headers {
-  return { [API_VERSION_HEADER]: API_VERSION, ...extra };
+/**
+ * Headers every registry response carries. nosniff: a browser renders a body only as the
+ * Content-Type says (a manifest or blob is never sniffed into HTML).
+ */
+export function baseHeaders(extra: Headers): Headers {
+  return { [API_VERSION_HEADER]: API_VERSION, 'X-Content-Type-Options': 'nosniff', ...extra };
 }
 
 export function errorResponse(error: RegistryError, head = false): Response {

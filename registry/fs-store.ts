@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { open, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { ImageLayout, listImages } from '../image/layout.ts';
+import { ImageLayout, listImages, sweepTempFiles } from '../image/layout.ts';
 import { ANNOTATION, sha256Digest, type Descriptor } from '../image/oci.ts';
 import { readAt } from '../image/read-at.ts';
 import { sinkOf } from './pump.ts';
@@ -333,10 +333,13 @@ async function pumpFile(handle: FileHandle, start: number, end: number, digest: 
 /** Writes for the pull-through cache: temp file, digest checked while writing, then rename. */
 class LayoutWriter implements StoreWriter {
   private tagLocks = new Map<string, Promise<void>>();
+  /** Temp files of a killed writer (a serve stopped mid-fill) are removed before the first fill. */
+  private swept: Promise<unknown> | undefined;
 
   constructor(private store: LayoutStore) {}
 
   async createBlob(name: string, digest: string): Promise<BlobSink> {
+    await (this.swept ??= sweepTempFiles(this.store.root).catch(() => 0));
     const layout = this.store.layout(name);
     const temp = await layout.tempBlobPath();
     const handle = await open(temp, 'wx');

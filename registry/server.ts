@@ -5,7 +5,7 @@ import { createServer, ServerResponse, type IncomingMessage, type OutgoingHttpHe
 import { Server, type AddressInfo, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { DEFAULT_STORE } from '../image/layout.ts';
-import { API_VERSION, API_VERSION_HEADER, createApp, type StreamSender } from './app.ts';
+import { baseHeaders, createApp, type StreamSender } from './app.ts';
 import { errorBody, type ErrorCode } from './errors.ts';
 import { LayoutStore } from './fs-store.ts';
 import { createRequestLog, formatRequest, type LogSink } from './log.ts';
@@ -84,11 +84,11 @@ class LoggedResponse<R extends IncomingMessage = IncomingMessage> extends Server
 /** Dot segments (`/../`, `/./`, also percent-encoded) in the raw request path: a traversal attempt. */
 const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)/i;
 
-const jsonHeaders = (body: string) => ({
-  [API_VERSION_HEADER]: API_VERSION,
-  'Content-Type': 'application/json; charset=utf-8',
-  'Content-Length': String(Buffer.byteLength(body)),
-});
+const jsonHeaders = (body: string) =>
+  baseHeaders({
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': String(Buffer.byteLength(body)),
+  });
 
 function reject(res: ServerResponse, code: ErrorCode, message: string, detail: unknown, head: boolean): void {
   const body = errorBody(code, message, detail);

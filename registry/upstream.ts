@@ -40,18 +40,33 @@ export const DEFAULT_FILL_DEADLINE_MS = 30 * 60_000;
  * Bytes a fill queues for its first client at most: a client slower than the upstream falls
  * behind by no more than this, then continues from the store once the fill is committed.
  */
-const RELAY_WINDOW = 8 * 1024 * 1024;
+const RELAY_WINDOW = 1024 * 1024;
+/**
+ * A range answer covering at least this share of the blob is not relayed: the request joins the
+ * one fill and is served verified from the store (N open-ended ranges are one upstream transfer).
+ */
+const JOIN_FILL_SHARE = 0.5;
+
+/** Media types a manifest from the upstream may have (OCI and Docker manifests and indexes, OCI artifact manifests); anything else is refused. */
+const MANIFEST_TYPES = new Set([...MANIFEST_ACCEPT.split(', '), 'application/vnd.oci.artifact.manifest.v1+json']);
 
 /** Statuses meaning "the upstream does not have it (for us)". */
 const ABSENT = new Set([401, 403, 404]);
 
 /**
- * Headers for blob bytes relayed from the upstream before they are verified: no ETag and not
- * cacheable, so no cache or client keeps them as the content of `digest`.
+ * Headers for blob bytes relayed from the upstream before they are verified: no ETag, no
+ * Docker-Content-Digest and not cacheable, so no cache or client takes them as the content of
+ * `digest` (the Content-Length is the upstream's claim).
  */
 function unverifiedHeaders(digest: string, extra: Record<string, string>): Record<string, string> {
-  const { ETag: _etag, ...headers } = blobHeaders(digest, extra);
+  const { ETag: _etag, 'Docker-Content-Digest': _digest, ...headers } = blobHeaders(digest, extra);
   return { ...headers, 'Cache-Control': 'no-store' };
+}
+
+/** A Content-Length header's value as a number, or undefined when it is absent or not a plain count. */
+function contentLength(response: Response): number | undefined {
+  const length = response.headers.get('content-length');
+  return length !== null && /^\d{1,15}$/.test(length) ? Number(length) : undefined;
 }
 
 /** A multipart/byteranges Content-Type with a boundary RFC 2046 §5.1.1 allows. */
@@ -64,34 +79,38 @@ const MULTIPART = /^multipart\/byteranges;\s*boundary=("?)[0-9A-Za-z'()+_,./:=? 
  * client needs to split the body. Content-Length is kept when it is a number; the upstream's
  * ETag, Last-Modified and caching are not: the bytes are not verified (see unverifiedHeaders).
  */
-function relayedRangeHeaders(digest: string, sent: string, response: Response): Record<string, string> | undefined {
-  const length = response.headers.get('content-length');
-  const extra: Record<string, string> = length !== null && /^\d+$/.test(length) ? { 'Content-Length': length } : {};
+function relayedRangeHeaders(digest: string, sent: string, response: Response): { headers: Record<string, string>; length: number; share: number } | undefined {
+  const length = contentLength(response);
   const type = response.headers.get('content-type') ?? '';
-  if (sent.includes(',') && MULTIPART.test(type)) return unverifiedHeaders(digest, { ...extra, 'Content-Type': type });
+  if (sent.includes(',') && MULTIPART.test(type)) {
+    // Without a length the client could not tell a cut (or endless) multipart body from a whole one.
+    if (length === undefined) return undefined;
+    return { headers: unverifiedHeaders(digest, { 'Content-Length': String(length), 'Content-Type': type }), length, share: 0 };
+  }
   const got = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(response.headers.get('content-range') ?? '');
   if (!got) return undefined;
   const [start, end, total] = got.slice(1).map(Number);
   const wanted = parseRange(sent, total);
   if (wanted.kind !== 'ranges' || wanted.ranges.length !== 1 || wanted.ranges[0].start !== start || wanted.ranges[0].end !== end) return undefined;
-  if (length !== null && Number(length) !== end - start + 1) return undefined;
-  return unverifiedHeaders(digest, { ...extra, 'Content-Range': got[0] });
+  if (length !== undefined && length !== end - start + 1) return undefined;
+  const stated = end - start + 1;
+  return { headers: unverifiedHeaders(digest, { 'Content-Length': String(stated), 'Content-Range': got[0] }), length: stated, share: stated / total };
 }
 
 /**
- * A relayed 206 body that errors (the client sees a cut transfer, never a complete one) as soon
- * as it runs past the length the relayed `headers` state (Content-Length, else the single
- * Content-Range); without either it passes as it is.
+ * A body of exactly `length` bytes: it errors (the client sees a cut transfer, never a complete
+ * one; the upstream is no longer read) as soon as it runs past `length`, or when it ends short.
  */
-function noLongerThanRange(headers: Record<string, string>): TransformStream<Uint8Array, Uint8Array> {
-  const range = /^bytes (\d+)-(\d+)\//.exec(headers['Content-Range'] ?? '');
-  const length = headers['Content-Length'] ? Number(headers['Content-Length']) : range ? Number(range[2]) - Number(range[1]) + 1 : Infinity;
+function exactly(length: number, what: string): TransformStream<Uint8Array, Uint8Array> {
   let sent = 0;
   return new TransformStream({
     transform(chunk, controller) {
       sent += chunk.length;
-      if (sent > length) throw new Error(`the upstream sent more than the ${length} bytes it stated`);
+      if (sent > length) throw new Error(`${what}: the upstream sent more than the ${length} bytes it stated`);
       controller.enqueue(chunk);
+    },
+    flush() {
+      if (sent < length) throw new Error(`${what}: the upstream sent ${sent} of the ${length} bytes it stated`);
     },
   });
 }
@@ -99,6 +118,8 @@ function noLongerThanRange(headers: Record<string, string>): TransformStream<Uin
 /** A fetch into the store that others can wait for. */
 interface Fill {
   done: Promise<void>;
+  /** The upstream sent the whole body and it did not match the digest: asking again is no use. */
+  refused?: true;
 }
 
 export function createPullThrough(store: RegistryStore, upstreamUrl: string, options: PullThroughOptions = {}): PullThrough {
@@ -151,6 +172,7 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
     if (!found) return undefined;
     const mediaType = manifestMediaType(found.json) ?? found.mediaType;
     if (!mediaType) fail(502, `manifest ${name}:${ref} has no media type`);
+    if (!MANIFEST_TYPES.has(mediaType)) throw upstreamFailed({ upstream: base, what: `manifest ${name}:${ref}`, error: `media type ${JSON.stringify(mediaType.slice(0, 100))} is not an OCI or Docker manifest or index` });
     const record: ManifestRecord = { digest: found.digest, mediaType, bytes: new Uint8Array(found.bytes) };
     await writer!.putManifest(name, record, reference.kind === 'tag' ? reference.tag : undefined);
     if (reference.kind === 'tag') tagsCheckedAt.set(referenceKey(name, reference), Date.now());
@@ -199,8 +221,10 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
    * last chunk until the digest is verified and the blob is committed, so a bad or cut-off
    * transfer never reaches the client as complete and never reaches the store. A client that
    * falls RELAY_WINDOW behind gets the rest from the store once the fill is committed; one that
-   * leaves does not stop the fill. `whole` is an upstream 200 already in hand (the answer to a
-   * range request), used instead of a new GET.
+   * leaves does not stop the fill. The fill reads no more than the blob's size (the upstream's
+   * Content-Length, else its HEAD's: a chunked answer) and the reply states it, so a client
+   * always has a length to check (HTTP/1.0 included). `whole` is an upstream 200 already in hand
+   * (the answer to a range request), used instead of a new GET.
    */
   async function startFill(name: string, digest: string, whole?: Response): Promise<{ reply?: BlobReply; fill?: Fill; unknown?: true }> {
     const key = `${name}@${digest}`;
@@ -233,8 +257,10 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
       throw error;
     }
     let sink;
+    let size: number;
     try {
-      sink = await writer!.createBlob(name, digest);
+      size = await blobSize(`${name}/blobs/${digest}`, res);
+      sink = await writer!.createBlob(name, digest, size);
     } catch (error) {
       await res.body.cancel().catch(() => {});
       finish(error);
@@ -246,7 +272,7 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
     let relayed = 0;
     let behind!: () => void;
     const fellBehind = new Promise<void>((resolve) => (behind = resolve));
-    const reader = res.body.getReader();
+    const reader = res.body.pipeThrough(exactly(size, `blob ${name}@${digest}`)).getReader();
     const pump = async () => {
       for (;;) {
         const { done, value } = await reader.read();
@@ -266,7 +292,10 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
         }
         held = value;
       }
-      await sink.commit(); // throws (and discards the temp file) on a digest mismatch
+      await sink.commit().catch((error: unknown) => {
+        fill.refused = true; // a digest mismatch (the temp file is discarded)
+        throw error;
+      });
     };
     pump().then(
       () => {
@@ -315,10 +344,7 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
       },
       new ByteLengthQueuingStrategy({ highWaterMark: RELAY_WINDOW }),
     );
-    const headers = blobHeaders(digest);
-    const length = res.headers.get('content-length');
-    if (length && /^\d+$/.test(length)) headers['Content-Length'] = length;
-    return { reply: { status: 200, headers, body }, fill };
+    return { reply: { status: 200, headers: blobHeaders(digest, { 'Content-Length': String(size) }), body }, fill };
   }
 
   /** Wait for a fill (its reply unread): the blob is then verified and cached, or this throws. */
@@ -331,6 +357,21 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
       throw upstreamFailed({ upstream: base, what: 'blob', error: (error as Error)?.message ?? String(error) });
     }
     return 'cached';
+  }
+
+  /**
+   * The size of the blob a 200 `res` is sending: its Content-Length, else (a chunked answer) its
+   * HEAD's. Either is only the upstream's claim: the fill stops there and checks the digest.
+   * RegistryError 502 when the upstream states none.
+   */
+  async function blobSize(path: string, res: Response): Promise<number> {
+    const stated = contentLength(res);
+    if (stated !== undefined) return stated;
+    const head = await request('HEAD', path, { accept: () => true });
+    await head.body?.cancel().catch(() => {});
+    const size = head.ok ? contentLength(head) : undefined;
+    if (size === undefined) fail(502, `${path}: the upstream states no size for it`);
+    return size;
   }
 
   /**
@@ -360,10 +401,12 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
     }
     const range = asked.range ? upstreamRange(asked.range) : undefined;
     if (range) {
-      // A 206 that answers exactly what was asked is relayed unlabelled (eStargz readers check
-      // chunk digests themselves) while the whole blob is cached in the background; anything
-      // else is the whole blob or a wrong answer: verify and cache it, then serve from the cache.
-      const res = await request('GET', path, { headers: { Range: range }, accept: () => true });
+      // A 206 that answers exactly what was asked, with a length, for less than JOIN_FILL_SHARE
+      // of the blob is relayed unlabelled and exactly that long (eStargz readers check chunk
+      // digests themselves) while the whole blob is cached in the background; anything else is
+      // the whole blob, most of it or a wrong answer: verify and cache it (one fill for all such
+      // requests), then serve from the cache. A 200 answer (Range ignored) is that fill.
+      const res = await request('GET', path, { headers: { Range: range }, accept: () => true }, blobClient);
       if (ABSENT.has(res.status)) {
         await res.body?.cancel().catch(() => {});
         return undefined;
@@ -372,10 +415,10 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
         await res.body?.cancel().catch(() => {});
         throw rangeInvalid(asked.range!, await unsatisfiedSize(path, res));
       }
-      const headers = res.status === 206 && res.body ? relayedRangeHeaders(digest, range, res) : undefined;
-      if (headers) {
+      const relayed = res.status === 206 && res.body ? relayedRangeHeaders(digest, range, res) : undefined;
+      if (relayed && relayed.share < JOIN_FILL_SHARE) {
         if (!fills.has(key)) startFill(name, digest).then(completeFill).catch(() => {});
-        return { status: 206, headers, body: res.body!.pipeThrough(noLongerThanRange(headers)) };
+        return { status: 206, headers: relayed.headers, body: res.body!.pipeThrough(exactly(relayed.length, `range ${range} of ${name}@${digest}`)) };
       }
       if (res.status === 200 && !fills.has(key)) {
         const started = await startFill(name, digest, res);
@@ -385,7 +428,8 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
       if (res.status !== 200 && res.status !== 206) fail(res.status, `blob ${name}@${digest}`);
     }
     for (let attempt = 0; attempt < 3; attempt++) {
-      const running = fills.get(key);
+      if ((attempt > 0 || range) && (await store.statBlob(name, digest))) return 'cached'; // a fill landed meanwhile
+      const running = fills.get(key); // then no await until startFill has registered its fill
       if (running) {
         try {
           // A waiter gets the blob or a 502 within the deadline, however long the fill runs.
@@ -396,7 +440,8 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
         } catch (error) {
           if (error instanceof RegistryError && error.code === 'BLOB_UNKNOWN') return undefined;
           if (fills.get(key) === running) throw error; // still running: the deadline passed
-          continue; // the other fetch failed: try again ourselves
+          if (running.refused) throw upstreamFailed({ upstream: base, what: `blob ${name}@${digest}`, error: (error as Error)?.message ?? String(error) });
+          continue; // the other fetch was cut: try again ourselves
         }
       }
       const started = await startFill(name, digest);

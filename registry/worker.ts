@@ -6,7 +6,7 @@
 // the world, so every request for that blob meets in the same isolate, where the pull-through's
 // in-memory fill map lets the first request fetch and stream while the others wait and are then
 // served from R2. Manifests are small and written idempotently, so the Worker fetches them itself.
-import { API_VERSION, API_VERSION_HEADER, createApp, errorResponse, type BlobReply, type BlobRequest, type PullThrough } from './app.ts';
+import { baseHeaders, createApp, errorResponse, type BlobReply, type BlobRequest, type PullThrough } from './app.ts';
 import { RegistryError } from './errors.ts';
 import { MissCache } from './miss-cache.ts';
 import { normalizeName } from './names.ts';
@@ -114,7 +114,7 @@ async function redirectBlob(request: Request, env: Env, store: R2Store): Promise
   if (!name) return undefined; // the app answers NAME_INVALID
   if (!(await store.statBlob(name, m[2]))) return undefined; // a miss goes to the pull-through
   const location = `${env.PUBLIC_BLOB_URL.replace(/\/+$/, '')}/${blobKey(name, m[2]).split('/').map(encodeURIComponent).join('/')}`;
-  return new Response(null, { status: 307, headers: { Location: location, 'Docker-Content-Digest': m[2], [API_VERSION_HEADER]: API_VERSION } });
+  return new Response(null, { status: 307, headers: baseHeaders({ Location: location, 'Docker-Content-Digest': m[2] }) });
 }
 
 /** workerd's identity stream that declares its length (Workers runtime API, streams). */
@@ -168,7 +168,8 @@ export class BlobFills {
     this.app = appFor(env, false).app;
   }
 
-  fetch(request: Request): Promise<Response> {
-    return Promise.resolve(this.app.fetch(request));
+  /** With its Content-Length: the Worker in front checks the length of what it relays (withContentLength). */
+  async fetch(request: Request): Promise<Response> {
+    return withContentLength(await this.app.fetch(request));
   }
 }

@@ -144,7 +144,10 @@ test('uncached blob: the upstream 206 is relayed with its multipart Content-Type
       if (suffix) assertCovers(res, runs, what);
       else assertRangeAnswer(res, blob, runs, what);
       const label = assertLabels(res, what);
-      if (!suffix && runs.length > 0) assert.equal(label, 'relayed', `${what}: answered from the upstream's 206, not a whole-blob fetch`);
+      // One range covering half the blob or more joins the fill and is served verified.
+      const span = /^bytes (\d+)-(\d+)\//.exec(String(res.headers['content-range']));
+      const most = span !== null && Number(span[2]) - Number(span[1]) + 1 >= blob.length / 2;
+      if (!suffix && runs.length > 0) assert.equal(label, most ? 'verified' : 'relayed', `${what}: ${most ? 'most of the blob: served from the verified fill' : "answered from the upstream's 206, not a whole-blob fetch"}`);
       if (label === 'relayed') {
         relayed++;
         // The whole blob is cached in the background, verified.
@@ -156,7 +159,7 @@ test('uncached blob: the upstream 206 is relayed with its multipart Content-Type
       await rm(cache, { recursive: true, force: true });
     }
   }
-  assert.ok(relayed >= 15, `most answers relayed (${relayed})`);
+  assert.ok(relayed >= 12, `most answers relayed (${relayed})`);
 });
 
 test('uncached blob, malformed or unsatisfiable set: 416 RANGE_INVALID with the size, as for a cached blob', async () => {

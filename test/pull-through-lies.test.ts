@@ -1,0 +1,272 @@
+// The pull-through of `serve --upstream` and of the Worker against a small lying upstream, one
+// rule for both: unverified bytes reach a client only with a Content-Length it checks, and a
+// bad, cut, endless or encoded answer ends as a cut transfer or a 502, never as a clean body;
+// nothing unverified carries Docker-Content-Digest or ETag, nothing bad is cached, a fill reads
+// no more than the blob's size, and only manifest media types are taken from the upstream.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { request, type IncomingMessage, type ServerResponse } from 'node:http';
+import { connect } from 'node:net';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { sha256Digest } from '../image/oci.ts';
+import { blobKey } from '../registry/r2-store.ts';
+import { startLyingServer, type LyingServer } from './helpers/lying-server.ts';
+import { eventually, pseudoRandom, startTestRegistry, tempDir, type TestRegistry } from './helpers/registry.ts';
+import { startTestWorker, type TestWorker } from './helpers/worker.ts';
+
+const blob = pseudoRandom('lies', 300 * 1024 + 17);
+const digest = sha256Digest(blob);
+const flipped = Buffer.from(blob);
+flipped[0] ^= 0xff;
+
+/** How the upstream answers a blob GET, by the repository name's second segment (`lies/<mode>[/<fresh name>]`). */
+type Mode = 'honest' | 'fresh' | 'ignoreslow' | 'chunked' | 'wrongchunked' | 'cutchunked' | 'endless' | 'gzip' | 'short206' | 'shortmulti' | 'endlessmulti' | 'corrupt';
+const MODES: Mode[] = ['honest', 'chunked', 'wrongchunked', 'cutchunked', 'endless', 'gzip', 'short206', 'shortmulti', 'endlessmulti', 'corrupt'];
+const LYING = new Set<Mode>(['wrongchunked', 'cutchunked', 'endless', 'gzip', 'corrupt']);
+/** Bytes an endless answer wrote before its connection closed, per mode (the fill's bound shows here). */
+const endlessSent = new Map<string, number>();
+/** Blob GETs the upstream received without a Range header, per mode. */
+const wholeGets = new Map<string, number>();
+
+function endless(res: ServerResponse, mode: string, status: number, headers: Record<string, string> = {}): void {
+  res.writeHead(status, headers);
+  const junk = Buffer.alloc(64 * 1024, 0x41);
+  let sent = 0;
+  const go = () => {
+    while (sent < 256 * 1024 * 1024) {
+      sent += junk.length;
+      if (!res.write(junk)) return void res.once('drain', go);
+    }
+    res.end();
+  };
+  res.on('close', () => endlessSent.set(mode, sent));
+  go();
+}
+
+function lie(req: IncomingMessage, res: ServerResponse): void {
+  const m = /^\/v2\/lies\/([a-z0-9]+)(?:\/[a-z]+)?\/(blobs|manifests)\/(.+)$/.exec(req.url ?? '');
+  if (!m) return void res.writeHead(req.url === '/v2/' ? 200 : 404).end();
+  const mode = m[1] as Mode;
+  if (m[2] === 'manifests') {
+    const body = JSON.stringify({ schemaVersion: 2, mediaType: 'text/html', layers: [], x: '<script>alert(1)</script>' });
+    return void res.writeHead(200, { 'Content-Type': 'text/html', 'Content-Length': String(Buffer.byteLength(body)) }).end(body);
+  }
+  if (m[3] !== digest) return void res.writeHead(404).end();
+  if (req.method === 'HEAD') return void res.writeHead(200, { 'Content-Length': String(blob.length) }).end();
+  const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+  const multi = (req.headers.range ?? '').includes(',');
+  if (!req.headers.range) wholeGets.set(mode, (wholeGets.get(mode) ?? 0) + 1);
+  const bytes = mode === 'corrupt' || mode === 'wrongchunked' ? flipped : blob;
+  if (multi && mode === 'shortmulti') return void res.writeHead(206, { 'Content-Type': 'multipart/byteranges; boundary=XYZ' }).end('--XYZ\r\nContent-Ty');
+  if (multi && mode === 'endlessmulti') return endless(res, mode, 206, { 'Content-Type': 'multipart/byteranges; boundary=XYZ' });
+  if (mode === 'ignoreslow') {
+    // Range ignored: the whole blob, in ten slices over ~3 s (longer than the test's manifest deadline).
+    res.writeHead(200, { 'Content-Length': String(blob.length) });
+    const slice = Math.ceil(blob.length / 10);
+    let offset = 0;
+    const timer = setInterval(() => (offset >= blob.length ? (clearInterval(timer), res.end()) : res.write(blob.subarray(offset, (offset += slice)))), 300);
+    return void res.on('close', () => clearInterval(timer));
+  }
+  if (range && !multi) {
+    const start = Number(range[1]);
+    const end = range[2] ? Math.min(Number(range[2]), blob.length - 1) : blob.length - 1;
+    const part = bytes.subarray(start, end + 1);
+    const headers = { 'Content-Range': `bytes ${start}-${end}/${blob.length}` };
+    if (mode === 'short206') return void res.writeHead(206, headers).end(part.subarray(0, part.length >> 1));
+    return void res.writeHead(206, { ...headers, 'Content-Length': String(part.length) }).end(part);
+  }
+  if (mode === 'endless') return endless(res, mode, 200);
+  if (mode === 'gzip') return void res.writeHead(200, { 'Content-Encoding': 'gzip' }).end(gzipSync(blob));
+  if (mode === 'cutchunked') {
+    res.writeHead(200);
+    return void res.write(blob.subarray(0, blob.length >> 1), () => setTimeout(() => res.socket?.destroy(), 50));
+  }
+  if (mode === 'chunked' || mode === 'wrongchunked') {
+    res.writeHead(200);
+    let offset = 0;
+    const go = () => (offset >= bytes.length ? res.end() : (res.write(bytes.subarray(offset, (offset += 32 * 1024))), setImmediate(go)));
+    return void go();
+  }
+  res.writeHead(200, { 'Content-Length': String(bytes.length) }).end(bytes);
+}
+
+interface Answer {
+  status: number;
+  headers: IncomingMessage['headers'];
+  body: Buffer;
+  /** The body ended as HTTP says a whole body ends (false: the transfer was cut). */
+  complete: boolean;
+}
+
+/** One request, telling a whole body from a cut one. */
+function fetchRaw(base: string, pathname: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Answer> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, path: pathname, method, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      let settled = false;
+      const done = (complete: boolean) => {
+        if (settled) return;
+        settled = true;
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), complete });
+      };
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => done(res.complete));
+      res.on('error', () => done(false));
+      res.on('aborted', () => done(false));
+      res.on('close', () => done(res.complete));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * The rule: an error is the spec's JSON; a 200/206 states its Content-Length, and when it ended
+ * whole it is exactly `expected`; without ETag it carries no Docker-Content-Digest either.
+ */
+function assertNoCleanLie(res: Answer, expected: Buffer, what: string): void {
+  assert.equal(res.headers['x-content-type-options'], 'nosniff', what);
+  if (res.status >= 400) {
+    if (res.body.length > 0) assert.match(res.body.toString(), /^\{"errors":\[/, what);
+    return;
+  }
+  assert.ok(res.status === 200 || res.status === 206, `${what}: status ${res.status}`);
+  assert.ok(res.headers['content-length'] !== undefined, `${what}: a ${res.status} without Content-Length (a cut would look like an end)`);
+  if (res.complete) assert.ok(res.body.equals(expected), `${what}: a complete body of ${res.body.length} bytes that is not the blob's`);
+  if (res.headers.etag === undefined) assert.equal(res.headers['docker-content-digest'], undefined, `${what}: unverified bytes labelled with the digest`);
+}
+
+/** A blob of `mode`; `fresh` names a repository no earlier test has filled. */
+/** A GET over HTTP/1.0 (the end of the body is the close): the raw head and body. */
+function fetchHttp10(base: string, pathname: string): Promise<{ head: string; body: Buffer }> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const socket = connect(Number(url.port), url.hostname, () => socket.write(`GET ${pathname} HTTP/1.0\r\nHost: ${url.host}\r\n\r\n`));
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', () => {}); // a reset is a close here
+    socket.on('close', () => {
+      const all = Buffer.concat(chunks);
+      const end = all.indexOf('\r\n\r\n');
+      if (end < 0) return reject(new Error(`no response head: ${all.toString().slice(0, 200)}`));
+      resolve({ head: all.subarray(0, end).toString(), body: all.subarray(end + 4) });
+    });
+  });
+}
+
+const blobPath = (mode: Mode, fresh = '') => `/v2/lies/${mode}${fresh && `/${fresh}`}/blobs/${digest}`;
+
+for (const kind of ['serve', 'worker'] as const) {
+  describe(`${kind}: a lying upstream`, () => {
+    let liar: LyingServer;
+    let registry: TestRegistry | TestWorker;
+    let cache = '';
+    before(() => wholeGets.clear());
+    /** Temp files in the store's .tmp: one a killed serve left (its pid is gone), one of this process. */
+    const leftover = `${spawnSync('true').pid}-left-by-a-killed-serve`;
+    const ours = `${process.pid}-being-written`;
+    const cached = async (mode: Mode) =>
+      kind === 'serve' ? existsSync(path.join(cache, 'lies', mode, 'blobs/sha256', digest.slice(7))) : (await (registry as TestWorker).bucket.head(blobKey(`lies/${mode}`, digest))) !== null;
+
+    before(async () => {
+      liar = await startLyingServer(lie);
+      if (kind === 'serve') {
+        cache = await tempDir('lies');
+        await mkdir(path.join(cache, '.tmp'));
+        for (const name of [leftover, ours]) await writeFile(path.join(cache, '.tmp', name), 'partial');
+        // A short manifest deadline: a fill must not be held to it (the fill has its own).
+        registry = await startTestRegistry({ store: cache, upstream: liar.url, upstreamOptions: { deadlineMs: 1500 } });
+      } else {
+        registry = await startTestWorker({ bindings: { UPSTREAM: liar.url } });
+      }
+    });
+    after(async () => {
+      await registry?.close();
+      await liar?.close();
+      if (cache) await rm(cache, { recursive: true, force: true });
+    });
+
+    test('whole GET of a miss: verified and whole, or cut (never a clean lie); nothing bad cached; a fill stops at the size', async () => {
+      endlessSent.clear();
+      for (const mode of MODES) {
+        const res = await fetchRaw(registry.url, blobPath(mode));
+        assertNoCleanLie(res, blob, `${kind} ${mode}`);
+        if (!LYING.has(mode)) {
+          assert.equal(res.status, 200, `${kind} ${mode}`);
+          assert.ok(res.complete && res.body.equals(blob), `${kind} ${mode}: the honest blob whole`);
+        } else assert.ok(!(res.status === 200 && res.complete), `${kind} ${mode}: a lie delivered as a complete 200`);
+        if (mode === 'gzip') assert.equal(res.status, 502, `${kind} gzip: an encoded blob answer is refused`);
+      }
+      const sent = await eventually(() => endlessSent.get('endless'), 'the endless upstream answer to be closed');
+      assert.ok(sent < blob.length + 8 * 1024 * 1024, `${kind}: the fill read ${sent} bytes of an endless body for a ${blob.length}-byte blob`);
+      for (const mode of LYING) assert.equal(await cached(mode), false, `${kind} ${mode}: cached`);
+      assert.equal(await cached('chunked'), true, `${kind}: an honest chunked answer is cached`);
+      if (kind === 'serve') {
+        assert.equal(existsSync(path.join(cache, '.tmp', leftover)), false, 'a dead writer\'s temp file is removed');
+        assert.equal(existsSync(path.join(cache, '.tmp', ours)), true, 'a live writer\'s temp file is kept');
+      }
+    });
+
+    test('an HTTP/1.0 client (the close ends the body) is told the length, and a wrong chunked blob falls short of it', async () => {
+      const { head, body } = await fetchHttp10(registry.url, blobPath('wrongchunked', 'httpone'));
+      const length = /^content-length: (\d+)$/im.exec(head)?.[1];
+      if (/^HTTP\/1\.[01] 2/.test(head)) {
+        assert.equal(length, String(blob.length), `${kind}: ${head}`);
+        assert.ok(body.length < blob.length, `${kind}: the whole wrong body was delivered over HTTP/1.0`);
+      } else assert.match(head, /^HTTP\/1\.[01] 502/, head);
+    });
+
+    test('HEAD of a miss: the size is relayed, unlabelled', async () => {
+      const res = await fetchRaw(registry.url, blobPath('short206', 'head'), {}, 'HEAD');
+      assert.equal(res.status, 200);
+      assert.equal(res.headers['content-length'], String(blob.length));
+      assert.equal(res.headers['docker-content-digest'], undefined);
+      assert.equal(res.headers.etag, undefined);
+    });
+
+    test('range GETs of a miss: short, cut or endless relays end cut; ranges covering most of the blob join the one fill, verified', async () => {
+      const small = await fetchRaw(registry.url, blobPath('short206', 'range'), { Range: 'bytes=100-1099' });
+      assertNoCleanLie(small, blob.subarray(100, 1100), `${kind} short206`);
+      assert.equal(small.complete, false, `${kind} short206: a short 206 passed as complete`);
+      for (const mode of ['shortmulti', 'endlessmulti'] as const) {
+        const res = await fetchRaw(registry.url, blobPath(mode, 'range'), { Range: 'bytes=0-99,200-299' });
+        // Not relayable (no length): served from the verified blob instead.
+        assert.equal(res.status, 206, `${kind} ${mode}`);
+        assert.ok(res.complete && res.headers.etag, `${kind} ${mode}: served verified`);
+        assert.ok(res.body.includes(blob.subarray(200, 300)), `${kind} ${mode}`);
+      }
+      const corruptGets = wholeGets.get('corrupt') ?? 0;
+      const corrupt = await Promise.all(['bytes=0-', 'bytes=1024-', 'bytes=0-', 'bytes=9-'].map((r) => fetchRaw(registry.url, blobPath('corrupt', 'range'), { Range: r })));
+      for (const res of corrupt) assert.equal(res.status, 502, `${kind} corrupt open range: ${res.status}`);
+      assert.equal((wholeGets.get('corrupt') ?? 0) - corruptGets, 1, `${kind}: a blob that failed its digest is not fetched again for each waiter`);
+      const open = await Promise.all(['bytes=0-', 'bytes=1024-', 'bytes=0-', 'bytes=7-'].map((r) => fetchRaw(registry.url, blobPath('fresh'), { Range: r })));
+      for (const [i, res] of open.entries()) {
+        const start = [0, 1024, 0, 7][i];
+        assertNoCleanLie(res, blob.subarray(start), `${kind} open range ${start}`);
+        assert.equal(res.status, 206);
+        assert.ok(res.complete && res.headers.etag, `${kind} open range ${start}: served verified`);
+      }
+      assert.equal(wholeGets.get('fresh'), 1, `${kind}: four open ranges, one upstream transfer of the blob`);
+    });
+
+    if (kind === 'serve') {
+      test("a range GET answered with the whole blob, slower than the manifest deadline, is the fill: served verified within the fill's deadline", async () => {
+        const res = await fetchRaw(registry.url, blobPath('ignoreslow'), { Range: 'bytes=0-99' });
+        assert.equal(res.status, 206);
+        assert.ok(res.complete && res.headers.etag && res.body.equals(blob.subarray(0, 100)));
+      });
+    }
+
+    test('a manifest whose media type is not a manifest is refused (502 JSON, nosniff)', async () => {
+      const res = await fetchRaw(registry.url, '/v2/lies/honest/manifests/latest');
+      assert.equal(res.status, 502);
+      assert.equal(res.headers['x-content-type-options'], 'nosniff');
+      assert.match(res.body.toString(), /not an OCI or Docker manifest/);
+    });
+  });
+}
