@@ -186,6 +186,9 @@ export class HuggingFaceSource implements ModelSource {
     }
     const range = /^bytes (\d+)-/.exec(response.headers.get('content-range') ?? '');
     const reader = response.body.getReader();
+    // Aborting a fetch does not always end a read already waiting on its body (seen under load:
+    // the read never settled and, with nothing else pending, node exited 13); cancel the reader.
+    request.signal.addEventListener('abort', () => void reader.cancel(request.signal.reason).catch(() => {}), { once: true });
     async function* bounded(): AsyncGenerator<Uint8Array> {
       try {
         for (;;) {
