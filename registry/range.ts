@@ -58,25 +58,6 @@ export function parseRange(header: string | undefined | null, size: number): Ran
   return { kind: 'ranges', ranges };
 }
 
-/** Stands for "size not known yet": no closed or open-ended spec reaches it. */
-const UNKNOWN_SIZE = Number.MAX_SAFE_INTEGER;
-
-/**
- * The Range header to send an upstream for `header`, before the blob's size is known: the same
- * rule as parseRange (sorted, overlapping and adjacent specs merged, one covering span past
- * MAX_RANGES), so a relayed answer has the parts a cached blob would be answered with. A set
- * with a suffix spec (`-N`, which needs the size) or that parseRange rejects is returned as sent;
- * another unit is undefined (the upstream is asked for the whole blob).
- */
-export function upstreamRange(header: string): string | undefined {
-  const eq = header.indexOf('=');
-  if (eq >= 0 && header.slice(0, eq).trim().toLowerCase() !== 'bytes') return undefined;
-  if (/(^|[=,])\s*-/.test(header)) return header;
-  const parsed = parseRange(header, UNKNOWN_SIZE);
-  if (parsed.kind !== 'ranges') return header;
-  return `bytes=${parsed.ranges.map((r) => `${r.start}-${r.end === UNKNOWN_SIZE - 1 ? '' : r.end}`).join(',')}`;
-}
-
 /** Sorted by start, with overlapping or adjacent ranges joined. */
 function mergeRanges(ranges: ByteRange[]): ByteRange[] {
   const sorted = [...ranges].sort((a, b) => a.start - b.start);

@@ -10,7 +10,8 @@ import type { Credentials } from '../client/auth.ts';
 import { MANIFEST_ACCEPT, pullScope, RegistryClient, type RemoteError } from '../client/remote.ts';
 import { blobHeaders, type BlobReply, type BlobRequest, type PullThrough } from './app.ts';
 import { rangeInvalid, RegistryError, upstreamFailed } from './errors.ts';
-import { parseRange, upstreamRange } from './range.ts';
+import { multipartByteranges, parseRange, type ByteRange } from './range.ts';
+import { concatBodies, type Piece } from './pump.ts';
 import type { Reference } from './names.ts';
 import type { ReferrerDescriptor } from '../client/referrers.ts';
 import { manifestMediaType, type ManifestRecord, type RegistryStore } from './store.ts';
@@ -67,34 +68,6 @@ function unverifiedHeaders(digest: string, extra: Record<string, string>): Recor
 function contentLength(response: Response): number | undefined {
   const length = response.headers.get('content-length');
   return length !== null && /^\d{1,15}$/.test(length) ? Number(length) : undefined;
-}
-
-/** A multipart/byteranges Content-Type with a boundary RFC 2046 §5.1.1 allows. */
-const MULTIPART = /^multipart\/byteranges;\s*boundary=("?)[0-9A-Za-z'()+_,./:=? -]{0,69}[0-9A-Za-z'()+_,./:=?-]\1$/i;
-
-/**
- * The headers of a relayed upstream 206 to the ranges `sent` (as upstreamRange made them), or
- * undefined when it does not answer them as range.ts would: one range -> exactly that
- * Content-Range; several -> multipart/byteranges, whose Content-Type (with its boundary) the
- * client needs to split the body. Content-Length is kept when it is a number; the upstream's
- * ETag, Last-Modified and caching are not: the bytes are not verified (see unverifiedHeaders).
- */
-function relayedRangeHeaders(digest: string, sent: string, response: Response): { headers: Record<string, string>; length: number; share: number } | undefined {
-  const length = contentLength(response);
-  const type = response.headers.get('content-type') ?? '';
-  if (sent.includes(',') && MULTIPART.test(type)) {
-    // Without a length the client could not tell a cut (or endless) multipart body from a whole one.
-    if (length === undefined) return undefined;
-    return { headers: unverifiedHeaders(digest, { 'Content-Length': String(length), 'Content-Type': type }), length, share: 0 };
-  }
-  const got = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(response.headers.get('content-range') ?? '');
-  if (!got) return undefined;
-  const [start, end, total] = got.slice(1).map(Number);
-  const wanted = parseRange(sent, total);
-  if (wanted.kind !== 'ranges' || wanted.ranges.length !== 1 || wanted.ranges[0].start !== start || wanted.ranges[0].end !== end) return undefined;
-  if (length !== undefined && length !== end - start + 1) return undefined;
-  const stated = end - start + 1;
-  return { headers: unverifiedHeaders(digest, { 'Content-Length': String(stated), 'Content-Range': got[0] }), length: stated, share: stated / total };
 }
 
 /**
@@ -375,17 +348,16 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
   }
 
   /**
-   * The blob size for a 416 (RFC 9110 §15.5.17): the upstream's `Content-Range: bytes *\/N`, or
-   * its HEAD's Content-Length when it left that out (Go does for a malformed set).
+   * Bytes `range` of the blob at `path` from the upstream, exactly: its 206 must name that range of
+   * a `size`-byte blob (Content-Range, and Content-Length when sent), and the body is cut where it
+   * runs past or ends short of it. Any other answer is returned as it is, for the caller to decide.
    */
-  async function unsatisfiedSize(path: string, res: Response): Promise<number> {
-    const size = /^bytes \*\/(\d+)$/.exec(res.headers.get('content-range') ?? '')?.[1];
-    if (size) return Number(size);
-    const head = await request('HEAD', path, { accept: () => true });
-    await head.body?.cancel().catch(() => {});
-    const length = head.headers.get('content-length');
-    if (!head.ok || !length || !/^\d+$/.test(length)) fail(head.status, `the size of ${path}`);
-    return Number(length);
+  async function relayRange(path: string, range: ByteRange, size: number): Promise<ReadableStream<Uint8Array> | Response> {
+    const res = await request('GET', path, { headers: { Range: `bytes=${range.start}-${range.end}` }, accept: () => true }, blobClient);
+    const length = range.end - range.start + 1;
+    const stated = contentLength(res);
+    if (res.status !== 206 || !res.body || res.headers.get('content-range') !== `bytes ${range.start}-${range.end}/${size}` || (stated !== undefined && stated !== length)) return res;
+    return res.body.pipeThrough(exactly(length, `range ${range.start}-${range.end} of ${path}`));
   }
 
   async function blob(name: string, digest: string, asked: BlobRequest): Promise<BlobReply | 'cached' | undefined> {
@@ -399,33 +371,57 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
       const length = res.headers.get('content-length');
       return { status: 200, headers: unverifiedHeaders(digest, length ? { 'Content-Length': length } : {}), body: null };
     }
-    const range = asked.range ? upstreamRange(asked.range) : undefined;
+    // A Range in another unit is ignored (RFC 9110 §14.2): the whole blob.
+    const range = asked.range && parseRange(asked.range, 1).kind !== 'none' ? asked.range : undefined;
     if (range) {
-      // A 206 that answers exactly what was asked, with a length, for less than JOIN_FILL_SHARE
-      // of the blob is relayed unlabelled and exactly that long (eStargz readers check chunk
-      // digests themselves) while the whole blob is cached in the background; anything else is
-      // the whole blob, most of it or a wrong answer: verify and cache it (one fill for all such
-      // requests), then serve from the cache. A 200 answer (Range ignored) is that fill.
-      const res = await request('GET', path, { headers: { Range: range }, accept: () => true }, blobClient);
-      if (ABSENT.has(res.status)) {
-        await res.body?.cancel().catch(() => {});
-        return undefined;
+      // The ranges are resolved against the blob's size as the upstream states it (HEAD; the fill
+      // then holds the upstream to it). Less than JOIN_FILL_SHARE of the blob is relayed,
+      // unlabelled and exactly as long as asked (eStargz readers check chunk digests themselves),
+      // each merged range from a single-range upstream answer that must name exactly that range of
+      // that size, several framed here as multipart/byteranges (an upstream's own multipart body
+      // is never passed on: its parts could say anything), while the whole blob is cached in the
+      // background. More of the blob, or an answer that is not that, joins the one fill and is
+      // served verified from the store; a 200 (Range ignored) is that fill.
+      const head = await request('HEAD', path, { accept: () => true });
+      await head.body?.cancel().catch(() => {});
+      if (ABSENT.has(head.status)) return undefined;
+      const size = head.ok ? contentLength(head) : undefined;
+      if (size === undefined) fail(head.ok ? 502 : head.status, `blob ${name}@${digest}: the upstream states no size for it`);
+      const wanted = parseRange(asked.range, size);
+      if (wanted.kind === 'unsatisfiable') throw rangeInvalid(asked.range!, size);
+      const ranges = wanted.kind === 'ranges' ? wanted.ranges : [];
+      const covered = ranges.reduce((sum, r) => sum + r.end - r.start + 1, 0);
+      if (ranges.length > 0 && covered < JOIN_FILL_SHARE * size) {
+        const first = await relayRange(path, ranges[0], size);
+        if (first instanceof Response) {
+          if (first.status === 200 && !fills.has(key)) {
+            const started = await startFill(name, digest, first);
+            return started.unknown ? undefined : completeFill(started);
+          }
+          await first.body?.cancel().catch(() => {});
+          if (ABSENT.has(first.status)) return undefined;
+        } else {
+          if (!fills.has(key)) startFill(name, digest).then(completeFill).catch(() => {});
+          const what = `${name}@${digest}`;
+          if (ranges.length === 1) {
+            const { start, end } = ranges[0];
+            return { status: 206, headers: unverifiedHeaders(digest, { 'Content-Length': String(end - start + 1), 'Content-Range': `bytes ${start}-${end}/${size}` }), body: first };
+          }
+          const multipart = multipartByteranges(ranges, size);
+          const pieces: Piece[] = multipart.parts.flatMap(({ head: partHead, range: r }, i) => [
+            partHead,
+            async () => {
+              const body = i === 0 ? first : await relayRange(path, r, size);
+              if (body instanceof Response) {
+                await body.body?.cancel().catch(() => {});
+                throw new Error(`range ${r.start}-${r.end} of ${what}: the upstream answered ${body.status}, not that range`);
+              }
+              return body;
+            },
+          ]);
+          return { status: 206, headers: unverifiedHeaders(digest, { 'Content-Length': String(multipart.length), 'Content-Type': multipart.contentType }), body: concatBodies([...pieces, multipart.tail]) };
+        }
       }
-      if (res.status === 416) {
-        await res.body?.cancel().catch(() => {});
-        throw rangeInvalid(asked.range!, await unsatisfiedSize(path, res));
-      }
-      const relayed = res.status === 206 && res.body ? relayedRangeHeaders(digest, range, res) : undefined;
-      if (relayed && relayed.share < JOIN_FILL_SHARE) {
-        if (!fills.has(key)) startFill(name, digest).then(completeFill).catch(() => {});
-        return { status: 206, headers: relayed.headers, body: res.body!.pipeThrough(exactly(relayed.length, `range ${range} of ${name}@${digest}`)) };
-      }
-      if (res.status === 200 && !fills.has(key)) {
-        const started = await startFill(name, digest, res);
-        return started.unknown ? undefined : completeFill(started);
-      }
-      await res.body?.cancel().catch(() => {});
-      if (res.status !== 200 && res.status !== 206) fail(res.status, `blob ${name}@${digest}`);
     }
     for (let attempt = 0; attempt < 3; attempt++) {
       if ((attempt > 0 || range) && (await store.statBlob(name, digest))) return 'cached'; // a fill landed meanwhile

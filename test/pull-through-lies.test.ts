@@ -24,7 +24,7 @@ const flipped = Buffer.from(blob);
 flipped[0] ^= 0xff;
 
 /** How the upstream answers a blob GET, by the repository name's second segment (`lies/<mode>[/<fresh name>]`). */
-type Mode = 'honest' | 'fresh' | 'ignoreslow' | 'chunked' | 'wrongchunked' | 'cutchunked' | 'endless' | 'gzip' | 'short206' | 'shortmulti' | 'endlessmulti' | 'corrupt';
+type Mode = 'honest' | 'fresh' | 'ignoreslow' | 'chunked' | 'wrongchunked' | 'cutchunked' | 'endless' | 'gzip' | 'short206' | 'shortmulti' | 'endlessmulti' | 'corrupt' | 'bigtotal';
 const MODES: Mode[] = ['honest', 'chunked', 'wrongchunked', 'cutchunked', 'endless', 'gzip', 'short206', 'shortmulti', 'endlessmulti', 'corrupt'];
 const LYING = new Set<Mode>(['wrongchunked', 'cutchunked', 'endless', 'gzip', 'corrupt']);
 /** Bytes an endless answer wrote before its connection closed, per mode (the fill's bound shows here). */
@@ -75,7 +75,8 @@ function lie(req: IncomingMessage, res: ServerResponse): void {
     const start = Number(range[1]);
     const end = range[2] ? Math.min(Number(range[2]), blob.length - 1) : blob.length - 1;
     const part = bytes.subarray(start, end + 1);
-    const headers = { 'Content-Range': `bytes ${start}-${end}/${blob.length}` };
+    // bigtotal: claims a blob 100 times larger, so that any range looks like a small share of it.
+    const headers = { 'Content-Range': `bytes ${start}-${end}/${mode === 'bigtotal' ? blob.length * 100 : blob.length}` };
     if (mode === 'short206') return void res.writeHead(206, headers).end(part.subarray(0, part.length >> 1));
     return void res.writeHead(206, { ...headers, 'Content-Length': String(part.length) }).end(part);
   }
@@ -235,11 +236,24 @@ for (const kind of ['serve', 'worker'] as const) {
       assert.equal(small.complete, false, `${kind} short206: a short 206 passed as complete`);
       for (const mode of ['shortmulti', 'endlessmulti'] as const) {
         const res = await fetchRaw(registry.url, blobPath(mode, 'range'), { Range: 'bytes=0-99,200-299' });
-        // Not relayable (no length): served from the verified blob instead.
+        // An upstream's multipart body is never passed on: each range is asked alone and framed here.
         assert.equal(res.status, 206, `${kind} ${mode}`);
-        assert.ok(res.complete && res.headers.etag, `${kind} ${mode}: served verified`);
-        assert.ok(res.body.includes(blob.subarray(200, 300)), `${kind} ${mode}`);
+        assert.ok(res.complete && Number(res.headers['content-length']) === res.body.length, `${kind} ${mode}: whole, as long as it says`);
+        assert.match(String(res.headers['content-type']), /^multipart\/byteranges; boundary=/);
+        assert.ok(res.body.includes(blob.subarray(0, 100)) && res.body.includes(blob.subarray(200, 300)), `${kind} ${mode}`);
+        assert.ok(res.body.length < 1000, `${kind} ${mode}: only the two ranges`);
       }
+      // Several ranges covering most of the blob, and a range whose Content-Range states another
+      // size: neither is relayed; each is served from the verified fill (or a 502 for a bad blob).
+      const most = await fetchRaw(registry.url, blobPath('corrupt', 'most'), { Range: 'bytes=0-99,101-' });
+      assert.equal(most.status, 502, `${kind}: most of a corrupt blob, in two ranges`);
+      const honestMost = await fetchRaw(registry.url, blobPath('honest', 'most'), { Range: 'bytes=0-99,101-' });
+      assert.equal(honestMost.status, 206);
+      assert.ok(honestMost.complete && honestMost.headers.etag, `${kind}: most of the blob in two ranges, served verified`);
+      const total = await fetchRaw(registry.url, blobPath('bigtotal'), { Range: 'bytes=0-99' });
+      assert.equal(total.status, 206);
+      assert.ok(total.complete && total.headers.etag && total.body.equals(blob.subarray(0, 100)), `${kind}: a 206 stating another size is not relayed`);
+      assert.equal(total.headers['content-range'], `bytes 0-99/${blob.length}`);
       const corruptGets = wholeGets.get('corrupt') ?? 0;
       const corrupt = await Promise.all(['bytes=0-', 'bytes=1024-', 'bytes=0-', 'bytes=9-'].map((r) => fetchRaw(registry.url, blobPath('corrupt', 'range'), { Range: r })));
       for (const res of corrupt) assert.equal(res.status, 502, `${kind} corrupt open range: ${res.status}`);
