@@ -111,7 +111,8 @@ export async function streamPush(options: StreamPushOptions): Promise<StreamPush
   const manifests = index.manifests.map((descriptor) => ({ descriptor, bytes: blobs.get(descriptor.digest)! }));
   for (const { bytes } of manifests) {
     const config = (JSON.parse(bytes.toString('utf8')) as ImageManifest).config;
-    if (!(await pusher.hasBlob(repository, config))) await pusher.uploadWhole(repository, () => new Uint8Array(blobs.get(config.digest)!), config);
+    const configBytes = blobs.get(config.digest)!;
+    if (!(await pusher.hasBlob(repository, config, configBytes[configBytes.length - 1]))) await pusher.uploadWhole(repository, () => new Uint8Array(configBytes), config);
   }
   await pusher.putImage(repository, await pusher.imageTags(repository, options.tag, image.index), manifests, { descriptor: image.index, bytes: blobs.get(image.index.digest)! });
   return {

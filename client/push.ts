@@ -239,7 +239,8 @@ export class Pusher {
   private async pushBlob(layout: ImageLayout, repository: string, blob: Descriptor, progress: (bytes: number) => void): Promise<'skipped' | 'mounted' | 'uploaded'> {
     const seen = pushedBlobs.get(this.target.registry) ?? new Map<string, string>();
     pushedBlobs.set(this.target.registry, seen);
-    if (await this.hasBlob(repository, blob)) {
+    const lastByte = await layout.lastByte(blob);
+    if (await this.hasBlob(repository, blob, lastByte)) {
       seen.set(blob.digest, repository);
       progress(blob.size);
       return 'skipped';
@@ -250,7 +251,7 @@ export class Pusher {
       const start = await this.retrying(() => this.send('POST', `${repository}/blobs/uploads/${query}`, { accept: (s) => s === 201 || s === 202, scope: `${pushScope(repository)} ${pullScope(from)}` }));
       await start.body?.cancel().catch(() => {});
       if (start.status === 201) {
-        await this.checkBlobStored(repository, blob);
+        await this.checkBlobStored(repository, blob, lastByte);
         progress(blob.size);
         return 'mounted';
       }
@@ -292,10 +293,12 @@ export class Pusher {
     const hash = options.hashed ? undefined : createHash('sha256');
     let size = 0;
     try {
+      let lastByte: number | undefined;
       for await (const window of windows(chunks, chunkSize)) {
         hash?.update(window);
         session = await this.patch(repository, session, window, size);
         size += window.length;
+        if (window.length > 0) lastByte = window[window.length - 1];
         options.onProgress?.(window.length);
       }
       const produced = hash ? undefined : await options.hashed!();
@@ -310,7 +313,7 @@ export class Pusher {
       await done.body?.cancel().catch(() => {});
       const answered = done.headers.get('docker-content-digest');
       if (answered && answered !== digest) throw new RemoteError(`${this.target.registry}/${repository}: the registry stored the blob as ${answered}, not ${digest}`);
-      await this.checkBlobStored(repository, { digest, size });
+      await this.checkBlobStored(repository, { digest, size }, lastByte);
       return { digest, size };
     } catch (error) {
       await this.cancelUpload(repository, session);
@@ -397,9 +400,10 @@ export class Pusher {
    * can keep sizes and digests and lose the bytes. A HEAD that leaves either header out proves
    * nothing, so then the blob is read back whole with a GET, streamed through the digest verifier
    * (nothing held); so is a ranged GET answered 200. 404 (to the HEAD or the GET): absent.
-   * RemoteError when the registry states or serves another size or digest.
+   * RemoteError when the registry states or serves another size or digest, or a last byte other
+   * than `lastByte` (given when the caller has the blob's bytes).
    */
-  async hasBlob(repository: string, blob: Pick<Descriptor, 'digest' | 'size'>): Promise<boolean> {
+  async hasBlob(repository: string, blob: Pick<Descriptor, 'digest' | 'size'>, lastByte?: number): Promise<boolean> {
     const path = `${repository}/blobs/${blob.digest}`;
     const head = await this.send('HEAD', path, { accept: (s) => s === 200 || s === 404, scope: pushScope(repository) });
     await head.body?.cancel().catch(() => {});
@@ -420,8 +424,9 @@ export class Pusher {
     }
     if (got.status === 206) {
       const range = got.headers.get('content-range');
-      const served = (await readBounded(got, 1, `${what} (its last byte)`)).length;
-      if (range !== `bytes ${last}/${blob.size}` || served !== 1) throw new RemoteError(`${what}: asked for its last byte, the registry answered ${range ?? 'no Content-Range'} with ${served} bytes`);
+      const served = await readBounded(got, 1, `${what} (its last byte)`);
+      if (range !== `bytes ${last}/${blob.size}` || served.length !== 1) throw new RemoteError(`${what}: asked for its last byte, the registry answered ${range ?? 'no Content-Range'} with ${served.length} bytes`);
+      if (lastByte !== undefined && served[0] !== lastByte) throw new RemoteError(`${what}: its last byte is ${served[0]}, the blob's is ${lastByte}: the registry does not hold this blob`);
       return true;
     }
     const why = stated ? 'its ranged GET answered 200' : `its HEAD states no ${length === null ? 'Content-Length' : 'Docker-Content-Digest'}`;
@@ -456,8 +461,8 @@ export class Pusher {
     }
   }
 
-  private async checkBlobStored(repository: string, blob: Pick<Descriptor, 'digest' | 'size'>): Promise<void> {
-    if (!(await this.hasBlob(repository, blob))) throw new RemoteError(`${this.target.registry}/${repository}@${blob.digest}: the registry accepted the blob but does not have it when asked`);
+  private async checkBlobStored(repository: string, blob: Pick<Descriptor, 'digest' | 'size'>, lastByte?: number): Promise<void> {
+    if (!(await this.hasBlob(repository, blob, lastByte))) throw new RemoteError(`${this.target.registry}/${repository}@${blob.digest}: the registry accepted the blob but does not have it when asked`);
   }
 
   private async cancelUpload(repository: string, session: string): Promise<void> {

@@ -4,7 +4,7 @@
 // into place, and a tag is added to index.json only after everything it points to is there.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ANNOTATION, isDigest, MEDIA_TYPE, sha256Digest, type Descriptor } from './oci.ts';
@@ -64,6 +64,19 @@ export class ImageLayout {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;
+    }
+  }
+
+  /** The last byte of the blob `blob` names (undefined when it is empty or not in the layout). */
+  async lastByte(blob: Pick<Descriptor, 'digest' | 'size'>): Promise<number | undefined> {
+    if (blob.size <= 0) return undefined;
+    const handle = await open(this.blobPath(blob.digest), 'r').catch(() => undefined);
+    if (!handle) return undefined;
+    try {
+      const { bytesRead, buffer } = await handle.read(Buffer.alloc(1), 0, 1, blob.size - 1);
+      return bytesRead === 1 ? buffer[0] : undefined;
+    } finally {
+      await handle.close();
     }
   }
 

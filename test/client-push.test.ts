@@ -170,12 +170,18 @@ describe('push trusts no registry', () => {
     }
   });
 
-  test('a manifest PUT answered with another Docker-Content-Digest, or not served back: refused before the tag', async () => {
-    const configSize = (await new ImageLayout(image.store, image.name).readBlob(image.config)).length;
+  test('a manifest PUT answered with another Docker-Content-Digest, or not served back, or a blob whose last byte is not its own: refused before the tag', async () => {
+    const layout = new ImageLayout(image.store, image.name);
+    const configBytes = await layout.readBlob(image.config);
+    const layerBytes = await layout.readBlob(image.layer);
+    const configSize = configBytes.length;
+    let lastByteLie = false;
     for (const [lie, message] of [
       ['digest', /stored the manifest as sha256:.* not sha256:/],
       ['nothing', /accepted the manifest but serves nothing/],
+      ['last byte', /its last byte is \d+, the blob's is \d+: the registry does not hold this blob/],
     ] as const) {
+      lastByteLie = lie === 'last byte';
       behave = (req, res) => {
         if (req.method === 'HEAD' && req.url!.includes('/blobs/')) {
           // every blob "present", with the right size and digest, so the push goes on to the manifests
@@ -183,8 +189,9 @@ describe('push trusts no registry', () => {
           return;
         }
         if (req.method === 'GET' && req.url!.includes('/blobs/')) {
-          const size = req.url!.includes(image.layer) ? image.layerSize : configSize; // and its last byte served
-          res.writeHead(206, { 'Content-Range': `bytes ${size - 1}-${size - 1}/${size}` }).end(Buffer.alloc(1));
+          const bytes = req.url!.includes(image.layer) ? layerBytes : configBytes; // and its last byte served
+          const last = bytes[bytes.length - 1] ^ (lastByteLie ? 0xff : 0); // (a store that kept sizes and digests only)
+          res.writeHead(206, { 'Content-Range': `bytes ${bytes.length - 1}-${bytes.length - 1}/${bytes.length}` }).end(Buffer.from([last]));
           return;
         }
         if (req.method === 'PUT') res.writeHead(201, { 'Docker-Content-Digest': lie === 'digest' ? sha256Digest('lie') : '' }).end();
@@ -192,7 +199,7 @@ describe('push trusts no registry', () => {
       };
       registry.seen.length = 0;
       const pusher = await connect(registry.hostPort);
-      await assert.rejects(pusher.push(new ImageLayout(image.store, image.name), image.tag), message);
+      await assert.rejects(pusher.push(layout, image.tag), message);
       assert.equal(registry.seen.filter((s) => s.method === 'PUT' && s.url.endsWith(`/manifests/${image.tag}`)).length, 0, 'no tag');
     }
   });
