@@ -79,6 +79,8 @@ async function copyLazily(client: RegistryClient, repository: string, layer: Des
   if (!found) return 0;
   const { entries } = found.toc;
   const first = entries.findIndex((e) => e.type === 'reg' && e.name === file);
+  const other = entries.find((e) => e.type !== 'reg' && e.type !== 'chunk' && layerPath(e.name) === file);
+  if (other) throw new RemoteError(`/${file} is a ${other.type === 'dir' ? 'folder' : other.type} in the image, not a file (cp copies regular files)`);
   if (first < 0 && lowerLayers) return 0;
   if (first < 0) throw new RemoteError(`/${file} is not in the image`);
   const chunks: Array<{ entry: TocEntry; end: number }> = [];
@@ -126,25 +128,45 @@ async function copyStreamed(client: RegistryClient, repository: string, layers: 
     const tar = extract();
     let found = false;
     let removed = false;
+    /** What this layer has at the path (or at a folder above it) instead of a file, hiding lower layers. */
+    let shadowed: string | undefined;
+    let twice = false;
     tar.on('entry', (header, stream, next) => {
-      const name = header.name.replace(/^\.?\/+/, '');
+      const name = layerPath(header.name);
+      const skip = () => void stream.on('end', next).resume();
       removed ||= whiteoutRemoves(name, file);
-      if (found || name !== file || header.type !== 'file') {
-        stream.on('end', next).resume();
-        return;
+      if (name === file) {
+        // A layer that holds a path twice is refused (as buildah does), not read either way.
+        if (found || shadowed) {
+          twice = true;
+          return skip();
+        }
+        if (header.type !== 'file') {
+          shadowed = `/${file} is a ${header.type === 'directory' ? 'folder' : header.type} in the image, not a file (cp copies regular files)`;
+          return skip();
+        }
+        found = true;
+        return void pipeline(stream, createWriteStream(temp, { flags: 'wx' })).then(() => next(), next);
       }
-      found = true;
-      pipeline(stream, createWriteStream(temp, { flags: 'wx' })).then(() => next(), next);
+      if (file.startsWith(`${name}/`) && header.type !== 'directory') shadowed ??= `/${file} is not in the image (/${name} is a ${header.type}, not a folder)`;
+      skip();
     });
     const body = Readable.fromWeb((await client.openBlob(repository, layer)) as import('node:stream/web').ReadableStream<Uint8Array>);
     await pipeline(body, createGunzip(), tar);
+    if (twice) throw new RemoteError(`/${file} appears twice in the layer ${layer.digest}`);
     if (found) return;
+    if (shadowed) throw new RemoteError(shadowed);
     if (removed) throw new RemoteError(`/${file} is not in the image (a layer removes it with a whiteout)`);
   }
   throw new RemoteError(`/${file} is not in the image`);
 }
 
-/** Whether the tar entry `name` is a whiteout that removes `file` from the layers below. */
+/** A tar entry's path as extraction resolves it: no leading `/` or `./`, `.` and `..` resolved, no doubled or trailing `/`. */
+function layerPath(name: string): string {
+  return path.posix.normalize(`/${name}`).slice(1).replace(/\/+$/, '');
+}
+
+/** Whether the tar entry `name` (a layerPath) is a whiteout that removes `file` from the layers below. */
 function whiteoutRemoves(name: string, file: string): boolean {
   const slash = name.lastIndexOf('/');
   const folder = name.slice(0, slash + 1);

@@ -8,6 +8,7 @@ import { resourceUsage } from 'node:process';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { createGzip, gzipSync } from 'node:zlib';
+import { pack } from 'tar-stream';
 import { buildImage } from '../builder/build.ts';
 import { readRemoteImageInfo, resolveLayer } from '../builder/image-info.ts';
 import { cpCommand } from '../cli/cp.ts';
@@ -165,6 +166,37 @@ describe('cp verifies what a registry serves', () => {
       const { dest, run } = cp(':white', kept);
       assert.equal(await run, 0);
       assert.equal(readFileSync(dest, 'utf8'), text);
+    }
+  });
+
+  test('what an upper layer holds at a path hides the lower file: a link, a folder, a file where a folder was; names resolved as extraction does; a path twice is refused', async () => {
+    type Entry = { name: string; type?: 'file' | 'directory' | 'symlink' | 'link'; text?: string; linkname?: string };
+    const packed = async (entries: Entry[]) => {
+      const tar = pack();
+      for (const e of entries) tar.entry({ name: e.name, type: e.type ?? 'file', linkname: e.linkname, mode: 0o644 }, e.text ?? '');
+      tar.finalize();
+      const chunks: Buffer[] = [];
+      for await (const chunk of tar) chunks.push(chunk as Buffer);
+      return gzipSync(Buffer.concat(chunks));
+    };
+    const lower = await packed([{ name: 'a.txt', text: 'lower a\n' }, { name: 'sub/a.txt', text: 'lower sub/a\n' }, { name: 'b.txt', text: 'lower b\n' }]);
+    const cases: [string, Entry[], string, RegExp][] = [
+      ['symlink', [{ name: 'a.txt', type: 'symlink', linkname: 'b.txt' }], 'a.txt', /\/a\.txt is a symlink in the image, not a file/],
+      ['hard link', [{ name: 'b.txt', text: 'upper b\n' }, { name: 'a.txt', type: 'link', linkname: 'b.txt' }], 'a.txt', /\/a\.txt is a link in the image, not a file/],
+      ['folder', [{ name: 'a.txt/', type: 'directory' }], 'a.txt', /\/a\.txt is a folder in the image, not a file/],
+      ['file above', [{ name: 'sub', text: 'now a file\n' }], 'sub/a.txt', /\/sub\/a\.txt is not in the image \(\/sub is a file, not a folder\)/],
+      ['whiteout with ..', [{ name: 'x/../.wh.a.txt' }], 'a.txt', /a layer removes it with a whiteout/],
+      ['whiteout with //', [{ name: 'sub//.wh.a.txt' }], 'sub/a.txt', /a layer removes it with a whiteout/],
+      ['twice', [{ name: 'a.txt', text: 'one\n' }, { name: './a.txt', text: 'two\n' }], 'a.txt', /\/a\.txt appears twice in the layer/],
+    ];
+    for (const [what, entries, file, message] of cases) {
+      const upper = await packed(entries);
+      const layers = [lower, upper].map((bytes) => ({ mediaType: MEDIA_TYPE.layerGzip, digest: sha256Digest(bytes), size: bytes.length }));
+      serveImage(`shadow-${what.replace(/\W+/g, '-')}`, { ...manifest, layers }, lower);
+      routes.set(`blobs/${layers[1].digest}`, { bytes: upper });
+      const { dest, run } = cp(`:shadow-${what.replace(/\W+/g, '-')}`, file);
+      await assert.rejects(run, message, what);
+      assert.ok(!existsSync(dest), `${what}: nothing written`);
     }
   });
 
