@@ -5,6 +5,7 @@
 // when its catalog sha is updated); digests and revision tags never change, so they are never
 // rechecked.
 import { readBounded } from '../client/body.ts';
+import { verifyingStream } from '../client/verify.ts';
 import { isRevision } from '../models/revision.ts';
 import type { Credentials } from '../client/auth.ts';
 import { MANIFEST_ACCEPT, pullScope, RegistryClient, type RemoteError } from '../client/remote.ts';
@@ -53,6 +54,14 @@ const MANIFEST_TYPES = new Set([...MANIFEST_ACCEPT.split(', '), 'application/vnd
 
 /** Statuses meaning "the upstream does not have it (for us)". */
 const ABSENT = new Set([401, 403, 404]);
+/**
+ * The same for a blob: a 403 there is often a storage host refusing an expired signed URL the
+ * registry redirected to, an upstream failure (502), not an absent blob (which a Worker caches).
+ */
+const BLOB_ABSENT = new Set([401, 404]);
+/** How long a blob whose fill failed its digest gets no background fill, and how many are remembered. */
+const REFUSED_MS = 10 * 60_000;
+const REFUSED_KEPT = 10_000;
 
 /**
  * Headers for blob bytes relayed from the upstream before they are verified: no ETag, no
@@ -107,9 +116,18 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new Error(`--upstream must be an http:// or https:// URL, not "${upstreamUrl}"`);
   }
+  if (parsed.username || parsed.password) {
+    throw new Error(`--upstream must not carry credentials in its URL (they would be shown in error messages): give them as DEPOT_REGISTRY_USERNAME/DEPOT_REGISTRY_PASSWORD (serve) or UPSTREAM_USER/UPSTREAM_PASSWORD (the Worker)`);
+  }
   const base = upstreamUrl.replace(/\/+$/, '');
   const connection = { insecure: parsed.protocol === 'http:', idleTimeoutMs: options.timeoutMs, credentials: options.credentials };
   const deadlineMs = options.deadlineMs ?? DEFAULT_UPSTREAM_DEADLINE_MS;
+  /**
+   * `name@digest` -> when its fill last failed its digest: small relayed ranges do not start
+   * another background fill of it for REFUSED_MS (each lazy read would fetch the whole blob again).
+   */
+  const refusedAt = new Map<string, number>();
+  const recentlyRefused = (key: string) => Date.now() - (refusedAt.get(key) ?? -Infinity) < REFUSED_MS;
   const client = new RegistryClient(parsed.host, { ...connection, deadlineMs });
   const blobClient = new RegistryClient(parsed.host, { ...connection, deadlineMs: options.fillDeadlineMs ?? DEFAULT_FILL_DEADLINE_MS });
   const manifestFetches = new Map<string, Promise<ManifestRecord | undefined>>();
@@ -218,7 +236,7 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
       finish(error);
       throw error;
     }
-    if (res.status === 404 || res.status === 401 || res.status === 403) {
+    if (BLOB_ABSENT.has(res.status)) {
       await res.body?.cancel().catch(() => {});
       finish(new RegistryError(404, 'BLOB_UNKNOWN', 'blob unknown to upstream'));
       return { unknown: true };
@@ -267,6 +285,8 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
       }
       await sink.commit().catch((error: unknown) => {
         fill.refused = true; // a digest mismatch (the temp file is discarded)
+        if (refusedAt.size >= REFUSED_KEPT) refusedAt.delete(refusedAt.keys().next().value!);
+        refusedAt.set(key, Date.now());
         throw error;
       });
     };
@@ -348,6 +368,26 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
   }
 
   /**
+   * The whole blob at `path` straight from the upstream, not cached (a fill of it is running):
+   * checked as it passes (its Content-Length is the upstream's stated size; the last chunk is held
+   * until the digest matched, so a wrong or cut body never ends cleanly). Undefined when absent.
+   */
+  async function passThrough(path: string, digest: string): Promise<BlobReply | undefined> {
+    const res = await request('GET', path, { accept: () => true }, blobClient);
+    if (BLOB_ABSENT.has(res.status)) {
+      await res.body?.cancel().catch(() => {});
+      return undefined;
+    }
+    if (!res.ok || !res.body) {
+      await res.body?.cancel().catch(() => {});
+      fail(res.status, `blob ${path}`);
+    }
+    const size = await blobSize(path, res);
+    const body = res.body.pipeThrough(exactly(size, `blob ${path}`)).pipeThrough(verifyingStream({ digest, size }, `blob ${path} from ${base}`));
+    return { status: 200, headers: blobHeaders(digest, { 'Content-Length': String(size) }), body };
+  }
+
+  /**
    * Bytes `range` of the blob at `path` from the upstream, exactly: its 206 must name that range of
    * a `size`-byte blob (Content-Range, and Content-Length when sent), and the body is cut where it
    * runs past or ends short of it. Any other answer is returned as it is, for the caller to decide.
@@ -366,7 +406,7 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
     if (asked.head) {
       const res = await request('HEAD', path, { accept: () => true });
       await res.body?.cancel().catch(() => {});
-      if (ABSENT.has(res.status)) return undefined;
+      if (BLOB_ABSENT.has(res.status)) return undefined;
       if (!res.ok) fail(res.status, `blob ${name}@${digest}`);
       const length = res.headers.get('content-length');
       return { status: 200, headers: unverifiedHeaders(digest, length ? { 'Content-Length': length } : {}), body: null };
@@ -384,7 +424,7 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
       // served verified from the store; a 200 (Range ignored) is that fill.
       const head = await request('HEAD', path, { accept: () => true });
       await head.body?.cancel().catch(() => {});
-      if (ABSENT.has(head.status)) return undefined;
+      if (BLOB_ABSENT.has(head.status)) return undefined;
       const size = head.ok ? contentLength(head) : undefined;
       if (size === undefined) fail(head.ok ? 502 : head.status, `blob ${name}@${digest}: the upstream states no size for it`);
       const wanted = parseRange(asked.range, size);
@@ -399,9 +439,9 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
             return started.unknown ? undefined : completeFill(started);
           }
           await first.body?.cancel().catch(() => {});
-          if (ABSENT.has(first.status)) return undefined;
+          if (BLOB_ABSENT.has(first.status)) return undefined;
         } else {
-          if (!fills.has(key)) startFill(name, digest).then(completeFill).catch(() => {});
+          if (!fills.has(key) && !recentlyRefused(key)) startFill(name, digest).then(completeFill).catch(() => {});
           const what = `${name}@${digest}`;
           if (ranges.length === 1) {
             const { start, end } = ranges[0];
@@ -435,7 +475,10 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
           return 'cached';
         } catch (error) {
           if (error instanceof RegistryError && error.code === 'BLOB_UNKNOWN') return undefined;
-          if (fills.get(key) === running) throw error; // still running: the deadline passed
+          // Still running past the deadline (a big or slow blob): a whole-blob request streams it
+          // from the upstream itself, verified as it passes, rather than wait on (or fail with) it.
+          if (fills.get(key) === running && !range) return passThrough(path, digest);
+          if (fills.get(key) === running) throw error;
           if (running.refused) throw upstreamFailed({ upstream: base, what: `blob ${name}@${digest}`, error: (error as Error)?.message ?? String(error) });
           continue; // the other fetch was cut: try again ourselves
         }

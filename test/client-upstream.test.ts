@@ -10,6 +10,8 @@ import { after, before, describe, test } from 'node:test';
 import { request, type IncomingMessage, type ServerResponse } from 'node:http';
 import { sha256Digest } from '../image/oci.ts';
 import { sendBytes, startLyingServer, type LyingServer } from './helpers/lying-server.ts';
+import { createPullThrough } from '../registry/upstream.ts';
+import { LayoutStore } from '../registry/fs-store.ts';
 import { errorCode, pseudoRandom, raw, startTestRegistry, tempDir, type TestRegistry } from './helpers/registry.ts';
 
 const IDLE_MS = 400;
@@ -51,6 +53,33 @@ describe('pull-through from a lying upstream', () => {
     assert.equal(res.headers.etag, undefined);
     assert.doesNotMatch(String(res.headers['cache-control']), /immutable/);
     assert.ok(!cached(), 'the wrong blob was cached');
+  });
+
+  test('a blob whose fill failed its digest: small ranges are still relayed, but start no new whole-blob fetch each', async () => {
+    const other = pseudoRandom('refused-blob', 300_000);
+    const flipped = Buffer.from(other.map((b, i) => (i === 250_000 ? b ^ 1 : b)));
+    behave = (req, res) => sendBytes(req, res, flipped);
+    upstream.seen.length = 0;
+    const path = `/v2/lie/refused/blobs/${sha256Digest(other)}`;
+    for (let i = 0; i < 6; i++) {
+      const res = await raw(registry.url, path, { headers: { Range: `bytes=${i * 100}-${i * 100 + 9}` } });
+      assert.equal(res.status, 206);
+      assert.ok(res.body.equals(other.subarray(i * 100, i * 100 + 10)));
+      if (i === 0) await new Promise((r) => setTimeout(r, 500)); // the first background fill fails its digest
+    }
+    const whole = upstream.seen.filter((r) => r.method === 'GET' && r.url === path && !r.range).length;
+    assert.equal(whole, 1, `whole-blob fetches of a blob that failed its digest: ${whole}`);
+  });
+
+  test('a 403 for a blob (an expired signed URL of its storage) is an upstream failure (502), not an absent blob', async () => {
+    behave = (req, res) => res.writeHead(403, { 'Content-Type': 'application/xml' }).end('<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>');
+    const res = await raw(registry.url, `/v2/lie/expired/blobs/${sha256Digest('expired')}`);
+    assert.equal(res.status, 502);
+    assert.equal(errorCode(res), 'UNKNOWN');
+  });
+
+  test('an upstream URL with credentials in it is refused (they would show in error messages)', async () => {
+    assert.throws(() => createPullThrough(new LayoutStore(cache), 'http://puller:s3cret@127.0.0.1:1'), /must not carry credentials in its URL/);
   });
 
   test('a 206 for another range than asked is not relayed; the verified blob answers instead', async () => {
@@ -187,6 +216,32 @@ describe('pull-through: no client waits on another client or on a trickling upst
       assert.ok(second.body.equals(bytes), `${size}: the second client's bytes`);
       assert.ok((await first.read()).equals(bytes), `${size}: the first client, reading late, gets the whole blob`);
     }
+  });
+
+  test('a second client of a fill that runs past the deadline gets the blob straight from the upstream, checked as it passes', async () => {
+    const trickle = (bytes: Buffer) => (req: IncomingMessage, res: ServerResponse) => {
+      res.writeHead(200, { 'Content-Length': String(bytes.length) });
+      let at = 0;
+      const t = setInterval(() => (at >= bytes.length ? (clearInterval(t), timers.delete(t), res.end()) : res.write(bytes.subarray(at, (at += bytes.length / 20)))), DEADLINE_MS / 8);
+      timers.add(t);
+      res.on('close', () => (clearInterval(t), timers.delete(t)));
+    };
+    const bytes = pseudoRandom('slow-fill', 400_000);
+    const path = `/v2/pace/slow/blobs/${sha256Digest(bytes)}`;
+    behave = trickle(bytes);
+    upstream.seen.length = 0;
+    const [first, second] = await Promise.all([raw(registry.url, path), new Promise((r) => setTimeout(r, 100)).then(() => raw(registry.url, path))]);
+    assert.equal(first.status, 200);
+    assert.ok(first.body.equals(bytes));
+    assert.equal(second.status, 200, 'not a 502 after the deadline');
+    assert.ok(second.body.equals(bytes), 'the second client, streamed past the running fill');
+    assert.equal(upstream.seen.filter((r) => r.method === 'GET' && r.url.includes('/blobs/')).length, 2);
+    // The same with wrong bytes: the second client's transfer is cut, never complete.
+    const wrong = Buffer.from(bytes.map((b, i) => (i === 1000 ? b ^ 1 : b)));
+    const path2 = `/v2/pace/slow2/blobs/${sha256Digest(bytes)}`;
+    behave = trickle(wrong);
+    const results = await Promise.all([raw(registry.url, path2), new Promise((r) => setTimeout(r, 100)).then(() => raw(registry.url, path2))].map((p) => p.then((r) => r, (e: Error) => e)));
+    for (const r of results) assert.ok(r instanceof Error || r.status !== 200 || r.body.length < bytes.length, 'a wrong blob never reaches a client whole');
   });
 
   test('the deadline is one per request: slow 503s are not retried past it, redirect hops do not renew it', async () => {

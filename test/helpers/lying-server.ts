@@ -6,6 +6,7 @@ export interface Seen {
   method: string;
   url: string;
   authorization?: string;
+  range?: string;
 }
 
 export interface LyingServer {
@@ -21,7 +22,7 @@ export async function startLyingServer(handle: (req: IncomingMessage, res: Serve
     const parts: Buffer[] = [];
     req.on('data', (d: Buffer) => parts.push(d));
     req.on('end', () => {
-      seen.push({ method: req.method!, url: req.url!, authorization: req.headers.authorization });
+      seen.push({ method: req.method!, url: req.url!, authorization: req.headers.authorization, range: req.headers.range });
       handle(req, res, Buffer.concat(parts));
     });
   });
