@@ -230,7 +230,10 @@ export function createApp({ store, upstream, sendStream }: AppOptions): Hono {
     let stat = await store.statBlob(name, digest);
     if (!stat) {
       if (!upstream) throw await unknownRepoOr(name, blobUnknown(name, digest));
-      const reply = await upstream.blob(name, digest, { head, range: c.req.header('range') });
+      // If-Range on a miss: only the digest's strong entity-tag can match (no Last-Modified yet).
+      const ifRange = c.req.header('if-range');
+      const range = ifRange === undefined || ifRange.trim() === `"${digest}"` ? c.req.header('range') : undefined;
+      const reply = await upstream.blob(name, digest, { head, range });
       if (reply && reply !== 'cached') return send(c, reply.status, reply.headers, head ? null : reply.body);
       if (reply === 'cached') stat = await store.statBlob(name, digest);
       if (!stat) throw blobUnknown(name, digest);

@@ -78,6 +78,17 @@ describe('pull-through from a lying upstream', () => {
     assert.equal(errorCode(res), 'UNKNOWN');
   });
 
+  test('If-Range on a miss: the digest\'s entity-tag keeps the range, anything else asks for the whole blob', async () => {
+    const other = pseudoRandom('if-range-blob', 20_000);
+    behave = (req, res) => sendBytes(req, res, other);
+    const path = `/v2/lie/ifrange/blobs/${sha256Digest(other)}`;
+    const kept = await raw(registry.url, `${path.replace('ifrange', 'ifrange1')}`, { headers: { Range: 'bytes=0-9', 'If-Range': `"${sha256Digest(other)}"` } });
+    assert.equal(kept.status, 206);
+    const dropped = await raw(registry.url, path, { headers: { Range: 'bytes=0-9', 'If-Range': '"sha256:other"' } });
+    assert.equal(dropped.status, 200);
+    assert.ok(dropped.body.equals(other));
+  });
+
   test('an upstream URL with credentials in it is refused (they would show in error messages)', async () => {
     assert.throws(() => createPullThrough(new LayoutStore(cache), 'http://puller:s3cret@127.0.0.1:1'), /must not carry credentials in its URL/);
   });
