@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { cp, readdir, readFile, rm } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -12,7 +12,7 @@ import type { SerializedBundle } from '@sigstore/bundle';
 import { ImageLayout } from '../image/layout.ts';
 import { sha256Digest } from '../image/oci.ts';
 import { attestationArtifact, BUNDLE_ARTIFACT_TYPE, type ArtifactDescriptor } from '../trust/artifact.ts';
-import { blobKey, tagKey } from '../registry/r2-store.ts';
+import { blobKey, R2_PART_LIMITS, tagKey } from '../registry/r2-store.ts';
 import { assertBuildahCopies } from './helpers/buildah.ts';
 import { generatedSpecs, rangeHeader } from './helpers/byteranges.ts';
 import { registryConformance } from './helpers/conformance.ts';
@@ -329,6 +329,20 @@ describe('pull-through from the CNCF registry into R2', () => {
       }
     });
   }
+  test('an upstream blob larger than R2 can hold (its Content-Length past 10,000 parts of 64 MiB): a 502 spec error saying so, R2 stays empty', async () => {
+    const liar = await startLyingUpstream(layer, 'huge');
+    const fooled = await startTestWorker({ bindings: { UPSTREAM: liar.url } });
+    try {
+      const res = await raw(fooled.url, `/v2/${image.name}/blobs/${image.layer}`);
+      assert.equal(res.status, 502);
+      assert.equal(errorCode(res), 'UNKNOWN');
+      assert.match(JSON.parse(res.body.toString()).errors[0].message, /^upstream blob too large for this registry to hold: a blob of \d+ bytes needs 10000 parts/);
+      assert.equal(await fooled.bucket.head(blobKey(image.name, image.layer)), null);
+    } finally {
+      await fooled.close();
+      await liar.close();
+    }
+  });
 });
 
 describe('blob misses', () => {
@@ -431,16 +445,21 @@ async function startServer(handler: (req: IncomingMessage, res: ServerResponse) 
   };
 }
 
-/** An upstream that answers every blob GET with `bytes` flipped in one place, or cut off halfway (announcing the full length). */
-async function startLyingUpstream(bytes: Buffer, fault: 'corrupt' | 'cut'): Promise<{ url: string; gets: number; close(): Promise<void> }> {
+/**
+ * An upstream that answers every blob GET with `bytes` flipped in one place, cut off halfway
+ * (announcing the full length), or announced as larger than R2 can hold (`bytes` sent, then a stall).
+ */
+async function startLyingUpstream(bytes: Buffer, fault: 'corrupt' | 'cut' | 'huge'): Promise<{ url: string; gets: number; close(): Promise<void> }> {
   const bad = Buffer.from(bytes);
   bad[bad.length >> 1] ^= 0xff;
   let gets = 0;
   const server = await startServer((req, res) => {
     if (req.url?.includes('/blobs/')) {
       gets++;
-      res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(bytes.length) });
+      const claimed = fault === 'huge' ? R2_PART_LIMITS.maxParts * R2_PART_LIMITS.maxPartSize + randomInt(1, 2 ** 40) : bytes.length;
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(claimed) });
       if (req.method === 'HEAD') res.end();
+      else if (fault === 'huge') res.write(bytes);
       else if (fault === 'corrupt') res.end(bad);
       else res.write(bytes.subarray(0, bytes.length >> 1), () => res.destroy());
       return;
