@@ -6,6 +6,7 @@
 // tags are exactly the keys under `tags/<name>:`.
 import { createHash } from 'node:crypto';
 import type { ReferrerDescriptor } from '../client/referrers.ts';
+import { RegistryError } from './errors.ts';
 import type { ByteRange } from './range.ts';
 import { referrerDescriptor, subjectOf } from './referrers.ts';
 import { manifestMediaType, type BlobBody, type BlobSink, type BlobStat, type ManifestRecord, type RegistryStore, type StoreWriter } from './store.ts';
@@ -169,6 +170,9 @@ export class R2Store implements RegistryStore {
   }
 }
 
+/** The least block a part's bytes are copied into (bytes): a part grows by blocks as bytes arrive. */
+const MIN_BLOCK = 64 * 1024;
+
 /**
  * Writes for the pull-through. A blob goes into a multipart upload at its final key, which R2
  * shows to nobody until complete(); complete() is called only once the sha256 of every byte
@@ -176,7 +180,9 @@ export class R2Store implements RegistryStore {
  * (with the sha256 for R2 to check as well). The part size follows the blob's size when the
  * caller knows it (partSize), so the largest blobs fit R2's 10,000 parts; a blob of unknown size
  * that outgrows them fails at once with that reason, and later fills of it in this isolate are
- * refused before anything is fetched.
+ * refused before anything is fetched. The announced size is only the upstream's claim: a part is
+ * held as blocks allocated as its bytes arrive (each at most the bytes before it, at least
+ * MIN_BLOCK), so a fill holds at most twice what it received, never the part size it claims.
  */
 class R2Writer implements StoreWriter {
   /** `<name>@<digest>` of blobs of unknown size that outgrew the parts (bounded: oldest dropped). */
@@ -187,21 +193,41 @@ class R2Writer implements StoreWriter {
     private limits: PartLimits,
   ) {}
 
+  /**
+   * A sink for blob `digest` of `size` bytes (undefined: unknown). Throws RegistryError 502 (an
+   * upstream blob this registry cannot hold) when `size` is beyond R2's parts, or the blob is of
+   * unknown size and outgrew them before.
+   */
   async createBlob(name: string, digest: string, size?: number): Promise<BlobSink> {
     const key = blobKey(name, digest);
     const { bucket, limits, outgrown } = this;
-    const part = partSize(size, limits);
+    const tooLarge = (reason: string) => new RegistryError(502, 'UNKNOWN', `upstream blob too large for this registry to hold: ${reason}`, { name, digest, size });
+    let part: number;
+    try {
+      part = partSize(size, limits);
+    } catch (error) {
+      throw tooLarge((error as Error).message);
+    }
     const tooMany = () =>
       `blob ${digest} is over ${limits.maxParts * part} bytes: more than R2's ${limits.maxParts} parts of ${part} bytes, and its size was not known in advance (no Content-Length from the upstream) to size the parts by`;
-    if (size === undefined && outgrown.has(`${name}@${digest}`)) throw new Error(tooMany());
+    if (size === undefined && outgrown.has(`${name}@${digest}`)) throw tooLarge(tooMany());
     const hash = createHash('sha256');
-    /** The part being filled; allocated when the first byte for it comes, at most the blob's size. */
-    let buffer: Uint8Array | undefined;
+    /** The part being filled: blocks, all full but the last, which holds `free` more bytes. */
+    let blocks: Uint8Array[] = [];
+    let free = 0;
     let filled = 0;
     let written = 0;
     let upload: R2MultipartUpload | undefined;
     const parts: R2UploadedPart[] = [];
     let done = false;
+    /** The part's bytes as one array (the blocks dropped). */
+    const take = () => {
+      const bytes = blocks.length === 1 ? blocks[0] : new Uint8Array(filled);
+      if (blocks.length > 1) blocks.reduce((at, block) => (bytes.set(block, at), at + block.length), 0);
+      blocks = [];
+      filled = 0;
+      return bytes;
+    };
     const flush = async () => {
       if (parts.length === limits.maxParts) {
         if (outgrown.size >= OUTGROWN_MAX) outgrown.delete(outgrown.values().next().value!);
@@ -209,15 +235,12 @@ class R2Writer implements StoreWriter {
         throw new Error(tooMany());
       }
       upload ??= await bucket.createMultipartUpload(key, { httpMetadata: { contentType: 'application/octet-stream' } });
-      // Handed over, not copied: the next part gets a new buffer.
-      const bytes = buffer!.subarray(0, filled);
-      buffer = undefined;
-      filled = 0;
-      parts.push(await upload.uploadPart(parts.length + 1, bytes));
+      parts.push(await upload.uploadPart(parts.length + 1, take()));
     };
     const abort = async () => {
       if (done) return;
       done = true;
+      blocks = [];
       await upload?.abort().catch(() => {});
     };
     return {
@@ -228,9 +251,17 @@ class R2Writer implements StoreWriter {
         written += chunk.length;
         let offset = 0;
         while (offset < chunk.length) {
-          buffer ??= new Uint8Array(size === undefined ? part : Math.min(part, size - parts.length * part));
-          const n = Math.min(part - filled, chunk.length - offset);
-          buffer.set(chunk.subarray(offset, offset + n), filled);
+          if (free === 0) {
+            // Doubling the part's blocks, up to the part (and, sized, the blob's end): no copy as it grows.
+            const room = size === undefined ? part - filled : Math.min(part - filled, size - parts.length * part - filled);
+            const block = new Uint8Array(Math.min(room, Math.max(MIN_BLOCK, filled)));
+            blocks.push(block);
+            free = block.length;
+          }
+          const n = Math.min(free, chunk.length - offset);
+          const block = blocks[blocks.length - 1];
+          block.set(chunk.subarray(offset, offset + n), block.length - free);
+          free -= n;
           filled += n;
           offset += n;
           if (filled === part) await flush();
@@ -243,9 +274,10 @@ class R2Writer implements StoreWriter {
           throw new Error(`upstream blob ${digest} has digest sha256:${hex} and ${written} bytes${size === undefined ? '' : ` (announced: ${size})`}`);
         }
         try {
-          const last = buffer?.subarray(0, filled) ?? new Uint8Array(0);
+          if (free > 0) blocks.push(blocks.pop()!.subarray(0, -free));
+          free = 0;
           if (!upload) {
-            await bucket.put(key, last, { sha256: hex, httpMetadata: { contentType: 'application/octet-stream' } });
+            await bucket.put(key, take(), { sha256: hex, httpMetadata: { contentType: 'application/octet-stream' } });
           } else {
             if (filled > 0) await flush();
             await upload.complete(parts);

@@ -38,23 +38,43 @@ export interface Env {
 const URL_SETTINGS = ['UPSTREAM', 'PUBLIC_BLOB_URL'] as const;
 
 /**
- * What is wrong with the Worker's configuration, as one line naming the setting, or undefined:
+ * What is wrong with the Worker's configuration, as one line naming the setting, or undefined.
  * UPSTREAM and PUBLIC_BLOB_URL are empty or absolute http(s) URLs (a value without a scheme would
- * be read as a path: every pull-through would fail, every redirect would point into this registry).
+ * be read as a path: every pull-through would fail, every redirect would point into this
+ * registry), with no whitespace or control characters (a pasted newline would break every
+ * Location), no user:password@ (sent to every client; UPSTREAM's credentials are the secrets
+ * UPSTREAM_USER and UPSTREAM_PASSWORD), no query or fragment (the blob's key would land inside
+ * it), and for UPSTREAM no path (the Distribution API is at /v2/ of its origin).
  */
 export function configProblem(env: Partial<Record<(typeof URL_SETTINGS)[number], string>>): string | undefined {
   for (const setting of URL_SETTINGS) {
     const value = env[setting];
     if (!value) continue;
-    let protocol: string | undefined;
+    let url: URL | undefined;
     try {
-      protocol = new URL(value).protocol;
+      url = new URL(value);
     } catch {
       // not a URL at all
     }
-    if (protocol !== 'http:' && protocol !== 'https:') return `${setting} must be an absolute http(s) URL (e.g. https://registry.depot.ai), not ${JSON.stringify(value)}`;
+    if (url?.username || url?.password) {
+      return setting === 'UPSTREAM'
+        ? 'UPSTREAM must not hold credentials (user:password@): set the secrets UPSTREAM_USER and UPSTREAM_PASSWORD instead'
+        : `${setting} must not hold credentials (user:password@): every client would be sent them`;
+    }
+    // The message reaches clients: a value that may hold a secret is not quoted.
+    const not = value.includes('@') ? 'not the value set (not shown: it has an @)' : `not ${JSON.stringify(value)}`;
+    if (/[\s\x00-\x1f\x7f]/.test(value)) return `${setting} must have no spaces or control characters (a pasted newline?), ${not}`;
+    if (url?.protocol !== 'http:' && url?.protocol !== 'https:') return `${setting} must be an absolute http(s) URL (e.g. https://registry.depot.ai), ${not}`;
+    if (/[?#]/.test(value)) return `${setting} must have no query or fragment (? or #), ${not}`;
+    if (setting === 'UPSTREAM' && url.pathname !== '/') return `UPSTREAM must be the registry's origin with no path (its API is at /v2/), ${not}`;
   }
   return undefined;
+}
+
+/** A URL setting configProblem accepted, normalised: origin and path, with no trailing slash. */
+function settingBase(value: string): string {
+  const url = new URL(value);
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
 }
 
 /**
@@ -63,7 +83,7 @@ export function configProblem(env: Partial<Record<(typeof URL_SETTINGS)[number],
  */
 function pullThrough(env: Env, store: R2Store, viaFills: boolean): PullThrough | undefined {
   if (!env.UPSTREAM) return undefined;
-  const local = createPullThrough(store, env.UPSTREAM, {
+  const local = createPullThrough(store, settingBase(env.UPSTREAM), {
     credentials: env.UPSTREAM_USER ? { username: env.UPSTREAM_USER, password: env.UPSTREAM_PASSWORD ?? '' } : undefined,
     onError: (message) => console.error(`pull-through: ${message}`),
   });
@@ -113,7 +133,7 @@ async function redirectBlob(request: Request, env: Env, store: R2Store): Promise
   const name = normalizeName(m[1]);
   if (!name) return undefined; // the app answers NAME_INVALID
   if (!(await store.statBlob(name, m[2]))) return undefined; // a miss goes to the pull-through
-  const location = `${env.PUBLIC_BLOB_URL.replace(/\/+$/, '')}/${blobKey(name, m[2]).split('/').map(encodeURIComponent).join('/')}`;
+  const location = `${settingBase(env.PUBLIC_BLOB_URL)}/${blobKey(name, m[2]).split('/').map(encodeURIComponent).join('/')}`;
   return new Response(null, { status: 307, headers: baseHeaders({ Location: location, 'Docker-Content-Digest': m[2] }) });
 }
 

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { describe, test } from 'node:test';
+import { RegistryError } from '../registry/errors.ts';
 import { blobKey, partSize, R2_PART_LIMITS, R2Store, type PartLimits, type R2Bucket, type R2Object } from '../registry/r2-store.ts';
 
 const MiB = 1024 * 1024;
@@ -58,12 +59,12 @@ function limitedBucket(limits: PartLimits) {
   return { bucket: bucket as unknown as R2Bucket, objects, open, aborted: () => aborted };
 }
 
-/** Write `bytes` in random chunk sizes; resolves with the sink's error, if any. */
-async function writeBlob(store: R2Store, digest: string, bytes: Uint8Array, size?: number): Promise<Error | undefined> {
+/** Write `bytes` in random chunk sizes (below `chunk`); resolves with the sink's error, if any. */
+async function writeBlob(store: R2Store, digest: string, bytes: Uint8Array, size?: number, chunk = 3000): Promise<Error | undefined> {
   const sink = await store.writer.createBlob('big/model', digest, size);
   try {
     for (let at = 0; at < bytes.length; ) {
-      const n = Math.min(bytes.length - at, randomInt(1, 3000));
+      const n = Math.min(bytes.length - at, randomInt(1, chunk));
       await sink.write(bytes.subarray(at, at + n));
       at += n;
     }
@@ -121,7 +122,7 @@ describe('R2 multipart parts', () => {
     assert.equal(objects.has(blobKey('big/model', digestOf(bytes))), false);
     assert.equal(open.size, 0);
     assert.equal(aborted(), 1);
-    await assert.rejects(store.writer.createBlob('big/model', digestOf(bytes)), /is over 81920 bytes/);
+    await assert.rejects(store.writer.createBlob('big/model', digestOf(bytes)), (e) => e instanceof RegistryError && e.status === 502 && /is over 81920 bytes/.test(e.message));
     assert.equal(await writeBlob(store, digestOf(bytes), bytes, bytes.length), undefined, 'with its size known it fits');
   });
 
@@ -133,8 +134,38 @@ describe('R2 multipart parts', () => {
       const error = await writeBlob(store, digestOf(bytes), bytes, announced);
       assert.match(error?.message ?? '', announced < bytes.length ? /more than the \d+ bytes announced/ : /announced: \d+/);
     }
-    await assert.rejects(store.writer.createBlob('big/model', digestOf(bytes), capacity + 1), /needs 10 parts of 66560 bytes/);
+    // A 502 (the spec's answer for an upstream blob the registry cannot hold), not an internal error.
+    await assert.rejects(store.writer.createBlob('big/model', digestOf(bytes), capacity + randomInt(1, capacity)), (e) => e instanceof RegistryError && e.status === 502 && /too large for this registry to hold: a blob of \d+ bytes needs 10 parts of \d+ bytes/.test(e.message));
     assert.equal(objects.size, 0);
     assert.equal(open.size, 0);
+  });
+
+  test('at R2 limits, parts held as growing blocks: blobs of several parts, known size or not, stored byte for byte', async () => {
+    for (const size of [R2_PART_LIMITS.minPartSize + randomInt(1, 4 * MiB), 2 * R2_PART_LIMITS.minPartSize + randomInt(0, MiB)]) {
+      const bytes = randomBytes(size);
+      for (const announced of [size, undefined]) {
+        const { bucket, objects, open } = limitedBucket(R2_PART_LIMITS);
+        const error = await writeBlob(new R2Store(bucket), digestOf(bytes), bytes, announced, 200_000);
+        assert.equal(error, undefined, `${size} bytes: ${error?.message}`);
+        assert.ok(bytes.equals(objects.get(blobKey('big/model', digestOf(bytes)))!), `${size} bytes (announced: ${announced}) stored as written`);
+        assert.equal(open.size, 0);
+      }
+    }
+  });
+
+  test('fills claiming hundreds of GiB hold about what they received, not a part of the claimed size', async () => {
+    const claims = Array.from({ length: 6 }, () => randomInt(500 * 2 ** 30, R2_PART_LIMITS.maxParts * R2_PART_LIMITS.maxPartSize));
+    const received = claims.map(() => randomBytes(randomInt(1, 2 * MiB)));
+    const { bucket, objects } = limitedBucket(R2_PART_LIMITS);
+    const store = new R2Store(bucket);
+    const before = process.memoryUsage().arrayBuffers;
+    const sinks = await Promise.all(claims.map((claim, i) => store.writer.createBlob('big/model', digestOf(received[i]), claim)));
+    for (const [i, sink] of sinks.entries()) await sink.write(received[i]);
+    const held = process.memoryUsage().arrayBuffers - before;
+    const got = received.reduce((sum, b) => sum + b.length, 0);
+    // Each part would be over 50 MiB: 6 of them are 300 MiB. Blocks double, so at most twice what came, plus one 64 KiB block each.
+    assert.ok(held <= 2 * got + claims.length * 64 * 1024 + MiB, `${held} bytes held for ${got} received (parts of ${partSize(claims[0])} bytes claimed)`);
+    for (const sink of sinks) await sink.abort();
+    assert.equal(objects.size, 0);
   });
 });

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { cp, readdir, readFile, rm } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -12,7 +12,7 @@ import type { SerializedBundle } from '@sigstore/bundle';
 import { ImageLayout } from '../image/layout.ts';
 import { sha256Digest } from '../image/oci.ts';
 import { attestationArtifact, BUNDLE_ARTIFACT_TYPE, type ArtifactDescriptor } from '../trust/artifact.ts';
-import { blobKey, tagKey } from '../registry/r2-store.ts';
+import { blobKey, R2_PART_LIMITS, tagKey } from '../registry/r2-store.ts';
 import { assertBuildahCopies } from './helpers/buildah.ts';
 import { generatedSpecs, rangeHeader } from './helpers/byteranges.ts';
 import { registryConformance } from './helpers/conformance.ts';
@@ -33,6 +33,7 @@ import {
   type TestImage,
 } from './helpers/registry.ts';
 import { startTestWorker, type TestWorker } from './helpers/worker.ts';
+import { configProblem } from '../registry/worker.ts';
 
 for (const file of ['/usr/bin/docker-registry', '/usr/bin/skopeo', '/usr/bin/buildah']) tool(file);
 const checker = tool(path.join(ROOT, 'tools/bin/estargz-check'));
@@ -153,13 +154,21 @@ describe('the Worker', () => {
   });
 
   test('PUBLIC_BLOB_URL: a full blob GET is a 307 to the bucket key; ranges and misses are still served here', async () => {
-    const cdn = 'https://blobs.example.test/';
+    // Spellings `new URL` reads as one URL: the Location is built from the parsed URL, not the text.
+    const spellings: [string, string][] = [
+      ['https://blobs.example.test/', 'https://blobs.example.test'],
+      ['HTTPS://Blobs.Example.Test:443', 'https://blobs.example.test'],
+      ['https:/blobs.example.test//', 'https://blobs.example.test'],
+      ['http:blobs.example.test:8080/depot/', 'http://blobs.example.test:8080/depot'],
+      ['https://blobs.example.test/a/../depot', 'https://blobs.example.test/depot'],
+    ];
+    const [cdn, base] = spellings[randomInt(spellings.length)];
     const redirecting = await startTestWorker({ store: image.store, bindings: { PUBLIC_BLOB_URL: cdn } });
     try {
       const full = await raw(redirecting.url, `/v2/Test-Org/Tiny-Model/blobs/${image.layer}`);
-      assert.equal(full.status, 307);
+      assert.equal(full.status, 307, cdn);
       assert.equal(full.headers['docker-distribution-api-version'], 'registry/2.0');
-      assert.equal(full.headers.location, `https://blobs.example.test/blobs/test-org/tiny-model%40sha256%3A${image.layer.slice(7)}`);
+      assert.equal(full.headers.location, `${base}/blobs/test-org/tiny-model%40sha256%3A${image.layer.slice(7)}`, cdn);
       const range = await raw(redirecting.url, `/v2/${image.name}/blobs/${image.layer}`, { headers: { Range: 'bytes=10-4105' } });
       assert.equal(range.status, 206);
       assert.ok(range.body.equals(layer.subarray(10, 4106)));
@@ -174,10 +183,38 @@ describe('the Worker', () => {
 describe('configuration', () => {
   // A value without a scheme is the likely slip; each is also a string `new URL` accepts (localhost:5000 parses as scheme "localhost:").
   const bad = { UPSTREAM: ['registry.depot.ai', 'localhost:5000', 'ftp://registry.depot.ai'], PUBLIC_BLOB_URL: ['cdn.depot.ai', '//cdn.depot.ai'] };
+  /** A value of `setting` with one careless part, and what configProblem must say of it. */
+  const careless = (setting: 'UPSTREAM' | 'PUBLIC_BLOB_URL'): [string, RegExp] => {
+    const origin = `http${randomInt(2) ? 's' : ''}://host-${randomBytes(3).toString('hex')}.example.test${randomInt(2) ? `:${randomInt(1, 65536)}` : ''}`;
+    const secret = randomBytes(6).toString('hex');
+    const kinds: [string, RegExp][] = [
+      [[' ', '\n', '\r\n', '\t', '\x00', '\x7f'][randomInt(6)] + origin, /must have no spaces or control characters/],
+      [origin + [' ', '\n', '\t', '\x1b', '\x7f'][randomInt(5)], /must have no spaces or control characters/],
+      [origin.replace('://', `://${randomInt(2) ? 'puller' : ''}:${secret}@`), setting === 'UPSTREAM' ? /must not hold credentials.*UPSTREAM_USER and UPSTREAM_PASSWORD/ : /must not hold credentials/],
+      [origin.replace('://', `://${secret}@`), /must not hold credentials/],
+      [origin + ['/?sig=abc', '?x=1', '/#x', '?', '#'][randomInt(5)], /must have no query or fragment/],
+    ];
+    if (setting === 'UPSTREAM') kinds.push([origin + ['/mirror', '/v2/', '/v2', '//'][randomInt(4)], /must be the registry's origin with no path/]);
+    return kinds[randomInt(kinds.length)];
+  };
 
-  test('a deployed Worker with UPSTREAM or PUBLIC_BLOB_URL not an absolute http(s) URL: every request a 500 spec error naming the setting, no redirect', async () => {
+  test('configProblem: a URL setting with whitespace, control characters, user:password@, a query or fragment (or UPSTREAM a path) is refused, naming the setting, never quoting a secret', () => {
+    for (let i = 0; i < 300; i++) {
+      const setting = randomInt(2) ? 'UPSTREAM' : 'PUBLIC_BLOB_URL';
+      const [value, says] = careless(setting);
+      const problem = configProblem({ [setting]: value }) ?? '';
+      assert.match(problem, new RegExp(`^${setting} must `), JSON.stringify(value));
+      assert.match(problem, says, JSON.stringify(value));
+      const userinfo = /:\/\/([^@/]*)@/.exec(value)?.[1];
+      if (userinfo) assert.ok(!problem.includes(userinfo), `${problem} quotes the credentials`);
+    }
+    for (const fine of ['https://registry.depot.ai', 'http://127.0.0.1:5000/', 'http:registry.depot.ai']) assert.equal(configProblem({ UPSTREAM: fine }), undefined, fine);
+    for (const fine of ['https://cdn.depot.ai/blobs/', 'https:/cdn.depot.ai', 'https://cdn.depot.ai/a@b']) assert.equal(configProblem({ PUBLIC_BLOB_URL: fine }), undefined, fine);
+  });
+
+  test('a deployed Worker with UPSTREAM or PUBLIC_BLOB_URL not an absolute http(s) URL, or careless: every request a 500 spec error naming the setting, no redirect', async () => {
     for (const [setting, values] of Object.entries(bad)) {
-      const value = values[Math.floor(Math.random() * values.length)];
+      const value = randomInt(2) ? values[randomInt(values.length)] : careless(setting as 'UPSTREAM' | 'PUBLIC_BLOB_URL')[0];
       const misconfigured = await startTestWorker({ store: image.store, bindings: { [setting]: value } });
       try {
         for (const [method, p] of [['GET', '/v2/'], ['GET', `/v2/${image.name}/manifests/v1`], ['GET', `/v2/${image.name}/blobs/${image.layer}`], ['HEAD', `/v2/${image.name}/blobs/${image.layer}`]]) {
@@ -187,7 +224,7 @@ describe('configuration', () => {
           assert.match(String(res.headers['content-type']), /^application\/json/);
           if (method === 'GET') {
             assert.equal(errorCode(res), 'UNKNOWN');
-            assert.match(JSON.parse(res.body.toString()).errors[0].message, new RegExp(`^registry misconfigured: ${setting} must be an absolute http\\(s\\) URL`));
+            assert.match(JSON.parse(res.body.toString()).errors[0].message, new RegExp(`^registry misconfigured: ${setting} must `));
           }
         }
       } finally {
@@ -329,6 +366,20 @@ describe('pull-through from the CNCF registry into R2', () => {
       }
     });
   }
+  test('an upstream blob larger than R2 can hold (its Content-Length past 10,000 parts of 64 MiB): a 502 spec error saying so, R2 stays empty', async () => {
+    const liar = await startLyingUpstream(layer, 'huge');
+    const fooled = await startTestWorker({ bindings: { UPSTREAM: liar.url } });
+    try {
+      const res = await raw(fooled.url, `/v2/${image.name}/blobs/${image.layer}`);
+      assert.equal(res.status, 502);
+      assert.equal(errorCode(res), 'UNKNOWN');
+      assert.match(JSON.parse(res.body.toString()).errors[0].message, /^upstream blob too large for this registry to hold: a blob of \d+ bytes needs 10000 parts/);
+      assert.equal(await fooled.bucket.head(blobKey(image.name, image.layer)), null);
+    } finally {
+      await fooled.close();
+      await liar.close();
+    }
+  });
 });
 
 describe('blob misses', () => {
@@ -431,16 +482,21 @@ async function startServer(handler: (req: IncomingMessage, res: ServerResponse) 
   };
 }
 
-/** An upstream that answers every blob GET with `bytes` flipped in one place, or cut off halfway (announcing the full length). */
-async function startLyingUpstream(bytes: Buffer, fault: 'corrupt' | 'cut'): Promise<{ url: string; gets: number; close(): Promise<void> }> {
+/**
+ * An upstream that answers every blob GET with `bytes` flipped in one place, cut off halfway
+ * (announcing the full length), or announced as larger than R2 can hold (`bytes` sent, then a stall).
+ */
+async function startLyingUpstream(bytes: Buffer, fault: 'corrupt' | 'cut' | 'huge'): Promise<{ url: string; gets: number; close(): Promise<void> }> {
   const bad = Buffer.from(bytes);
   bad[bad.length >> 1] ^= 0xff;
   let gets = 0;
   const server = await startServer((req, res) => {
     if (req.url?.includes('/blobs/')) {
       gets++;
-      res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(bytes.length) });
+      const claimed = fault === 'huge' ? R2_PART_LIMITS.maxParts * R2_PART_LIMITS.maxPartSize + randomInt(1, 2 ** 40) : bytes.length;
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(claimed) });
       if (req.method === 'HEAD') res.end();
+      else if (fault === 'huge') res.write(bytes);
       else if (fault === 'corrupt') res.end(bad);
       else res.write(bytes.subarray(0, bytes.length >> 1), () => res.destroy());
       return;
