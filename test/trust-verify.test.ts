@@ -267,8 +267,26 @@ describe('revision tags and depot-ai verify', () => {
     assert.deepEqual(readdirSync(fresh), []);
   });
 
+  // A label is the registry's text: newlines (a forged `::warning` line or table row), ANSI escapes, C1 and DEL are escaped.
+  test('verify prints registry-controlled labels with control characters escaped: one stderr line, one table row', async () => {
+    const index = JSON.parse(Buffer.from(await (await fetch(`${cncf.url}/v2/${IMAGE}/manifests/latest`, { headers: { Accept: INDEX } })).arrayBuffer()).toString());
+    const controls = [...'\n\r\t\x00\x07\x1b\x7f\x85\x9b\u2028\u2029'];
+    const pick = pseudoRandomBytes(8, 73);
+    const hostile = `https://huggingface.co/${NAME}${[...pick].map((b, i) => `${controls[b % controls.length]}${i === 0 ? '::warning title=verify::all identical' : '[2K'}`).join('')}`;
+    const put = await fetch(`${cncf.url}/v2/${IMAGE}/manifests/hostile`, { method: 'PUT', headers: { 'Content-Type': INDEX }, body: JSON.stringify({ ...index, annotations: { ...index.annotations, 'org.opencontainers.image.source': hostile } }) });
+    assert.equal(put.status, 201);
+    const run = await verify(`${cncf.hostPort}/${IMAGE}:hostile`);
+    assert.equal(run.status, 1, run.stdout);
+    const control = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029]/;
+    assert.doesNotMatch(run.stdout + run.stderr, control);
+    assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+    assert.equal(run.stdout.trim().split('\n').length, 2, run.stdout);
+    assert.match(run.stderr, /\\(n|r|t|x[0-9a-f]{2}|u202[89])::warning title=verify::all identical/, 'the control character is shown escaped');
+    assert.doesNotMatch(run.stderr, /^::warning/m);
+  });
+
   test('verify: usage errors exit 2 with one line', async () => {
-    for (const args of [[], ['--all', `${cncf.hostPort}/x`], ['--sample', '2', `${cncf.hostPort}/x`], ['--provenance', `${cncf.hostPort}/x`], ['--all', '--prefix', 'p']]) {
+    for (const args of [[], ['--all', `${cncf.hostPort}/x`], ['--sample', '2', `${cncf.hostPort}/x`], ['--provenance', `${cncf.hostPort}/x`], ['--all', '--prefix', 'p'], ['--deadline', '2147484', `${cncf.hostPort}/x`], ['--deadline', '1e12', `${cncf.hostPort}/x`]]) {
       const run = await depotAi(['verify', ...args], env());
       assert.equal(run.status, 2, `${args.join(' ')}: ${run.stderr}`);
       assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
