@@ -177,6 +177,19 @@ describe('signed provenance', () => {
     assert.match(entryImageProblem({ name: NAME, sha: other }, remote)!, new RegExp(`not https://huggingface.co/${NAME} at ${other}$`));
   });
 
+  test('a model page whose registry image is of another revision than the catalog entry shows a warning, no digest pin, revision line, files or provenance', async () => {
+    const other = pseudoRandomBytes(20, 79).toString('hex');
+    const stale = path.join(tempDir('prov-catalog-'), 'models.yaml');
+    writeFileSync(stale, `models:\n  - name: ${NAME}\n    sha: ${other}\n`);
+    const dist = tempDir('prov-site-');
+    const site = await buildSite({ catalog: stale, store: tempDir('prov-empty-'), registryUrl: cncf.url, provenanceKey: path.join(keys, 'public.pem'), outDir: dist });
+    assert.equal(site.code, 0, site.stderr);
+    assert.match(site.stderr + site.stdout, new RegExp(`^site: ${NAME}: no image data shown: ${IMAGE}:latest is labelled "https://huggingface.co/${NAME}" at revision "${sha}", not https://huggingface.co/${NAME} at ${other}$`, 'm'));
+    const html = await readFile(path.join(dist, `${NAME}.html`), 'utf8');
+    assert.match(html, /data-mismatch/);
+    assert.doesNotMatch(html, new RegExp(`${indexDigest}|data-revision|data-provenance|data-path=`));
+  });
+
   test('a run link is only a GitHub Actions run URL rebuilt from its parts', () => {
     const good = 'https://github.com/depot/depot.ai/actions/runs/4242/attempts/2';
     assert.equal(actionsRunUrl(good), good);

@@ -15,6 +15,8 @@ export interface ModelPage {
 export interface BuiltEntry {
   entry: ModelEntry;
   info: ImageInfo | undefined;
+  /** Why the image the registry or store holds under the entry's tag is not the entry's (then `info` is undefined). */
+  mismatch?: string;
 }
 
 let catalog: Promise<ModelEntry[]> | undefined;
@@ -53,7 +55,7 @@ export async function builtEntries(page: ModelPage): Promise<BuiltEntry[]> {
       const problem = info && entryImageProblem(entry, info);
       // Another model's (or revision's) image is never shown as this entry's.
       if (problem) console.warn(`site: ${entry.name}: no image data shown: ${problem}`);
-      return { entry, info: problem ? undefined : info };
+      return problem ? { entry, info: undefined, mismatch: problem } : { entry, info };
     }),
   );
 }
