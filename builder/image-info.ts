@@ -11,6 +11,8 @@ export interface ImageFile {
   /** Path inside the image, without the leading '/'. */
   path: string;
   size: number;
+  /** `sha256:<hex>` of the content, as the eStargz TOC states it (vouched for by the layer's TOC digest). */
+  digest?: string;
 }
 
 export interface ImageInfo {
@@ -20,6 +22,9 @@ export interface ImageInfo {
   compressedSize: number;
   uncompressedSize: number;
   files: ImageFile[];
+  /** The index's labels: the Hub repository URL (ANNOTATION.source) and commit (ANNOTATION.revision) it claims. */
+  source?: string;
+  revision?: string;
 }
 
 /** The first layer of the image `tag` points at, via its index (or a lone manifest). */
@@ -35,17 +40,19 @@ export async function resolveLayer(layout: ImageLayout, tag: string): Promise<{ 
   return { index, layer: manifest.layers[0] };
 }
 
-async function describe(image: string, tag: string, indexDigest: string, layer: Descriptor, readAt: ReadAt): Promise<ImageInfo> {
+async function describe(image: string, tag: string, index: { digest: string; annotations?: Record<string, string> }, layer: Descriptor, readAt: ReadAt): Promise<ImageInfo> {
   const found = await readVouchedToc(readAt, layer).catch((error: Error) => {
     throw new Error(`${image}:${tag}: ${error.message}`);
   });
   const files = (found?.toc.entries ?? [])
     .filter((e) => e.type === 'reg' && e.name !== NO_PREFETCH_LANDMARK)
-    .map((e) => ({ path: e.name, size: e.size ?? 0 }));
+    .map((e) => ({ path: e.name, size: e.size ?? 0, digest: e.digest }));
   return {
     image,
     tag,
-    indexDigest,
+    indexDigest: index.digest,
+    source: index.annotations?.[ANNOTATION.source],
+    revision: index.annotations?.[ANNOTATION.revision],
     compressedSize: layer.size,
     uncompressedSize: Number(layer.annotations?.[ANNOTATION.uncompressedSize] ?? 0),
     files,
@@ -59,16 +66,17 @@ export async function readImageInfo(store: string, image: string, tag: string): 
   if (!resolved) return undefined;
   const reader = await fileReadAt(layout.blobPath(resolved.layer.digest));
   try {
-    return await describe(image, tag, resolved.index.digest, resolved.layer, reader.readAt);
+    const annotations = resolved.index.mediaType.endsWith('index.v1+json') ? (await layout.readJson<ImageIndex>(resolved.index.digest)).annotations : undefined;
+    return await describe(image, tag, { digest: resolved.index.digest, annotations }, resolved.layer, reader.readAt);
   } finally {
     await reader.close();
   }
 }
 
-/** A client of the registry at `baseUrl` (`http(s)://host[:port][/prefix]`) and the repository of `image` there. */
-export function registryImage(baseUrl: string, image: string): { client: RegistryClient; repository: string } {
+/** A client of the registry at `baseUrl` (`http(s)://host[:port][/prefix]`), each request ending by `deadlineMs` when given, and the repository of `image` there. */
+export function registryImage(baseUrl: string, image: string, deadlineMs?: number): { client: RegistryClient; repository: string } {
   const url = new URL(baseUrl);
-  const client = new RegistryClient(url.host, { insecure: url.protocol === 'http:' });
+  const client = new RegistryClient(url.host, { insecure: url.protocol === 'http:', deadlineMs });
   return { client, repository: [url.pathname.replace(/^\/+|\/+$/g, ''), image].filter(Boolean).join('/') };
 }
 
@@ -82,5 +90,5 @@ export async function readRemoteImageInfo(baseUrl: string, image: string, tag: s
   if (!top) return undefined;
   const { manifest } = await client.imageManifest(repository, top.digest);
   const layer = manifest.layers[0];
-  return describe(image, tag, top.digest, layer, (offset, length) => client.readRange(repository, layer, offset, length));
+  return describe(image, tag, { digest: top.digest, annotations: top.json.annotations }, layer, (offset, length) => client.readRange(repository, layer, offset, length));
 }

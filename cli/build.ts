@@ -58,6 +58,8 @@ export async function buildCommand(args: string[]): Promise<number> {
   if (values.from && (values.all || positionals.length > 1)) throw new UsageError('--from builds one model: depot-ai build NAME --from DIR');
   // The provenance names the Hub repository and commit as the source of every file: a local folder is not that.
   if (values.from && values.attest) throw new UsageError('--attest signs that the files come from the Hub at the commit: build without --from to attest');
+  // A revision tag never moves: set from a local folder it would squat the Hub commit's own image forever.
+  if (values.from && values.push && values.sha) throw new UsageError('--sha with --from and --push: a local folder is not the Hub commit; revision tags come from Hub builds (build without --from, or into the store without --push)');
   if ((values.tag || values.sha) && (values.all || positionals.length > 1)) throw new UsageError('--tag and --sha apply to one model');
 
   const catalog = values.all || !values.from || existsSync(values.catalog) ? await loadCatalog(values.catalog) : [];
@@ -94,7 +96,8 @@ export async function buildCommand(args: string[]): Promise<number> {
 
   async function buildOne(name: string, listed: ModelEntry | undefined): Promise<Row> {
     if (!listed && !values.from) throw new UsageError(`"${name}" is not in ${values.catalog}; without a catalog entry, build needs --from DIR`);
-    const sha = values.sha ?? listed?.sha;
+    // A pushed local folder gets no revision label (so no revision tag): the catalog's sha is not its source.
+    const sha = values.from && pusher ? undefined : (values.sha ?? listed?.sha);
     const tag = values.tag ?? listed?.tag ?? DEFAULT_TAG;
     const layout = new ImageLayout(values.store, name.toLowerCase());
     const repository = target && targetRepository(target, layout.image);

@@ -21,10 +21,13 @@ import { tocFileDigests, type ProvenanceExpectation } from '../trust/provenance.
 import { publicKeyFromPem, type TrustPolicy } from '../trust/signing.ts';
 import { parseCommandArgs, UsageError } from './args.ts';
 import { sourceDateEpoch } from './build.ts';
+import { printable } from './printable.ts';
 import { formatTable } from './table.ts';
 
 const HUB_SOURCE = 'https://huggingface.co/';
 
+/** The longest --deadline: 2^31-1 ms, the most a timer holds, in whole seconds. */
+const MAX_DEADLINE_S = 2_147_483;
 /** The default of --deadline: seconds all registry reads of one image may take together (the rebuild from the Hub is not counted). */
 const DEFAULT_DEADLINE_S = 120;
 
@@ -62,7 +65,8 @@ export async function verifyCommand(args: string[]): Promise<number> {
     deadline: { type: 'string', default: String(DEFAULT_DEADLINE_S) },
   });
   const deadlineMs = Number(values.deadline) * 1000;
-  if (!(deadlineMs > 0)) throw new UsageError(`--deadline must be a number of seconds, not "${values.deadline}"`);
+  // setTimeout holds at most 2^31-1 ms; a longer one fires at once.
+  if (!(deadlineMs > 0 && deadlineMs <= MAX_DEADLINE_S * 1000)) throw new UsageError(`--deadline must be a number of seconds from 0 to ${MAX_DEADLINE_S}, not "${values.deadline}"`);
   if (values.all === positionals.length > 0) throw new UsageError('verify takes REGISTRY/NAME[:TAG|@DIGEST]... or --all: depot-ai verify depot.ai/gpt2');
   if (values.sample !== undefined && !values.all) throw new UsageError('--sample picks from the catalog: use it with --all');
   if (values.provenance && !values.key === !values.identity) throw new UsageError('--provenance needs the signer: --key PUBLIC.pem (a local key) or --identity URI (the keyless workflow identity)');
@@ -77,13 +81,13 @@ export async function verifyCommand(args: string[]): Promise<number> {
     const image = `${target.ref.registry}/${target.ref.repository}`;
     const row = await verifyOne(target).catch((error: Error): Row => {
       if (process.env.DEPOT_DEBUG) console.error(error);
-      process.stderr.write(`depot-ai: ${image}: ${error.message}\n`);
+      process.stderr.write(`depot-ai: ${printable(image)}: ${printable(error.message)}\n`);
       const result = error instanceof DifferentError ? `DIFFERENT: ${error.message}` : `failed: ${error.message}`;
       return { image, revision: '-', digest: '-', result, provenance: '-', failed: true };
     });
     rows.push(row);
   }
-  const table = rows.map((r) => [r.image, r.revision.slice(0, 12), r.digest.slice(0, 19), r.result, ...(policy ? [r.provenance] : [])]);
+  const table = rows.map((r) => [r.image, r.revision.slice(0, 12), r.digest.slice(0, 19), r.result, ...(policy ? [r.provenance] : [])].map(printable));
   console.log(formatTable(['IMAGE', 'REVISION', 'DIGEST', 'RESULT', ...(policy ? ['PROVENANCE'] : [])], table));
   return rows.some((r) => r.failed) ? 1 : 0;
 
@@ -120,8 +124,8 @@ export async function verifyCommand(args: string[]): Promise<number> {
       result = `DIFFERENT: rebuilt ${rebuilt.index.digest}${changed.length ? `; files differ: ${changed.slice(0, 5).join(', ')}${changed.length > 5 ? ', ...' : ''}` : ''}`;
     }
     const provenance = policy ? await within(() => provenanceResult(bounded(registryAttestations(client, ref.repository), within), { indexDigest: top.digest, name, revision }, remoteFiles, policy)) : '';
-    if (provenance.startsWith('REJECTED: ')) process.stderr.write(`depot-ai: provenance: ${provenance.slice('REJECTED: '.length)}\n`);
-    if (!identical) process.stderr.write(`depot-ai: ${image}: ${result}\n`);
+    if (provenance.startsWith('REJECTED: ')) process.stderr.write(`depot-ai: provenance: ${printable(provenance.slice('REJECTED: '.length))}\n`);
+    if (!identical) process.stderr.write(`depot-ai: ${printable(image)}: ${printable(result)}\n`);
     return { image, revision, digest: top.digest, result, provenance, failed: !identical || (policy !== undefined && provenance !== 'verified') };
   }
 }

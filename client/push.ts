@@ -14,7 +14,7 @@ import { createReadStream } from 'node:fs';
 import { readBounded } from './body.ts';
 import { registryCredentials } from './credentials.ts';
 import { ImageLayout } from '../image/layout.ts';
-import { isRevision } from '../models/revision.ts';
+import { isRevision, reservedTagKind } from '../models/revision.ts';
 import { ANNOTATION, MEDIA_TYPE, sha256Digest, type Descriptor, type ImageIndex, type ImageManifest } from '../image/oci.ts';
 import { referrerDescriptors, referrersTag, withReferrer, type ReferrerDescriptor } from './referrers.ts';
 import { pullScope, RegistryClient, RemoteError } from './remote.ts';
@@ -195,13 +195,15 @@ export class Pusher {
    * (ANNOTATION.revision, the Hub commit) unless the registry's already points at it. A tag with
    * the form of a revision (models/revision.ts isRevision) is a revision tag whoever pushes it: it
    * must be the image's own revision and never moves. RemoteError, before anything is tagged, when
-   * the revision label is not a Hub commit, when `tag` is another revision's tag, or when the
+   * the revision label is not a Hub commit, when `tag` is another revision's tag or has the form of
+   * a referrers tag (`sha256-<hex>`) or an upper-case revision, or when the
    * registry's revision tag points elsewhere.
    */
   async imageTags(repository: string, tag: string, index: Pick<Descriptor, 'digest' | 'annotations'>): Promise<string[]> {
     const revision = index.annotations?.[ANNOTATION.revision];
     const image = `${this.target.registry}/${repository}`;
     if (revision !== undefined && !isRevision(revision)) throw new RemoteError(`${index.digest} is labelled revision "${revision}", not a Hub commit (40 lower-case hex digits): refusing to push it to ${image}`);
+    if (reservedTagKind(tag) && !isRevision(tag)) throw new RemoteError(`${image}:${tag} has the form of a ${reservedTagKind(tag)} tag: refusing to push an image under it`);
     if (isRevision(tag) && tag !== revision) throw new RemoteError(`${image}:${tag} has the form of a revision tag but the image ${index.digest} is of revision ${revision ?? '(none)'}: a revision tag names its own revision only`);
     if (!revision) return [tag];
     const fixed = (await this.remoteDigest(repository, revision))?.digest;

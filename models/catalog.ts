@@ -2,7 +2,7 @@
 // The site, the builder, the registry and the workflows all read the catalog through here.
 import { readFile } from 'node:fs/promises';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair } from 'yaml';
-import { isRevision } from './revision.ts';
+import { isRevision, reservedTagKind } from './revision.ts';
 
 export const DEFAULT_CATALOG = 'models/models.yaml';
 export const DEFAULT_TAG = 'latest';
@@ -73,9 +73,11 @@ export function nameProblem(name: string): string | undefined {
 }
 
 
-/** Why `tag` is not a valid moving tag (an OCI tag without the form of a revision), or undefined when it is. */
+/** Why `tag` is not a valid moving tag (an OCI tag without the form of a revision or referrers tag), or undefined when it is. */
 export function tagProblem(tag: string): string | undefined {
-  if (isRevision(tag)) return `tag "${tag}" has the form of a revision (a Hub commit sha): revision tags come from \`sha\` and never move; use another tag`;
+  const reserved = reservedTagKind(tag);
+  if (reserved === 'referrers') return `tag "${tag}" has the form of a referrers tag (sha256-<digest>): it would replace another image's attestations; use another tag`;
+  if (reserved === 'revision') return `tag "${tag}" has the form of a revision (a Hub commit sha): revision tags come from \`sha\` and never move; use another tag`;
   return isValidTag(tag) ? undefined : `tag "${tag}" is not a valid tag: use letters, digits, "_", "." and "-", at most 128, not starting with "." or "-"`;
 }
 

@@ -3,9 +3,10 @@
 // Concurrent misses for one blob or manifest share a single upstream fetch. Cached tags are
 // rechecked against the upstream once they are older than the tag TTL (a model's `latest` moves
 // when its catalog sha is updated); digests and revision tags never change, so they are never
-// rechecked.
+// rechecked (and a revision tag is cached only when its manifest is labelled with that revision).
 import { readBounded } from '../client/body.ts';
 import { verifyingStream } from '../client/verify.ts';
+import { ANNOTATION } from '../image/oci.ts';
 import { isRevision } from '../models/revision.ts';
 import type { Credentials } from '../client/auth.ts';
 import { MANIFEST_ACCEPT, pullScope, RegistryClient, type RemoteError } from '../client/remote.ts';
@@ -164,6 +165,11 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
     const mediaType = manifestMediaType(found.json) ?? found.mediaType;
     if (!mediaType) fail(502, `manifest ${name}:${ref} has no media type`);
     if (!MANIFEST_TYPES.has(mediaType)) throw upstreamFailed({ upstream: base, what: `manifest ${name}:${ref}`, error: `media type ${JSON.stringify(mediaType.slice(0, 100))} is not an OCI or Docker manifest or index` });
+    // A revision tag is cached for good: only an image labelled with that revision may fill it.
+    const label = (found.json as { annotations?: Record<string, unknown> }).annotations?.[ANNOTATION.revision];
+    if (reference.kind === 'tag' && isRevision(reference.tag) && label !== reference.tag) {
+      throw upstreamFailed({ upstream: base, what: `manifest ${name}:${ref}`, error: `the revision tag points at ${found.digest}, labelled revision ${JSON.stringify(typeof label === 'string' ? label.slice(0, 100) : label ?? null)}: not cached` });
+    }
     const record: ManifestRecord = { digest: found.digest, mediaType, bytes: new Uint8Array(found.bytes) };
     await writer!.putManifest(name, record, reference.kind === 'tag' ? reference.tag : undefined);
     if (reference.kind === 'tag') tagsCheckedAt.set(referenceKey(name, reference), Date.now());

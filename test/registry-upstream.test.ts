@@ -294,6 +294,23 @@ describe('pull-through: cached tags follow the upstream', () => {
     assert.equal(await tagDigest(rechecking, before.name, revision), before.index);
   });
 
+  // An upstream's revision tag briefly on another revision's index (or an unlabelled one) must not be kept for good.
+  test('a revision tag whose upstream manifest is labelled with another revision, or none, is not cached: 502 JSON, then the honest one once fixed', async () => {
+    const [asked, other] = ['b'.repeat(40), 'c'.repeat(40)];
+    const name = 'poisoned/revision';
+    const copyAs = (image: TestImage) => runTool('/usr/bin/skopeo', ['copy', '-q', '--all', '--preserve-digests', '--dest-tls-verify=false', `oci:${path.join(image.store, ...name.split('/'))}:${image.tag}`, `docker://${cncf.hostPort}/${name}:${asked}`]);
+    for (const [seed, revision] of [['poison-other', other], ['poison-none', undefined]] as const) {
+      await copyAs(await makeTestImage({ name, sha: revision, weights: 10_000, seed }));
+      const res = await raw(rechecking.url, `/v2/${name}/manifests/${asked}`, { headers: INDEX_ACCEPT });
+      assert.equal(res.status, 502, res.body.toString());
+      assert.equal(errorCode(res), 'UNKNOWN');
+      assert.match(res.body.toString(), new RegExp(`labelled revision ${revision ? `\\\\"${revision}\\\\"` : 'null'}: not cached`));
+    }
+    const honest = await makeTestImage({ name, sha: asked, weights: 10_000, seed: 'poison-honest' });
+    await copyAs(honest);
+    assert.equal(await tagDigest(rechecking, name, asked), honest.index);
+  });
+
   test('with the upstream down, a cached tag is still served', async () => {
     await cncf.stop();
     assert.equal(await tagDigest(rechecking, moved.name, 'latest'), moved.index);

@@ -25,7 +25,9 @@ import { depotAi } from './helpers/cli.ts';
 import { startRecordingProxy } from './helpers/proxy.ts';
 import { startLyingServer } from './helpers/lying-server.ts';
 import { buildSite } from './helpers/site.ts';
-import { actionsRunUrl } from '../site/lib/provenance.ts';
+import { actionsRunUrl, pageProvenance } from '../site/lib/provenance.ts';
+import { siteConfig } from '../site/lib/config.ts';
+import { entryImageProblem, readImageInfo, readRemoteImageInfo } from '../site/lib/image-info.ts';
 import { startHubServer, type HubServer } from './helpers/hub-server.ts';
 import { pseudoRandomBytes, tempDir } from './helpers/models.ts';
 import { errorCode, raw, runTool, startCncfRegistry, startTestRegistry, tool, type CncfRegistry, type TestRegistry } from './helpers/registry.ts';
@@ -136,6 +138,56 @@ describe('signed provenance', () => {
     const unset = await buildSite({ catalog, store, outDir: tempDir('prov-site-') });
     assert.match(unset.stderr + unset.stdout, /^site: model pages show no provenance: set DEPOT_PROVENANCE_KEY/m);
     assert.doesNotMatch(await readFile(path.join(unset.outDir, `${NAME}.html`), 'utf8'), /data-provenance/);
+  });
+
+  // Read as the model page reads it: the file digests of the layer's TOC, a deadline per model, the entry's labels.
+  test('model pages: provenance whose file digests differ from the image is not shown; registry reads end by the deadline; an image labelled as another model or revision is not the entry\'s', async (t) => {
+    const warned: string[] = [];
+    t.mock.method(console, 'warn', (line: string) => warned.push(line));
+    const config = { ...siteConfig({}), store, provenanceKey: path.join(keys, 'public.pem'), provenanceDeadlineMs: 1500 };
+    const entry = { name: NAME, image: IMAGE, sha };
+    const info = (await readImageInfo(store, IMAGE, 'latest'))!;
+    assert.ok(await pageProvenance(config, entry, info), 'the honest image verifies');
+    for (const seed of [61, 67]) {
+      const i = pseudoRandomBytes(1, seed)[0] % info.files.length;
+      const changed = { ...info, files: info.files.map((f, j) => (j === i ? { ...f, digest: sha256Digest(`other ${f.path}`) } : f)) };
+      assert.equal(await pageProvenance(config, entry, changed), undefined, info.files[i].path);
+      assert.match(warned.at(-1)!, new RegExp(`^site: ${NAME}: no provenance shown: .*${info.files[i].path.replace('.', '\\.')}`));
+    }
+
+    // Every answer trickles a byte every 200 ms, well within the 30 s idle bound: only the deadline ends it.
+    const trickle = await startLyingServer((_req, res) => {
+      res.writeHead(200, { 'Content-Type': INDEX });
+      const timer = setInterval(() => res.write(' '), 200);
+      res.on('close', () => clearInterval(timer));
+    });
+    try {
+      const started = performance.now();
+      assert.equal(await pageProvenance({ ...config, registryUrl: trickle.url }, entry, info), undefined);
+      assert.ok(performance.now() - started < 15_000, 'ended by the deadline');
+      assert.match(warned.at(-1)!, new RegExp(`^site: ${NAME}: no provenance shown: .*(took more than|did not finish within) 1\\.5 s`));
+    } finally {
+      await trickle.close();
+    }
+
+    const remote = (await readRemoteImageInfo(cncf.url, IMAGE, 'latest'))!;
+    assert.equal(entryImageProblem(entry, remote), undefined);
+    const other = pseudoRandomBytes(20, 71).toString('hex');
+    assert.match(entryImageProblem({ name: 'Other-Org/Other-Model', sha }, remote)!, new RegExp(`^${IMAGE}:latest is labelled "https://huggingface.co/${NAME}" at revision "${sha}", not https://huggingface.co/Other-Org/Other-Model at ${sha}$`));
+    assert.match(entryImageProblem({ name: NAME, sha: other }, remote)!, new RegExp(`not https://huggingface.co/${NAME} at ${other}$`));
+  });
+
+  test('a model page whose registry image is of another revision than the catalog entry shows a warning, no digest pin, revision line, files or provenance', async () => {
+    const other = pseudoRandomBytes(20, 79).toString('hex');
+    const stale = path.join(tempDir('prov-catalog-'), 'models.yaml');
+    writeFileSync(stale, `models:\n  - name: ${NAME}\n    sha: ${other}\n`);
+    const dist = tempDir('prov-site-');
+    const site = await buildSite({ catalog: stale, store: tempDir('prov-empty-'), registryUrl: cncf.url, provenanceKey: path.join(keys, 'public.pem'), outDir: dist });
+    assert.equal(site.code, 0, site.stderr);
+    assert.match(site.stderr + site.stdout, new RegExp(`^site: ${NAME}: no image data shown: ${IMAGE}:latest is labelled "https://huggingface.co/${NAME}" at revision "${sha}", not https://huggingface.co/${NAME} at ${other}$`, 'm'));
+    const html = await readFile(path.join(dist, `${NAME}.html`), 'utf8');
+    assert.match(html, /data-mismatch/);
+    assert.doesNotMatch(html, new RegExp(`${indexDigest}|data-revision|data-provenance|data-path=`));
   });
 
   test('a run link is only a GitHub Actions run URL rebuilt from its parts', () => {

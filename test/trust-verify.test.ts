@@ -85,10 +85,10 @@ describe('revision tags and depot-ai verify', () => {
     assert.deepEqual(await layout.tagged(), before, 'no tag changed in the store');
 
     const fresh = tempDir('trust-store-');
-    const pushed = await depotAi(['build', NAME, '--from', other, '--store', fresh, '--sha', shas[1], '--push', cncf.hostPort, '--insecure'], env());
-    assert.equal(pushed.status, 1);
-    assert.match(pushed.stderr, new RegExp(`${IMAGE}:${shas[1]} is a revision tag and already points at sha256:[0-9a-f]{64}; it never moves \\(refusing to push sha256:`));
-    assert.equal(pushed.stderr.trim().split('\n').length, 1, pushed.stderr);
+    const built = await depotAi(['build', NAME, '--from', other, '--store', fresh, '--sha', shas[1]], env());
+    assert.equal(built.status, 0, built.stderr);
+    const pusher = await Pusher.connect(parsePushTarget(cncf.hostPort), { insecure: true });
+    await assert.rejects(pusher.push(new ImageLayout(fresh, IMAGE), 'latest'), new RegExp(`${IMAGE}:${shas[1]} is a revision tag and already points at sha256:[0-9a-f]{64}; it never moves \\(refusing to push sha256:`));
     assert.equal(await remoteDigest(IMAGE, 'latest'), before.find((d) => d.annotations?.['org.opencontainers.image.ref.name'] === 'latest')?.digest, 'latest was not pushed either');
   });
 
@@ -116,8 +116,9 @@ describe('revision tags and depot-ai verify', () => {
       const dir = modelDir({ ...FILES, [file]: changed });
       const fresh = tempDir('trust-store-');
       const prefix = `tampered-${seed}`;
-      const built = await depotAi(['build', NAME, '--from', dir, '--store', fresh, '--sha', shas[0], '--push', `${cncf.hostPort}/${prefix}`, '--insecure'], env());
+      const built = await depotAi(['build', NAME, '--from', dir, '--store', fresh, '--sha', shas[0]], env());
       assert.equal(built.status, 0, built.stderr);
+      await (await Pusher.connect(parsePushTarget(`${cncf.hostPort}/${prefix}`), { insecure: true })).push(new ImageLayout(fresh, IMAGE), 'latest');
 
       const run = await verify(`${cncf.hostPort}/${prefix}/${IMAGE}:${shas[0]}`, `${cncf.hostPort}/${IMAGE}:latest`);
       assert.equal(run.status, 1, run.stdout);
@@ -174,6 +175,28 @@ describe('revision tags and depot-ai verify', () => {
     assert.equal(await remoteDigest(IMAGE, shas[0]), (await new ImageLayout(store, IMAGE).resolveTag(shas[0]))?.digest, 'the revision tag did not move');
   });
 
+  // The referrers tag fallback (sha256-<hex>) names another image's attestations; an upper-case sha looks like a revision.
+  test('a tag of the form of a referrers tag or an upper-case revision is refused by the catalog, build --tag and the Pusher', async () => {
+    const referrers = [`sha256-${pseudoRandomBytes(32, 47).toString('hex')}`, `SHA512-${pseudoRandomBytes(64, 53).toString('hex')}`];
+    const upper = pseudoRandomBytes(20, 59).toString('hex').toUpperCase();
+    for (const tag of [...referrers, upper]) {
+      const { problems } = parseCatalog(`models:\n  - name: ${NAME}\n    sha: ${shas[1]}\n    tag: '${tag}'\n`, 'cat.yaml');
+      assert.equal(problems.length, 1, tag);
+      assert.match(formatProblem(problems[0]), new RegExp(`^cat\\.yaml:4:10: tag "${tag}" has the form of a (referrers tag|revision) .*use another tag$`));
+    }
+    const fresh = tempDir('trust-store-');
+    const built = await depotAi(['build', NAME, '--from', modelDir(FILES), '--store', fresh, '--tag', referrers[0]], env());
+    assert.equal(built.status, 1);
+    assert.match(built.stderr, /^depot-ai: .*has the form of a referrers tag .* use another tag$/m);
+    assert.deepEqual(readdirSync(fresh).filter((f) => !f.startsWith('.')), [], 'nothing built');
+
+    const pusher = await Pusher.connect(parsePushTarget(cncf.hostPort), { insecure: true });
+    const latest = (await new ImageLayout(store, IMAGE).resolveTag('latest'))!;
+    for (const tag of [...referrers, upper]) {
+      await assert.rejects(pusher.imageTags(IMAGE, tag, { digest: latest.digest, annotations: latest.annotations }), /has the form of a (referrers|revision) tag: refusing to push/);
+    }
+  });
+
   // Labels that are not a Hub commit: a branch, a short sha, upper-case hex.
   test('a revision that is not 40 lower-case hex: not built, not pushed, and verify reports an index labelled with one', async () => {
     const pusher = await Pusher.connect(parsePushTarget(cncf.hostPort), { insecure: true });
@@ -217,6 +240,25 @@ describe('revision tags and depot-ai verify', () => {
     assert.match(run.stdout, new RegExp(`DIFFERENT: the image is of revision ${shas[1]}, but the catalog pins ${NAME} at ${shas[0]}$`, 'm'));
   });
 
+  // A local folder pushed under a Hub commit's revision tag would squat it: the honest publish is refused forever.
+  test('build --from DIR --push: --sha is refused (exit 2, nothing pushed) and the catalog\'s sha is not taken (no revision label, no revision tag)', async () => {
+    const prefix = `squat-${process.pid}`;
+    const dir = modelDir({ ...FILES, 'config.json': '{"local":true}' });
+    const refused = await depotAi(['build', NAME, '--from', dir, '--store', tempDir('trust-store-'), '--sha', shas[0], '--tag', 'dev', '--push', `${cncf.hostPort}/${prefix}`, '--insecure'], env());
+    assert.equal(refused.status, 2, refused.stderr);
+    assert.equal(refused.stderr, 'depot-ai: --sha with --from and --push: a local folder is not the Hub commit; revision tags come from Hub builds (build without --from, or into the store without --push)\n');
+    assert.equal(await remoteDigest(`${prefix}/${IMAGE}`, 'dev'), undefined);
+
+    writeCatalog(shas[0]);
+    const pushed = await depotAi(['build', NAME, '--from', dir, '--catalog', catalog, '--store', tempDir('trust-store-'), '--push', `${cncf.hostPort}/${prefix}`, '--insecure'], env());
+    writeCatalog(shas[1]);
+    assert.equal(pushed.status, 0, pushed.stderr);
+    const tags = await (await fetch(`${cncf.url}/v2/${prefix}/${IMAGE}/tags/list`)).json();
+    assert.deepEqual(tags.tags, ['latest'], 'no revision tag');
+    const index = await (await fetch(`${cncf.url}/v2/${prefix}/${IMAGE}/manifests/latest`, { headers: { Accept: INDEX } })).json();
+    assert.equal(index.annotations?.['org.opencontainers.image.revision'], undefined, 'no revision label');
+  });
+
   test('build --from DIR --attest is refused (the provenance would name the Hub as the source), nothing written', async () => {
     const fresh = tempDir('trust-store-');
     const run = await depotAi(['build', NAME, '--from', modelDir(FILES), '--store', fresh, '--sha', shas[0], '--attest'], env());
@@ -225,8 +267,26 @@ describe('revision tags and depot-ai verify', () => {
     assert.deepEqual(readdirSync(fresh), []);
   });
 
+  // A label is the registry's text: newlines (a forged `::warning` line or table row), ANSI escapes, C1 and DEL are escaped.
+  test('verify prints registry-controlled labels with control characters escaped: one stderr line, one table row', async () => {
+    const index = JSON.parse(Buffer.from(await (await fetch(`${cncf.url}/v2/${IMAGE}/manifests/latest`, { headers: { Accept: INDEX } })).arrayBuffer()).toString());
+    const controls = [...'\n\r\t\x00\x07\x1b\x7f\x85\x9b\u2028\u2029'];
+    const pick = pseudoRandomBytes(8, 73);
+    const hostile = `https://huggingface.co/${NAME}${[...pick].map((b, i) => `${controls[b % controls.length]}${i === 0 ? '::warning title=verify::all identical' : '[2K'}`).join('')}`;
+    const put = await fetch(`${cncf.url}/v2/${IMAGE}/manifests/hostile`, { method: 'PUT', headers: { 'Content-Type': INDEX }, body: JSON.stringify({ ...index, annotations: { ...index.annotations, 'org.opencontainers.image.source': hostile } }) });
+    assert.equal(put.status, 201);
+    const run = await verify(`${cncf.hostPort}/${IMAGE}:hostile`);
+    assert.equal(run.status, 1, run.stdout);
+    const control = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029]/;
+    assert.doesNotMatch(run.stdout + run.stderr, control);
+    assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+    assert.equal(run.stdout.trim().split('\n').length, 2, run.stdout);
+    assert.match(run.stderr, /\\(n|r|t|x[0-9a-f]{2}|u202[89])::warning title=verify::all identical/, 'the control character is shown escaped');
+    assert.doesNotMatch(run.stderr, /^::warning/m);
+  });
+
   test('verify: usage errors exit 2 with one line', async () => {
-    for (const args of [[], ['--all', `${cncf.hostPort}/x`], ['--sample', '2', `${cncf.hostPort}/x`], ['--provenance', `${cncf.hostPort}/x`], ['--all', '--prefix', 'p']]) {
+    for (const args of [[], ['--all', `${cncf.hostPort}/x`], ['--sample', '2', `${cncf.hostPort}/x`], ['--provenance', `${cncf.hostPort}/x`], ['--all', '--prefix', 'p'], ['--deadline', '2147484', `${cncf.hostPort}/x`], ['--deadline', '1e12', `${cncf.hostPort}/x`]]) {
       const run = await depotAi(['verify', ...args], env());
       assert.equal(run.status, 2, `${args.join(' ')}: ${run.stderr}`);
       assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);

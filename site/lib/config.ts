@@ -20,6 +20,8 @@ export interface SiteConfig {
   /** The provenance signer model pages trust: a PEM public key file (DEPOT_PROVENANCE_KEY), or the keyless workflow identity URI (DEPOT_PROVENANCE_IDENTITY); neither: no provenance shown. */
   provenanceKey: string | undefined;
   provenanceIdentity: string | undefined;
+  /** Milliseconds all registry reads for one model's provenance may take together (DEPOT_PROVENANCE_DEADLINE_S, default 60 s): then it is skipped. */
+  provenanceDeadlineMs: number;
 }
 
 export function siteConfig(env: NodeJS.ProcessEnv = process.env): SiteConfig {
@@ -33,5 +35,16 @@ export function siteConfig(env: NodeJS.ProcessEnv = process.env): SiteConfig {
     registryUrl: env.DEPOT_REGISTRY_URL || undefined,
     provenanceKey: env.DEPOT_PROVENANCE_KEY || undefined,
     provenanceIdentity: env.DEPOT_PROVENANCE_IDENTITY || undefined,
+    provenanceDeadlineMs: deadlineMs(env.DEPOT_PROVENANCE_DEADLINE_S),
   };
+}
+
+const DEFAULT_PROVENANCE_DEADLINE_S = 60;
+
+/** Seconds (a positive number, at most what a timer holds) to milliseconds; the default when unset. */
+function deadlineMs(raw: string | undefined): number {
+  if (raw === undefined || raw === '') return DEFAULT_PROVENANCE_DEADLINE_S * 1000;
+  const seconds = Number(raw);
+  if (!(seconds > 0 && seconds <= 2_147_483)) throw new Error(`DEPOT_PROVENANCE_DEADLINE_S must be a number of seconds from 0 to 2147483, not "${raw}"`);
+  return seconds * 1000;
 }

@@ -1,4 +1,17 @@
 // The seam between the site and the image data: the store reader the builder, the CLI and the
 // registry share, or the same data fetched from a registry (DEPOT_REGISTRY_URL). A model that has
-// not been built yields undefined and its page still renders (placeholder file path, no digest).
+// not been built yields undefined and its page still renders (placeholder file path, no digest);
+// so does one whose image is labelled with another repository or revision than its entry.
 export { readImageInfo, readRemoteImageInfo, type ImageFile, type ImageInfo } from '../../builder/image-info.ts';
+
+/**
+ * Why the image read for a catalog entry is not that entry's (its index's source label is not
+ * the entry's Hub repository, or its revision label not the entry's sha), or undefined when it is.
+ */
+export function entryImageProblem(entry: { name: string; sha: string }, info: { image: string; tag: string; source?: string; revision?: string }): string | undefined {
+  const source = `https://huggingface.co/${entry.name}`;
+  if (info.source !== source || info.revision !== entry.sha) {
+    return `${info.image}:${info.tag} is labelled ${JSON.stringify(info.source ?? null)} at revision ${JSON.stringify(info.revision ?? null)}, not ${source} at ${entry.sha}`;
+  }
+  return undefined;
+}

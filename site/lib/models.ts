@@ -2,7 +2,7 @@
 import { loadCatalog, type ModelEntry } from '../../models/catalog.ts';
 import { loadFacts, type FactsFile } from '../../models/facts.ts';
 import { siteConfig } from './config.ts';
-import { readImageInfo, readRemoteImageInfo, type ImageInfo } from './image-info.ts';
+import { entryImageProblem, readImageInfo, readRemoteImageInfo, type ImageInfo } from './image-info.ts';
 
 export interface ModelPage {
   /** The Hugging Face name as first written in the catalog; the page lives at `/<name>`. */
@@ -15,6 +15,8 @@ export interface ModelPage {
 export interface BuiltEntry {
   entry: ModelEntry;
   info: ImageInfo | undefined;
+  /** Why the image the registry or store holds under the entry's tag is not the entry's (then `info` is undefined). */
+  mismatch?: string;
 }
 
 let catalog: Promise<ModelEntry[]> | undefined;
@@ -43,9 +45,17 @@ export async function modelPages(): Promise<ModelPage[]> {
   return [...pages.values()];
 }
 
-/** Image data for each entry of a page, from the registry when one is set, else the store (undefined where not built). */
+/** Image data for each entry of a page, from the registry when one is set, else the store (undefined where not built, or not labelled as the entry's repository and sha). */
 export async function builtEntries(page: ModelPage): Promise<BuiltEntry[]> {
   const { store, registryUrl } = siteConfig();
   const read = (entry: ModelEntry) => (registryUrl ? readRemoteImageInfo(registryUrl, entry.image, entry.tag) : readImageInfo(store, entry.image, entry.tag));
-  return Promise.all(page.entries.map(async (entry) => ({ entry, info: await read(entry) })));
+  return Promise.all(
+    page.entries.map(async (entry) => {
+      const info = await read(entry);
+      const problem = info && entryImageProblem(entry, info);
+      // Another model's (or revision's) image is never shown as this entry's.
+      if (problem) console.warn(`site: ${entry.name}: no image data shown: ${problem}`);
+      return problem ? { entry, info: undefined, mismatch: problem } : { entry, info };
+    }),
+  );
 }

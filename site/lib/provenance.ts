@@ -1,10 +1,11 @@
 // The provenance a model page shows: only an attestation verified as `depot-ai verify
 // --provenance` verifies it (trust/check.ts: the signature under the configured signer, the
 // subject = the index, the Hub repository and commit = the catalog entry's), read from the
-// registry the site is built from (DEPOT_REGISTRY_URL) or else from the store. Nothing of the
+// registry the site is built from (DEPOT_REGISTRY_URL, within a deadline per model) or else from
+// the store, its file digests matched against the image's eStargz TOC. Nothing of the
 // statement becomes a link except a GitHub Actions run URL rebuilt from its parts.
 import { readFile } from 'node:fs/promises';
-import { registryImage } from '../../builder/image-info.ts';
+import { registryImage, type ImageInfo } from '../../builder/image-info.ts';
 import { checkProvenance, registryAttestations, storeAttestations } from '../../trust/check.ts';
 import { publicKeyFromPem, type TrustPolicy } from '../../trust/signing.ts';
 import type { SiteConfig } from './config.ts';
@@ -32,14 +33,18 @@ function trustPolicy(config: SiteConfig): Promise<TrustPolicy | undefined> {
 }
 
 /**
- * The verified provenance of `entry`'s image (index `indexDigest`), or undefined, with one line
- * on stderr saying why when an attestation is there but does not verify (or cannot be read).
+ * The verified provenance of `entry`'s image (index `image.indexDigest`, whose files' digests the
+ * statement must match), or undefined, with one line on stderr saying why when an attestation is
+ * there but does not verify, cannot be read, or is not read within config.provenanceDeadlineMs.
  */
-export async function pageProvenance(config: SiteConfig, entry: { name: string; image: string; sha: string }, indexDigest: string): Promise<PageProvenance | undefined> {
+export async function pageProvenance(config: SiteConfig, entry: { name: string; image: string; sha: string }, image: Pick<ImageInfo, 'indexDigest' | 'files'>): Promise<PageProvenance | undefined> {
   const signer = await trustPolicy(config);
   if (!signer) return undefined;
+  const files = async () => Object.fromEntries(image.files.flatMap((f) => (f.digest ? [[f.path, f.digest]] : [])));
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`the registry's answers took more than ${config.provenanceDeadlineMs / 1000} s in all`)), config.provenanceDeadlineMs)));
   try {
-    const check = await checkProvenance(attestations(config, entry.image), { indexDigest, name: entry.name, revision: entry.sha }, signer);
+    const check = await Promise.race([checkProvenance(attestations(config, entry.image), { indexDigest: image.indexDigest, name: entry.name, revision: entry.sha }, signer, files), late]);
     if ('verified' in check) {
       const { builderId, invocationId, commit, finishedOn } = check.verified;
       return { builderId, runUrl: invocationId && actionsRunUrl(invocationId), commit, finishedOn: Number.isNaN(Date.parse(finishedOn)) ? '' : new Date(finishedOn).toISOString() };
@@ -47,13 +52,16 @@ export async function pageProvenance(config: SiteConfig, entry: { name: string; 
     if ('rejected' in check) console.warn(`site: ${entry.name}: no provenance shown: ${check.rejected}`);
   } catch (error) {
     console.warn(`site: ${entry.name}: no provenance shown: ${(error as Error).message}`);
+  } finally {
+    clearTimeout(timer);
   }
   return undefined;
 }
 
+/** Where `image`'s attestations are read: the registry (each request ending by the deadline too), else the store. */
 function attestations(config: SiteConfig, image: string) {
   if (!config.registryUrl) return storeAttestations(config.store, image);
-  const { client, repository } = registryImage(config.registryUrl, image);
+  const { client, repository } = registryImage(config.registryUrl, image, config.provenanceDeadlineMs);
   return registryAttestations(client, repository);
 }
 
