@@ -51,6 +51,8 @@ export class HuggingFaceSource implements ModelSource {
   private readonly local = new Map<string, string>();
   private window?: DownloadWindow;
   private closed = false;
+  /** Aborted by close(): stops the listing and every download in flight. */
+  private readonly stopped = new AbortController();
   private readonly listed = new Map<string, HubFile>();
 
   constructor(
@@ -114,6 +116,7 @@ export class HuggingFaceSource implements ModelSource {
   /** Stops the downloads still running and deletes the streaming spool. */
   async close(): Promise<void> {
     this.closed = true;
+    this.stopped.abort(new SourceError(`${this.name}: closed`));
     await this.window?.close();
   }
 
@@ -125,7 +128,8 @@ export class HuggingFaceSource implements ModelSource {
   private async listOnce(): Promise<HubFile[]> {
     const files: HubFile[] = [];
     try {
-      for await (const entry of listFiles({ repo: { type: 'model', name: this.name }, revision: this.sha, recursive: true, ...this.credentials() })) {
+      const credentials = this.credentials(undefined, `${this.name}: listing the files`);
+      for await (const entry of listFiles({ repo: { type: 'model', name: this.name }, revision: this.sha, recursive: true, ...credentials })) {
         if (entry.type !== 'file' || isExcluded(entry.path)) continue;
         const key: ContentKey | undefined = entry.lfs
           ? { algorithm: 'sha256', hex: entry.lfs.oid, size: entry.lfs.size }
@@ -142,68 +146,42 @@ export class HuggingFaceSource implements ModelSource {
     return files;
   }
 
-  private credentials() {
-    return { hubUrl: this.settings.hubUrl, accessToken: this.settings.token, fetch: hubFetch(this.settings.hubUrl) };
+  /** The hub library's parameters: its fetch bounded by the idle timeout and stopped by `signal` and by close(). */
+  private credentials(signal: AbortSignal | undefined, what: string) {
+    const idleMs = this.options.idleTimeoutMs ?? HUB_IDLE_TIMEOUT_MS;
+    const stop = signal ? AbortSignal.any([signal, this.stopped.signal]) : this.stopped.signal;
+    return { hubUrl: this.settings.hubUrl, accessToken: this.settings.token, fetch: idleBoundedFetch(hubFetch(this.settings.hubUrl), idleMs, stop, what) };
   }
 
   /**
    * Bytes [start, end) of the file, resolved at the pinned sha (the storage host it redirects to
    * gets no token). A connection that sends nothing for `idleTimeoutMs` (headers or body) is
-   * dropped with a TransientError, so the caller resumes from the byte it reached. Each request
-   * has its own AbortController, linked to `signal` only until its body ends: one listener per
-   * request on a shared signal would pile up with the requests.
+   * dropped with a TransientError (idleBoundedFetch), so the caller resumes from the byte it reached.
    */
   private async open(file: HubFile, start: number, end: number, signal?: AbortSignal): Promise<Body> {
-    const credentials = this.credentials();
+    const credentials = this.credentials(signal, file.path);
     const headers: Record<string, string> = start > 0 || end < file.size ? { Range: `bytes=${start}-${end - 1}` } : {};
     if (credentials.accessToken) headers.Authorization = `Bearer ${credentials.accessToken}`;
-    const idleMs = this.options.idleTimeoutMs ?? HUB_IDLE_TIMEOUT_MS;
-    const request = linkedController(signal);
-    let timer: NodeJS.Timeout | undefined;
-    const stalled = new TransientError(`${file.path}: the Hub sent nothing for ${idleMs / 1000} s`);
-    const arm = () => (clearTimeout(timer), (timer = setTimeout(() => request.abort(stalled), idleMs)));
-    const settle = () => (clearTimeout(timer), request.unlink());
-    const why = (error: unknown) => (request.signal.reason === stalled ? stalled : error);
-    let response: Response;
-    try {
-      arm();
-      response = await credentials.fetch(hubResolveUrl(this.settings.hubUrl, this.name, this.sha, file.path), { headers, signal: request.signal });
-      clearTimeout(timer);
-    } catch (error) {
-      settle();
-      throw why(error);
-    }
+    const response = await credentials.fetch(hubResolveUrl(this.settings.hubUrl, this.name, this.sha, file.path), { headers });
     const served = servedSize(response);
     if (served !== undefined && served !== file.size) {
-      settle();
       await response.body?.cancel();
       throw new VerifyError(`${file.path}: the Hub serves ${served < file.size ? 'fewer' : 'more'} bytes than the ${file.size} it lists${served >= 0 ? ` (${served})` : ''}`);
     }
     if (!response.ok || !response.body) {
-      settle();
       await response.body?.cancel();
       throw this.explain(new HubApiError(response.url, response.status, response.headers.get('x-request-id') ?? undefined, `downloading ${file.path} failed with status ${response.status}`));
     }
     const range = /^bytes (\d+)-/.exec(response.headers.get('content-range') ?? '');
     const reader = response.body.getReader();
-    // Aborting a fetch does not always end a read already waiting on its body (seen under load:
-    // the read never settled and, with nothing else pending, node exited 13); cancel the reader.
-    request.signal.addEventListener('abort', () => void reader.cancel(request.signal.reason).catch(() => {}), { once: true });
-    async function* bounded(): AsyncGenerator<Uint8Array> {
+    async function* body(): AsyncGenerator<Uint8Array> {
       try {
-        for (;;) {
-          arm();
-          const next = await reader.read().catch((error: unknown) => Promise.reject(why(error)));
-          clearTimeout(timer);
-          if (next.done) return;
-          yield next.value;
-        }
+        for (let next = await reader.read(); !next.done; next = await reader.read()) yield next.value;
       } finally {
-        settle();
         await reader.cancel().catch(() => {});
       }
     }
-    return { from: response.status === 206 && range ? Number(range[1]) : 0, body: bounded() };
+    return { from: response.status === 206 && range ? Number(range[1]) : 0, body: body() };
   }
 
   /** One clear line for what the Hub said. */
@@ -236,13 +214,61 @@ function servedSize(response: Response): number | undefined {
   return undefined;
 }
 
-/** An AbortController that aborts with `parent` until `unlink()` removes its listener from it. */
-function linkedController(parent?: AbortSignal): AbortController & { unlink: () => void } {
-  const controller = new AbortController();
-  const abort = () => controller.abort(parent!.reason);
-  if (parent?.aborted) abort();
-  else parent?.addEventListener('abort', abort, { once: true });
-  return Object.assign(controller, { unlink: () => parent?.removeEventListener('abort', abort) });
+/**
+ * `inner` bounded for a peer that stalls: a request that gets no headers, or whose body sends
+ * nothing, for `idleMs` is aborted with a TransientError (undici's own timeouts are 5 minutes);
+ * `stop` aborting aborts it with its reason. The returned Response's body is a fresh stream whose
+ * every read is timed; each request has its own AbortController, linked to `stop` only until its
+ * body ends (one listener per request on a shared signal would pile up).
+ */
+export function idleBoundedFetch(inner: typeof fetch, idleMs: number, stop: AbortSignal, what: string): typeof fetch {
+  return async (input, init = {}) => {
+    stop.throwIfAborted();
+    const request = new AbortController();
+    const abort = () => request.abort(stop.reason);
+    stop.addEventListener('abort', abort, { once: true });
+    let timer: NodeJS.Timeout | undefined;
+    const stalled = new TransientError(`${what}: the Hub sent nothing for ${idleMs / 1000} s`);
+    const arm = () => (clearTimeout(timer), (timer = setTimeout(() => request.abort(stalled), idleMs)));
+    const settle = () => (clearTimeout(timer), stop.removeEventListener('abort', abort));
+    const why = (error: unknown) => (request.signal.aborted ? request.signal.reason : error);
+    let response: Response;
+    try {
+      arm();
+      response = await inner(input, { ...init, signal: request.signal });
+      clearTimeout(timer);
+    } catch (error) {
+      settle();
+      throw why(error);
+    }
+    if (!response.body || [204, 205, 304].includes(response.status)) return (settle(), response);
+    const reader = response.body.getReader();
+    // Aborting a fetch does not always end a read already waiting on its body (seen under load:
+    // the read never settled and, with nothing else pending, node exited 13); cancel the reader.
+    request.signal.addEventListener('abort', () => void reader.cancel(request.signal.reason).catch(() => {}), { once: true });
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        arm();
+        try {
+          const next = await reader.read();
+          clearTimeout(timer);
+          // A cancelled reader reads as done: an abort must not pass for the body's end.
+          if (request.signal.aborted) throw request.signal.reason;
+          if (next.done) (settle(), controller.close());
+          else controller.enqueue(next.value);
+        } catch (error) {
+          settle();
+          controller.error(why(error));
+        }
+      },
+      cancel(reason) {
+        settle();
+        return reader.cancel(reason).catch(() => {});
+      },
+    });
+    const bounded = new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+    return Object.defineProperty(bounded, 'url', { value: response.url });
+  };
 }
 
 /**

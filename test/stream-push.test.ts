@@ -204,6 +204,45 @@ describe('build --push streams into the CNCF registry', () => {
     });
   }
 
+  test('a Hub file listing that stalls is dropped after the idle bound and listed again', async () => {
+    let release!: () => void;
+    const stalled = new Promise<void>((resolve) => (release = resolve));
+    hub.faults.push({ match: '/tree/', cutAfter: 0, cutWhen: () => stalled });
+    const run = await push('Stream/Model', 'stalltree', { DEPOT_HUB_IDLE_TIMEOUT_MS: '300' });
+    release();
+    assert.equal(run.status, 0, run.stderr);
+    assert.ok(hub.count((r) => r.url.includes('/tree/')) >= 2, 'listed again');
+  });
+
+  test('SIGTERM while the Hub file listing stalls: one line, exit 143 at once, nothing tagged', async () => {
+    let release!: () => void;
+    const stalled = new Promise<void>((resolve) => (release = resolve));
+    hub.faults.push({ match: '/tree/', cutAfter: 0, cutWhen: () => stalled, times: 100 });
+    const tmp = tempDir('depot-stream-tmp-');
+    const { args, env } = pushCommand('Stream/Model', 'sigtree', tmp, { DEPOT_HUB_IDLE_TIMEOUT_MS: '600000' });
+    const before = hub.count((r) => r.url.includes('/tree/'));
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (status) => resolve(status)));
+    try {
+      await until(() => hub.count((r) => r.url.includes('/tree/')) > before, 'the listing');
+      child.kill('SIGTERM');
+      // The listing waits for 10 minutes: an exit before the deadline is the signal's doing.
+      const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running 20 s after SIGTERM'), 20_000))]);
+      assert.equal(code, 143, stderr);
+    } finally {
+      release();
+      hub.faults.length = 0;
+      child.kill('SIGKILL');
+    }
+    const lines = stderr.split(/[\r\n]/).filter((line) => line.startsWith('depot-ai:'));
+    assert.equal(lines.length, 1, stderr);
+    assert.match(lines[0], /^depot-ai: SIGTERM: stopping/);
+    assert.deepEqual(leftIn(tmp), [], 'nothing left');
+    assert.equal((await fetch(`${cncf.url}/v2/sigtree/stream/model/manifests/latest`)).status, 404, 'nothing tagged');
+  });
+
   for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
     test(`${signal} while streaming: one line, exit ${code}, the spool removed, the upload session DELETEd, nothing tagged`, async () => {
       hub.bytesPerSecond = 512 * 1024; // per connection: the 16 MiB file takes seconds
