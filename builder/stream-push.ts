@@ -156,7 +156,7 @@ async function streamLayer(opener: Opener, options: StreamPushOptions): Promise<
   try {
     // The writer hashes the layer as it emits it; the upload need not hash it again.
     const hashed = () => written!.then(({ digest, size }) => ({ digest, size }));
-    await options.pusher.uploadBlob(options.repository, start(), { onProgress: options.onUpload, reopen: start, hashed });
+    await options.pusher.uploadBlob(options.repository, start(), { onProgress: options.onUpload, reopen: start, hashed, signal: options.signal });
     return await written!;
   } catch (error) {
     // The writer's own error (a bad LFS file) says more than "the upload stopped reading".

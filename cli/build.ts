@@ -15,7 +15,7 @@ import { ContentCache } from '../sources/content-cache.ts';
 import { DEFAULT_CACHE, HuggingFaceSource } from '../sources/huggingface.ts';
 import { DEFAULT_STORE, ImageLayout } from '../image/layout.ts';
 import { MAX_MTIME } from '../image/tar.ts';
-import { parsePushTarget, Pusher, targetRepository, type PushResult } from '../client/push.ts';
+import { MIN_PATCH_BYTES, parsePushTarget, Pusher, targetRepository, type PushResult } from '../client/push.ts';
 import { BUNDLE_ARTIFACT_TYPE } from '../trust/artifact.ts';
 import { attestImage, layoutSubject, type AttestSubject } from '../trust/attach.ts';
 import { FolderSource, type ModelSource } from '../sources/folder.ts';
@@ -66,7 +66,10 @@ export async function buildCommand(args: string[]): Promise<number> {
   const names = values.all ? catalog.map((m) => m.name) : positionals;
   const target = values.push ? parsePushTarget(values.push) : undefined;
   const windowBytes = parseByteSize('--window', values.window);
-  const pusher = target && (await Pusher.connect(target, { insecure: values.insecure, chunkSize: parseByteSize('--upload-chunk', values['upload-chunk']), onNotice: (line) => process.stderr.write(`depot-ai: ${line}\n`) }));
+  const chunkSize = parseByteSize('--upload-chunk', values['upload-chunk']);
+  // Each PATCH is a request: tiny ones turn a push into millions of them, for no memory worth saving.
+  if (chunkSize !== undefined && chunkSize < MIN_PATCH_BYTES) throw new UsageError(`--upload-chunk (DEPOT_UPLOAD_CHUNK_BYTES) must be at least ${MIN_PATCH_BYTES / 1024}K, not ${values['upload-chunk']}`);
+  const pusher = target && (await Pusher.connect(target, { insecure: values.insecure, chunkSize, onNotice: (line) => process.stderr.write(`depot-ai: ${line}\n`) }));
   const cache = new ContentCache(values.cache);
   const epoch = sourceDateEpoch();
   const prefetch = values.prefetch?.length ? prefetchOption(values.prefetch) : undefined;

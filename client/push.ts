@@ -65,6 +65,11 @@ export interface PushResult {
 }
 
 export interface UploadOptions {
+  /**
+   * Stops the upload (SIGINT, SIGTERM): checked before every PATCH and before the PUT, and aborts
+   * the request in flight; the session is then DELETEd and uploadBlob rejects with its reason.
+   */
+  signal?: AbortSignal;
   /** When known: the upload must hash to this digest and size, or it is abandoned before the PUT. */
   expected?: Pick<Descriptor, 'digest' | 'size'>;
   /** Hears the bytes the registry has confirmed so far. */
@@ -289,7 +294,8 @@ export class Pusher {
   private async uploadOnce(repository: string, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: UploadOptions): Promise<Pick<Descriptor, 'digest' | 'size'>> {
     const chunkSize = this.uploadChunk;
     const startUrl = this.client.transport.url(`${repository}/blobs/uploads/`);
-    const start = await this.retrying(() => this.send('POST', startUrl, { accept: (s) => s === 202, scope: pushScope(repository) }));
+    const { signal } = options;
+    const start = await this.retrying(() => this.send('POST', startUrl, { accept: (s) => s === 202, scope: pushScope(repository), signal }));
     await start.body?.cancel().catch(() => {});
     let session = location(start, startUrl);
     const hash = options.hashed ? undefined : createHash('sha256');
@@ -298,7 +304,7 @@ export class Pusher {
       let lastByte: number | undefined;
       for await (const window of windows(chunks, chunkSize)) {
         hash?.update(window);
-        session = await this.patch(repository, session, window, size);
+        session = await this.patch(repository, session, window, size, signal);
         size += window.length;
         if (window.length > 0) lastByte = window[window.length - 1];
         options.onProgress?.(window.length);
@@ -311,7 +317,7 @@ export class Pusher {
       }
       const url = new URL(session);
       url.searchParams.set('digest', digest);
-      const done = await this.send('PUT', url.href, { headers: { 'Content-Length': '0' }, accept: (s) => s === 201 || s === 204, scope: pushScope(repository) });
+      const done = await this.send('PUT', url.href, { headers: { 'Content-Length': '0' }, accept: (s) => s === 201 || s === 204, scope: pushScope(repository), signal });
       await done.body?.cancel().catch(() => {});
       const answered = done.headers.get('docker-content-digest');
       if (answered && answered !== digest) throw new RemoteError(`${this.target.registry}/${repository}: the registry stored the blob as ${answered}, not ${digest}`);
@@ -329,11 +335,11 @@ export class Pusher {
    * that worked is kept for the rest of the push and said once (onNotice); below the floor it
    * fails with one line naming --upload-chunk. Returns the next Location.
    */
-  private async patch(repository: string, session: string, window: Uint8Array, offset: number): Promise<string> {
+  private async patch(repository: string, session: string, window: Uint8Array, offset: number, signal?: AbortSignal): Promise<string> {
     for (let at = 0; at < window.length; ) {
       const piece = window.subarray(at, at + (this.patchLimit ?? window.length));
       try {
-        session = await this.patchPiece(repository, session, piece, offset + at);
+        session = await this.patchPiece(repository, session, piece, offset + at, signal);
       } catch (error) {
         if (!(error instanceof RemoteError && error.status === 413)) throw error;
         const half = Math.ceil(piece.length / 2);
@@ -353,12 +359,12 @@ export class Pusher {
   }
 
   /** PATCH `window` at `offset`; after a failure ask the session how far it got and send the rest. Returns the next Location. */
-  private async patchPiece(repository: string, session: string, window: Uint8Array, offset: number): Promise<string> {
+  private async patchPiece(repository: string, session: string, window: Uint8Array, offset: number, signal?: AbortSignal): Promise<string> {
     let from = offset;
     let cut: unknown;
     return withRetries(
       async (attempt) => {
-        if (attempt > 1) ({ session, stored: from } = await this.uploadStatus(repository, session, offset, window.length, cut));
+        if (attempt > 1) ({ session, stored: from } = await this.uploadStatus(repository, session, offset, window.length, cut, signal));
         if (from === offset + window.length) return session;
         const part = window.subarray(from - offset);
         const response = await this.send('PATCH', session, {
@@ -366,6 +372,7 @@ export class Pusher {
           body: () => part as unknown as BodyInit,
           accept: (s) => s === 202 || s === 204 || s === 404 || (attempt > 1 && s === 416) || (offset === 0 && refusesChunks(s)),
           scope: pushScope(repository),
+          signal,
         });
         await response.body?.cancel().catch(() => {});
         if (response.status === 404) throw sessionLost(this.target.registry, cut);
@@ -385,8 +392,8 @@ export class Pusher {
    * in the first window it counts as nothing stored: resent from byte 0, a registry holding 1 byte
    * answers 416 and the upload restarts in a new session.
    */
-  private async uploadStatus(repository: string, session: string, offset: number, length: number, cut: unknown): Promise<{ session: string; stored: number }> {
-    const status = await this.send('GET', session, { accept: (s) => s === 204 || s === 404, scope: pushScope(repository) });
+  private async uploadStatus(repository: string, session: string, offset: number, length: number, cut: unknown, signal?: AbortSignal): Promise<{ session: string; stored: number }> {
+    const status = await this.send('GET', session, { accept: (s) => s === 204 || s === 404, scope: pushScope(repository), signal });
     await status.body?.cancel().catch(() => {});
     if (status.status === 404) throw sessionLost(this.target.registry, cut);
     const range = /^(?:bytes=)?0-(\d+)$/.exec(status.headers.get('range') ?? '');

@@ -38,6 +38,8 @@ export interface SendOptions {
   accept?: (status: number) => boolean;
   /** The token scope this request needs, e.g. `repository:org/model:pull` (Distribution token spec). */
   scope?: string;
+  /** Aborts the request, its body being sent or read included, with the signal's reason (not retried). */
+  signal?: AbortSignal;
 }
 
 export class Transport {
@@ -74,6 +76,7 @@ export class Transport {
     const url = this.url(path);
     const until = this.options.deadlineMs ? Date.now() + this.options.deadlineMs : undefined;
     const once = async () => {
+      options.signal?.throwIfAborted();
       let { response, origin } = await this.follow(method, url, this.origin, this.auth.authorization(scope), options, until);
       // Only the registry's own origin may start the credential flow: a 401 from an upload
       // Location or redirect target elsewhere is an answer like any other, and fails.
@@ -106,7 +109,7 @@ export class Transport {
       const headers: Record<string, string> = { 'Accept-Encoding': 'identity', ...options.headers };
       if (authorization && target.origin === trusted) headers.Authorization = authorization;
       const body = options.body?.();
-      const response = await this.fetchOnce(target, { method, headers, body, ...(body ? { duplex: 'half' } : {}) } as RequestInit, until);
+      const response = await this.fetchOnce(target, { method, headers, body, ...(body ? { duplex: 'half' } : {}) } as RequestInit, until, options.signal);
       const location = response.headers.get('location');
       if (![301, 302, 303, 307, 308].includes(response.status) || !location || (options.body && response.status < 307)) return { response, origin: target.origin };
       await response.body?.cancel().catch(() => {});
@@ -116,15 +119,26 @@ export class Transport {
     }
   }
 
-  /** One fetch whose headers and every body read must come within the idle timeout, and its whole body by `until`. */
-  private async fetchOnce(url: URL, init: RequestInit, until: number | undefined): Promise<Response> {
+  /**
+   * One fetch whose headers and every body read must come within the idle timeout, and its whole
+   * body by `until`; `signal` aborts it until its body ends. Once the headers are in, the request
+   * body's progress no longer re-arms the idle timer: a peer that answers early (a 413) and never
+   * reads the rest would otherwise keep a timer armed, and the process alive, for the idle timeout.
+   */
+  private async fetchOnce(url: URL, init: RequestInit, until: number | undefined, signal?: AbortSignal): Promise<Response> {
+    signal?.throwIfAborted();
     const controller = new AbortController();
+    const interrupt = () => controller.abort(signal!.reason);
+    signal?.addEventListener('abort', interrupt, { once: true });
     const lateError = () => new RemoteError(`${init.method} ${url.href}: ${this.registry} did not finish within ${this.options.deadlineMs! / 1000} s (retries, redirects and auth included)`);
     if (until !== undefined && Date.now() >= until) throw lateError();
     const stalled = () => controller.abort(new RemoteError(`${init.method} ${url.href}: ${this.registry} sent nothing for ${this.idleTimeoutMs / 1000} s`));
     let timer = setTimeout(stalled, this.idleTimeoutMs);
-    const late = until !== undefined ? setTimeout(() => controller.abort(lateError()), until - Date.now()) : undefined;
+    const lateTimer = until !== undefined ? setTimeout(() => controller.abort(lateError()), until - Date.now()) : undefined;
+    const end = () => (clearTimeout(lateTimer), signal?.removeEventListener('abort', interrupt));
+    let answered = false;
     const touch = () => {
+      if (answered) return;
       clearTimeout(timer);
       timer = setTimeout(stalled, this.idleTimeoutMs);
     };
@@ -132,18 +146,19 @@ export class Transport {
     try {
       response = await fetch(url, { ...init, ...sentWithProgress(init, touch), redirect: 'manual', signal: controller.signal });
     } catch (error) {
-      clearTimeout(late);
+      end();
       throw controller.signal.aborted ? controller.signal.reason : this.unreachable(error);
     } finally {
+      answered = true;
       clearTimeout(timer);
     }
     if (!response.body) {
-      clearTimeout(late);
+      end();
       return response;
     }
     const encoding = response.headers.get('content-encoding');
     if (encoding && encoding.trim().toLowerCase() !== 'identity') {
-      clearTimeout(late);
+      end();
       await response.body.cancel().catch(() => {});
       throw new RemoteError(`${init.method} ${url.href}: ${this.registry} answered with Content-Encoding ${JSON.stringify(encoding.slice(0, 40))} although identity was asked for`);
     }
@@ -154,20 +169,20 @@ export class Transport {
         try {
           const { done, value } = await reader.read();
           if (done) {
-            clearTimeout(late);
+            end();
             stream.close();
           } else {
             this.bytesFetched += value.length;
             stream.enqueue(value);
           }
         } catch (error) {
-          clearTimeout(late);
+          end();
           stream.error(controller.signal.aborted ? controller.signal.reason : this.unreachable(error));
         } finally {
           clearTimeout(timer);
         }
       },
-      cancel: (reason) => (clearTimeout(late), reader.cancel(reason)),
+      cancel: (reason) => (end(), reader.cancel(reason)),
     });
     return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
   }
