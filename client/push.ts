@@ -333,16 +333,27 @@ export class Pusher {
    * PATCH `window` at `offset`, in pieces when the registry limits body size: a 413 (Payload Too
    * Large, e.g. nginx's client_max_body_size) halves the PATCH down to MIN_PATCH_BYTES, the size
    * that worked is kept for the rest of the push and said once (onNotice); below the floor it
-   * fails with one line naming --upload-chunk. Returns the next Location.
+   * fails with one line naming --upload-chunk. A front end that answers 413 without reading the
+   * body resets the connection instead (the client sees EPIPE/ECONNRESET, never the status): a
+   * large PATCH reset twice in a row is halved the same way, from where the session says it stands.
+   * Returns the next Location.
    */
   private async patch(repository: string, session: string, window: Uint8Array, offset: number, signal?: AbortSignal): Promise<string> {
     for (let at = 0; at < window.length; ) {
       const piece = window.subarray(at, at + (this.patchLimit ?? window.length));
       try {
-        session = await this.patchPiece(repository, session, piece, offset + at, signal);
+        session = await this.patchPiece(repository, session, piece, offset + at, signal, piece.length > MIN_PATCH_BYTES ? 2 : undefined);
       } catch (error) {
-        if (!(error instanceof RemoteError && error.status === 413)) throw error;
         const half = Math.ceil(piece.length / 2);
+        const reset = isRetryable(error) && !(error instanceof RemoteError && error.status !== undefined) && half >= MIN_PATCH_BYTES;
+        if (reset) {
+          let stored: number;
+          ({ session, stored } = await this.uploadStatus(repository, session, offset + at, piece.length, error, signal));
+          at = stored - offset;
+          this.patchLimit = half;
+          continue;
+        }
+        if (!(error instanceof RemoteError && error.status === 413)) throw error;
         if (half < MIN_PATCH_BYTES) {
           throw new RemoteError(`${this.target.registry} refuses PATCH bodies of ${piece.length} bytes (413 Payload Too Large), even at the ${MIN_PATCH_BYTES / 1024} KiB floor: raise its body size limit`);
         }
@@ -359,7 +370,7 @@ export class Pusher {
   }
 
   /** PATCH `window` at `offset`; after a failure ask the session how far it got and send the rest. Returns the next Location. */
-  private async patchPiece(repository: string, session: string, window: Uint8Array, offset: number, signal?: AbortSignal): Promise<string> {
+  private async patchPiece(repository: string, session: string, window: Uint8Array, offset: number, signal?: AbortSignal, attempts?: number): Promise<string> {
     let from = offset;
     let cut: unknown;
     return withRetries(
@@ -382,7 +393,7 @@ export class Pusher {
         if (refusesChunks(response.status)) throw new ChunkedUploadRefused(`${this.target.registry} refuses chunked uploads (PATCH answered ${response.status})`, { status: response.status });
         return location(response, session);
       },
-      { retryable: isRetryable, onRetry: (error) => (cut = error) },
+      { retryable: isRetryable, onRetry: (error) => (cut = error), attempts },
     );
   }
 

@@ -3,6 +3,9 @@
 // that answers 201 but stores nothing, or stores something else, fails the push before the tag.
 // Then the streaming upload against the CNCF registry with a cut PATCH.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parsePushTarget, Pusher } from '../client/push.ts';
@@ -11,6 +14,8 @@ import { ImageLayout } from '../image/layout.ts';
 import { sha256Digest, type ImageIndex, type ImageManifest } from '../image/oci.ts';
 import { sendBytes, startLyingServer, type LyingServer } from './helpers/lying-server.ts';
 import { startRecordingProxy } from './helpers/proxy.ts';
+import { ROOT } from './helpers/cli.ts';
+import { tempDir } from './helpers/models.ts';
 import { makeTestImage, pseudoRandom, startCncfRegistry, tool, type CncfRegistry, type TestImage } from './helpers/registry.ts';
 
 tool('/usr/bin/docker-registry');
@@ -312,6 +317,60 @@ describe('streaming upload to the CNCF registry', () => {
       } finally {
         await proxy.close();
       }
+    }
+  });
+
+  test('a front end that answers 413 unread and resets the connection (nginx): PATCHes halved, the push exits promptly (no idle timer left armed)', async () => {
+    const proxy = await startRecordingProxy(cncf.url);
+    proxy.faults.push({ method: 'PATCH', largerThan: 1024 * 1024, status: 413, unread: true, times: Infinity });
+    const script = path.join(tempDir('depot-413-exit-'), 'push.mts');
+    writeFileSync(
+      script,
+      `import { parsePushTarget, Pusher } from ${JSON.stringify(path.join(ROOT, 'client/push.ts'))};
+const pusher = await Pusher.connect(parsePushTarget(process.argv[2]), { insecure: true, chunkSize: 4 << 20 });
+console.log((await pusher.uploadBlob('exit/b413', [Buffer.alloc(5 << 20, 7)])).digest);\n`,
+    );
+    try {
+      // The idle timeout is 10 minutes: a timer left armed keeps the child alive that long.
+      const child = spawn(process.execPath, ['--import', 'tsx', script, proxy.hostPort], { cwd: ROOT, env: { ...process.env, DEPOT_IDLE_TIMEOUT_MS: '600000' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      const code = await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve('still running after 60 s'), 60_000))]);
+      child.kill('SIGKILL');
+      assert.equal(code, 0, output);
+      assert.match(output, new RegExp(sha256Digest(Buffer.alloc(5 << 20, 7))));
+      assert.ok(proxy.count('PATCH') > 2, 'a 413 was met');
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('an abort stops a PATCH in flight: rejects with its reason, no PUT, the session DELETEd', async () => {
+    const hostile = await startLyingServer((req, res) => {
+      if (req.method === 'POST') return void res.writeHead(202, { Location: '/v2/abort/blob/blobs/uploads/s1' }).end();
+      if (req.method === 'PATCH') return; // never answered: the idle timeout (30 s) is far
+      if (req.method === 'DELETE') return void res.writeHead(204).end();
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end('{}');
+    });
+    try {
+      const pusher = await Pusher.connect(parsePushTarget(hostile.hostPort), { insecure: true, chunkSize: 256 * 1024 });
+      const controller = new AbortController();
+      const reason = new Error('interrupted');
+      const pushed = pusher.uploadBlob('abort/blob', [pseudoRandom('abort', 600_000)], { signal: controller.signal });
+      pushed.catch(() => {});
+      for (const deadline = Date.now() + 30_000; !hostile.seen.some((r) => r.method === 'PATCH'); await new Promise((r) => setTimeout(r, 20))) {
+        assert.ok(Date.now() < deadline, 'the PATCH was sent');
+      }
+      controller.abort(reason);
+      await assert.rejects(pushed, (error) => error === reason);
+      const methods = hostile.seen.map((r) => r.method);
+      assert.equal(methods.filter((m) => m === 'PATCH').length, 1, methods.join());
+      assert.ok(!methods.includes('PUT'), methods.join());
+      assert.ok(methods.includes('DELETE'), methods.join());
+    } finally {
+      await hostile.close();
     }
   });
 

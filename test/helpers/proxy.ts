@@ -13,6 +13,8 @@ export interface ProxyFault {
   cutAfter?: number;
   /** ...or answer this status (an OCI error body) instead of forwarding... */
   status?: number;
+  /** With `status`: answer before reading the body and close the connection (nginx's 413). */
+  unread?: boolean;
   /** ...or forward, adding these headers to the answer (a registry claiming what it did not do). */
   addHeaders?: Record<string, string>;
   /** How many requests to cut (default 1; Infinity for a dead link); shorter bodies pass. */
@@ -46,8 +48,8 @@ export async function startRecordingProxy(target: string): Promise<RecordingProx
     const fault = proxy.faults.find((f) => f.method === req.method && req.url!.includes(f.urlIncludes ?? '') && size > (f.largerThan ?? -1) && (f.times ?? 1) > 0);
     if (fault?.status) {
       fault.times = (fault.times ?? 1) - 1;
-      req.resume();
-      res.writeHead(fault.status, { 'Content-Type': 'application/json' });
+      if (!fault.unread) req.resume();
+      res.writeHead(fault.status, { 'Content-Type': 'application/json', ...(fault.unread ? { Connection: 'close' } : {}) });
       return void res.end(JSON.stringify({ errors: [{ code: 'UNSUPPORTED', message: 'injected by the test proxy' }] }));
     }
     // The Host header stays the proxy's, so the registry's upload Locations point back through it.
