@@ -105,7 +105,12 @@ export async function buildCommand(args: string[]): Promise<number> {
     const layout = new ImageLayout(values.store, name.toLowerCase());
     const repository = target && targetRepository(target, layout.image);
 
-    if (pusher && repository && !values.from) {
+    // The registry's image says its revision but not its epoch or prefetch rule: only a build with
+    // the defaults may take it as current. Otherwise it is rebuilt (and the revision tag, which
+    // never moves, refuses an image other than its own).
+    const defaults = epoch === 0 && !prefetch;
+    if (pusher && repository && !values.from && !defaults) process.stderr.write(`depot-ai: ${name}: not checking whether ${repository}:${tag} is up to date: SOURCE_DATE_EPOCH or --prefetch change the image; building it\n`);
+    if (pusher && repository && !values.from && defaults) {
       const remote = await pusher.remoteDigest(repository, tag);
       const local = await layout.resolveTag(tag);
       const fixed = remote && sha && (await pusher.remoteDigest(repository, sha));

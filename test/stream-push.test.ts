@@ -204,6 +204,18 @@ describe('build --push streams into the CNCF registry', () => {
     });
   }
 
+  test('a rerun with another SOURCE_DATE_EPOCH or --prefetch is not "up to date": it is built, and the revision tag refuses the other image', async () => {
+    assert.equal((await push('Stream/Model', 'rerun-opts')).status, 0);
+    for (const [args, env] of [[[], { SOURCE_DATE_EPOCH: '86400' }], [['--prefetch', '*.json'], {}]] as const) {
+      const tmp = tempDir('depot-stream-tmp-');
+      const { args: base, env: all } = pushCommand('Stream/Model', 'rerun-opts', tmp, env);
+      const run = await depotAi([...base, ...args], all);
+      assert.doesNotMatch(run.stdout, /is up to date/, run.stdout);
+      assert.match(run.stderr, /not checking whether rerun-opts\/stream\/model:latest is up to date: SOURCE_DATE_EPOCH or --prefetch change the image/);
+      assert.notEqual(run.status, 0, `${run.stdout}${run.stderr}`);
+    }
+  });
+
   test('a Hub file listing that stalls is dropped after the idle bound and listed again', async () => {
     let release!: () => void;
     const stalled = new Promise<void>((resolve) => (release = resolve));
@@ -284,9 +296,15 @@ describe('build --push streams into the CNCF registry', () => {
     await verifyStoredImage(store, 'epoch/model', 'latest');
   });
 
-  test('a bad --window is one clear line', async () => {
+  test('a bad --window, or an --upload-chunk below 256 KiB, is one clear line', async () => {
     const run = await depotAi(['build', 'Stream/Model', '--catalog', catalog, '--push', proxy.hostPort, '--insecure', '--window', 'lots']);
     assert.equal(run.status, 2);
     assert.match(run.stderr, /--window must be a size in bytes such as 1073741824, 512M or 1G, not "lots"/);
+    for (const [args, env] of [[['--upload-chunk', '1'], {}], [[], { DEPOT_UPLOAD_CHUNK_BYTES: '255K' }]] as const) {
+      const tiny = await depotAi(['build', 'Stream/Model', '--catalog', catalog, '--push', proxy.hostPort, '--insecure', ...args], env);
+      assert.equal(tiny.status, 2, tiny.stderr);
+      assert.equal(tiny.stderr.trim().split('\n').length, 1, tiny.stderr);
+      assert.match(tiny.stderr, /--upload-chunk \(DEPOT_UPLOAD_CHUNK_BYTES\) must be at least 256K, not (1|255K)/);
+    }
   });
 });
