@@ -257,7 +257,10 @@ for (const kind of ['serve', 'worker'] as const) {
       const corruptGets = wholeGets.get('corrupt') ?? 0;
       const corrupt = await Promise.all(['bytes=0-', 'bytes=1024-', 'bytes=0-', 'bytes=9-'].map((r) => fetchRaw(registry.url, blobPath('corrupt', 'range'), { Range: r })));
       for (const res of corrupt) assert.equal(res.status, 502, `${kind} corrupt open range: ${res.status}`);
-      assert.equal((wholeGets.get('corrupt') ?? 0) - corruptGets, 1, `${kind}: a blob that failed its digest is not fetched again for each waiter`);
+      // Waiters on the failed fill get its 502; a request that arrives once that fill has ended (the
+      // Worker's Durable Object may take them one after another) starts one more: never one each.
+      const fetched = (wholeGets.get('corrupt') ?? 0) - corruptGets;
+      assert.ok(fetched >= 1 && fetched <= 2, `${kind}: a blob that failed its digest is not fetched again for each waiter (${fetched} fetches for 4 requests)`);
       const open = await Promise.all(['bytes=0-', 'bytes=1024-', 'bytes=0-', 'bytes=7-'].map((r) => fetchRaw(registry.url, blobPath('fresh'), { Range: r })));
       for (const [i, res] of open.entries()) {
         const start = [0, 1024, 0, 7][i];
