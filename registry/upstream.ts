@@ -60,7 +60,7 @@ const ABSENT = new Set([401, 403, 404]);
  * registry redirected to, an upstream failure (502), not an absent blob (which a Worker caches).
  */
 const BLOB_ABSENT = new Set([401, 404]);
-/** How long a blob whose fill failed its digest gets no background fill, and how many are remembered. */
+/** How long a blob whose fill failed its digest gets no background fill; how many blobs such maps remember. */
 const REFUSED_MS = 10 * 60_000;
 const REFUSED_KEPT = 10_000;
 
@@ -129,6 +129,8 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
    */
   const refusedAt = new Map<string, number>();
   const recentlyRefused = (key: string) => Date.now() - (refusedAt.get(key) ?? -Infinity) < REFUSED_MS;
+  /** Blob path -> the size its HEAD stated (statedSize). */
+  const statedSizes = new Map<string, number>();
   const client = new RegistryClient(parsed.host, { ...connection, deadlineMs });
   const blobClient = new RegistryClient(parsed.host, { ...connection, deadlineMs: options.fillDeadlineMs ?? DEFAULT_FILL_DEADLINE_MS });
   const manifestFetches = new Map<string, Promise<ManifestRecord | undefined>>();
@@ -364,13 +366,27 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
    * RegistryError 502 when the upstream states none.
    */
   async function blobSize(path: string, res: Response): Promise<number> {
-    const stated = contentLength(res);
-    if (stated !== undefined) return stated;
+    const size = contentLength(res) ?? (await statedSize(path)).size;
+    if (size === undefined) fail(502, `${path}: the upstream states no size for it`);
+    return size;
+  }
+
+  /**
+   * The HEAD of the blob at `path`: its status and the size it states. A stated size is kept
+   * (bounded), so the many range reads of one lazy pull ask once; it stays only the upstream's
+   * claim (the fill and every relayed range are held to it).
+   */
+  async function statedSize(path: string): Promise<{ status: number; size?: number }> {
+    const known = statedSizes.get(path);
+    if (known !== undefined) return { status: 200, size: known };
     const head = await request('HEAD', path, { accept: () => true });
     await head.body?.cancel().catch(() => {});
     const size = head.ok ? contentLength(head) : undefined;
-    if (size === undefined) fail(502, `${path}: the upstream states no size for it`);
-    return size;
+    if (size !== undefined) {
+      if (statedSizes.size >= REFUSED_KEPT) statedSizes.delete(statedSizes.keys().next().value!);
+      statedSizes.set(path, size);
+    }
+    return { status: head.status, size };
   }
 
   /**
@@ -428,11 +444,9 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
       // is never passed on: its parts could say anything), while the whole blob is cached in the
       // background. More of the blob, or an answer that is not that, joins the one fill and is
       // served verified from the store; a 200 (Range ignored) is that fill.
-      const head = await request('HEAD', path, { accept: () => true });
-      await head.body?.cancel().catch(() => {});
-      if (BLOB_ABSENT.has(head.status)) return undefined;
-      const size = head.ok ? contentLength(head) : undefined;
-      if (size === undefined) fail(head.ok ? 502 : head.status, `blob ${name}@${digest}: the upstream states no size for it`);
+      const { status, size } = await statedSize(path);
+      if (BLOB_ABSENT.has(status)) return undefined;
+      if (size === undefined) fail(status >= 200 && status < 300 ? 502 : status, `blob ${name}@${digest}: the upstream states no size for it`);
       const wanted = parseRange(asked.range, size);
       if (wanted.kind === 'unsatisfiable') throw rangeInvalid(asked.range!, size);
       const ranges = wanted.kind === 'ranges' ? wanted.ranges : [];
