@@ -295,12 +295,16 @@ export class Pusher {
     const chunkSize = this.uploadChunk;
     const startUrl = this.client.transport.url(`${repository}/blobs/uploads/`);
     const { signal } = options;
-    const start = await this.retrying(() => this.send('POST', startUrl, { accept: (s) => s === 202, scope: pushScope(repository), signal }));
+    // An abort while the POST is answered would lose the Location of a session the registry
+    // opened: the POST gets a short grace, then the session is DELETEd like any other.
+    const post = { accept: (s: number) => s === 202, scope: pushScope(repository), signal: withGrace(signal, OPEN_SESSION_GRACE_MS) };
+    const start = await this.retrying(() => this.send('POST', startUrl, post));
     await start.body?.cancel().catch(() => {});
     let session = location(start, startUrl);
     const hash = options.hashed ? undefined : createHash('sha256');
     let size = 0;
     try {
+      signal?.throwIfAborted();
       let lastByte: number | undefined;
       for await (const window of windows(chunks, chunkSize)) {
         hash?.update(window);
@@ -537,3 +541,16 @@ function pushScope(repository: string): string {
   return `repository:${repository}:pull,push`;
 }
 
+
+/** How long the POST that opens an upload session may still take after an abort, in ms. */
+const OPEN_SESSION_GRACE_MS = 2000;
+
+/** A signal that aborts `graceMs` after `signal` does, with its reason (undefined stays undefined). */
+function withGrace(signal: AbortSignal | undefined, graceMs: number): AbortSignal | undefined {
+  if (!signal) return undefined;
+  const controller = new AbortController();
+  const later = () => setTimeout(() => controller.abort(signal.reason), graceMs).unref();
+  if (signal.aborted) later();
+  else signal.addEventListener('abort', later, { once: true });
+  return controller.signal;
+}

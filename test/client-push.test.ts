@@ -374,6 +374,38 @@ console.log((await pusher.uploadBlob('exit/b413', [Buffer.alloc(5 << 20, 7)])).d
     }
   });
 
+  test('an abort while the POST that opens the session is answered: the session it opened is DELETEd; a POST never answered is given up after the grace', async () => {
+    for (const answerAfterMs of [300, 1000, undefined]) {
+      const hostile = await startLyingServer((req, res) => {
+        if (req.method === 'POST') {
+          if (answerAfterMs !== undefined) setTimeout(() => res.writeHead(202, { Location: '/v2/abort/post/blobs/uploads/s1' }).end(), answerAfterMs);
+          return;
+        }
+        if (req.method === 'DELETE') return void res.writeHead(204).end();
+        res.writeHead(200, { 'Content-Type': 'application/json' }).end('{}');
+      });
+      try {
+        const pusher = await Pusher.connect(parsePushTarget(hostile.hostPort), { insecure: true, chunkSize: 256 * 1024 });
+        const controller = new AbortController();
+        const reason = new Error('interrupted');
+        const pushed = pusher.uploadBlob('abort/post', [pseudoRandom('abort', 600_000)], { signal: controller.signal });
+        pushed.catch(() => {});
+        for (const deadline = Date.now() + 30_000; !hostile.seen.some((r) => r.method === 'POST'); await new Promise((r) => setTimeout(r, 5))) {
+          assert.ok(Date.now() < deadline, 'the POST was sent');
+        }
+        const aborted = Date.now();
+        controller.abort(reason);
+        await assert.rejects(pushed, (error) => error === reason);
+        const methods = hostile.seen.map((r) => r.method);
+        assert.ok(!methods.includes('PATCH') && !methods.includes('PUT'), `${answerAfterMs}: ${methods.join()}`);
+        assert.equal(methods.includes('DELETE'), answerAfterMs !== undefined, `${answerAfterMs}: ${methods.join()}`);
+        if (answerAfterMs === undefined) assert.ok(Date.now() - aborted < 10_000, 'a POST never answered is not waited for past the grace');
+      } finally {
+        await hostile.close();
+      }
+    }
+  });
+
   test("a first PATCH cut after 0 or 1 body bytes (the registry's Range says 0-0 for both) still arrives whole", async () => {
     for (const cutAfter of [0, 1]) {
       const bytes = pseudoRandom(`first${cutAfter}`, 2 * 1024 * 1024 + 3);
