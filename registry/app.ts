@@ -16,7 +16,7 @@ import {
 } from './errors.ts';
 import { isSha256Digest, normalizeName, parseReference, type Reference } from './names.ts';
 import { concatBodies, type Piece } from './pump.ts';
-import { multipartByteranges, parseRange } from './range.ts';
+import { multipartByteranges, parseRange, singleRangeSpec } from './range.ts';
 import type { ReferrerDescriptor } from '../client/referrers.ts';
 import { referrersIndex } from './referrers.ts';
 import type { BlobBody, BlobStat, ManifestRecord, RegistryStore } from './store.ts';
@@ -157,6 +157,12 @@ export function blobHeaders(digest: string, extra: Headers = {}): Headers {
   });
 }
 
+/** A stored blob's headers, Last-Modified in whole seconds (`modified`, what validators compare with). */
+function storedBlobHeaders(digest: string, stat: BlobStat): { headers: Headers; modified: Date } {
+  const modified = new Date(Math.floor(stat.modified.getTime() / 1000) * 1000);
+  return { headers: blobHeaders(digest, { 'Last-Modified': modified.toUTCString() }), modified };
+}
+
 function parsePageSize(c: Context): number | undefined {
   const n = c.req.query('n');
   if (n === undefined) return undefined;
@@ -227,6 +233,8 @@ export function createApp({ store, upstream, sendStream }: AppOptions): Hono {
 
   async function blobs(c: Context, name: string, digest: string, head: boolean): Promise<Response> {
     if (!isSha256Digest(digest)) throw digestInvalid(digest);
+    const quick = store.readBlob && !head ? await readAtOnce(c, name, digest) : undefined;
+    if (quick) return quick;
     let stat = await store.statBlob(name, digest);
     if (!stat) {
       if (!upstream) throw await unknownRepoOr(name, blobUnknown(name, digest));
@@ -243,8 +251,7 @@ export function createApp({ store, upstream, sendStream }: AppOptions): Hono {
 
   async function serveBlob(c: Context, name: string, digest: string, stat: BlobStat, head: boolean): Promise<Response> {
     const etag = `"${digest}"`;
-    const modified = new Date(Math.floor(stat.modified.getTime() / 1000) * 1000);
-    const headers = blobHeaders(digest, { 'Last-Modified': modified.toUTCString() });
+    const { headers, modified } = storedBlobHeaders(digest, stat);
     const ifNoneMatch = c.req.header('if-none-match');
     if (ifNoneMatch !== undefined) {
       if (etagMatches(ifNoneMatch, etag)) return new Response(null, { status: 304, headers });
@@ -278,6 +285,25 @@ export function createApp({ store, upstream, sendStream }: AppOptions): Hono {
     }
     if (!head && body === null) throw blobUnknown(name, digest); // removed since the stat
     return send(c, status, headers, body);
+  }
+
+  /**
+   * A GET that one store request answers (RegistryStore.readBlob): no If-None-Match or If-Range
+   * (decided on the stat), at most one range, If-Modified-Since passed to the store. Undefined:
+   * answer by the stat (absent, past the end, or a header only the size can settle).
+   */
+  async function readAtOnce(c: Context, name: string, digest: string): Promise<Response | undefined> {
+    if (c.req.header('if-none-match') !== undefined || c.req.header('if-range') !== undefined) return undefined;
+    const range = singleRangeSpec(c.req.header('range'));
+    if (range === undefined) return undefined;
+    const since = Date.parse(c.req.header('if-modified-since') ?? '');
+    const read = await store.readBlob!(name, digest, { range: range ?? undefined, modifiedSince: Number.isNaN(since) ? undefined : new Date(since) });
+    if (!read) return undefined;
+    const { headers } = storedBlobHeaders(digest, read.stat);
+    if (read.body === null) return new Response(null, { status: 304, headers });
+    if (!read.range) return send(c, 200, { ...headers, 'Content-Length': String(read.stat.size) }, read.body);
+    const { start, end } = read.range;
+    return send(c, 206, { ...headers, 'Content-Range': `bytes ${start}-${end}/${read.stat.size}`, 'Content-Length': String(end - start + 1) }, read.body);
   }
 
   function send(c: Context, status: number, headers: Record<string, string>, body: BlobBody | null): Response {

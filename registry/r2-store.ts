@@ -7,9 +7,9 @@
 import { createHash } from 'node:crypto';
 import type { ReferrerDescriptor } from '../client/referrers.ts';
 import { RegistryError } from './errors.ts';
-import type { ByteRange } from './range.ts';
+import { resolveSpec, type ByteRange, type RangeSpec } from './range.ts';
 import { referrerDescriptor, subjectOf } from './referrers.ts';
-import { manifestMediaType, type BlobBody, type BlobSink, type BlobStat, type ManifestRecord, type RegistryStore, type StoreWriter } from './store.ts';
+import { manifestMediaType, type BlobBody, type BlobRead, type BlobSink, type BlobStat, type ManifestRecord, type RegistryStore, type StoreWriter } from './store.ts';
 
 /** Blobs larger than this are never treated as manifests. */
 const MAX_MANIFEST = 4 * 1024 * 1024;
@@ -60,6 +60,12 @@ export interface R2ObjectBody extends R2Object {
   arrayBuffer(): Promise<ArrayBuffer>;
   text(): Promise<string>;
 }
+export type R2Range = { offset: number; length?: number } | { suffix: number };
+export interface R2Conditional {
+  uploadedAfter?: Date;
+  /** Compare `uploaded` in whole seconds, as HTTP dates are. */
+  secondsGranularity?: boolean;
+}
 export interface R2PutOptions {
   httpMetadata?: { contentType?: string };
   sha256?: string;
@@ -75,7 +81,9 @@ export interface R2MultipartUpload {
 }
 export interface R2Bucket {
   head(key: string): Promise<R2Object | null>;
-  get(key: string, options?: { range?: { offset: number; length: number } }): Promise<R2ObjectBody | null>;
+  get(key: string, options?: { range?: R2Range }): Promise<R2ObjectBody | null>;
+  /** With `onlyIf` not met: the object without a body (an R2Object), not null. */
+  get(key: string, options: { range?: R2Range; onlyIf?: R2Conditional }): Promise<R2ObjectBody | R2Object | null>;
   put(key: string, value: Uint8Array | string, options?: R2PutOptions): Promise<R2Object | null>;
   list(options: { prefix: string; cursor?: string; limit?: number }): Promise<{ objects: R2Object[]; truncated: boolean; cursor?: string }>;
   createMultipartUpload(key: string, options?: R2PutOptions): Promise<R2MultipartUpload>;
@@ -167,6 +175,34 @@ export class R2Store implements RegistryStore {
   async openBlob(name: string, digest: string, range?: ByteRange): Promise<BlobBody | undefined> {
     const options = range ? { range: { offset: range.start, length: range.end - range.start + 1 } } : undefined;
     return (await this.bucket.get(blobKey(name, digest), options))?.body;
+  }
+
+  /**
+   * One R2 `get` (RegistryStore.readBlob): R2 resolves `range` against the size and applies
+   * If-Modified-Since as `onlyIf.uploadedAfter` in whole seconds; no `head` first. A range R2
+   * refuses or that starts at or past the end: undefined, for the caller's 416 with the size.
+   */
+  async readBlob(name: string, digest: string, options: { range?: RangeSpec; modifiedSince?: Date }): Promise<BlobRead | undefined> {
+    const { range: spec, modifiedSince } = options;
+    let object: R2ObjectBody | R2Object | null;
+    try {
+      object = await this.bucket.get(blobKey(name, digest), {
+        ...(spec ? { range: spec } : {}),
+        ...(modifiedSince ? { onlyIf: { uploadedAfter: modifiedSince, secondsGranularity: true } } : {}),
+      });
+    } catch (error) {
+      if (spec && /range/i.test(String(error))) return undefined; // R2's InvalidRange (10039): past the end
+      throw error;
+    }
+    if (!object) return undefined;
+    const stat = { size: object.size, modified: object.uploaded };
+    if (!('body' in object)) return { stat, body: null };
+    const range = spec && resolveSpec(spec, object.size);
+    if (spec && !range) {
+      await object.body.cancel().catch(() => {});
+      return undefined;
+    }
+    return { stat, body: object.body, range };
   }
 }
 

@@ -15,6 +15,9 @@ export interface ByteRange {
   end: number;
 }
 
+/** One byte range as the client asked it, before the blob's size is known: from `offset` (`length` bytes, or to the end), or the last `suffix` bytes. */
+export type RangeSpec = { offset: number; length?: number } | { suffix: number };
+
 /** Past this many (merged) ranges, the answer is one range covering them all. */
 export const MAX_RANGES = 64;
 
@@ -24,6 +27,33 @@ export type RangeResult =
   | { kind: 'unsatisfiable' };
 
 const SPEC = /^(\d*)-(\d*)$/;
+
+/**
+ * The one byte range a Range header asks for, before the blob's size is known (a store then
+ * reads it in one request: RegistryStore.readBlob); undefined for anything parseRange must decide
+ * with the size: several specs, a malformed one, `-0`, or M < N. Another unit than `bytes`, or
+ * no header: null, the whole blob.
+ */
+export function singleRangeSpec(header: string | undefined | null): RangeSpec | null | undefined {
+  if (!header) return null;
+  const eq = header.indexOf('=');
+  if (eq < 0) return undefined;
+  if (header.slice(0, eq).trim().toLowerCase() !== 'bytes') return null;
+  const m = SPEC.exec(header.slice(eq + 1).trim());
+  if (!m || (m[1] === '' && m[2] === '')) return undefined;
+  const [first, last] = [Number(m[1]), Number(m[2])];
+  if (m[1] === '') return Number.isSafeInteger(last) && last > 0 ? { suffix: last } : undefined;
+  if (!Number.isSafeInteger(first)) return undefined;
+  if (m[2] === '') return { offset: first };
+  return Number.isSafeInteger(last) && last >= first ? { offset: first, length: last - first + 1 } : undefined;
+}
+
+/** `spec` against a blob of `size` bytes, as parseRange resolves it; undefined when it starts at or past the end. */
+export function resolveSpec(spec: RangeSpec, size: number): ByteRange | undefined {
+  if ('suffix' in spec) return size === 0 ? undefined : { start: Math.max(0, size - spec.suffix), end: size - 1 };
+  if (spec.offset >= size) return undefined;
+  return { start: spec.offset, end: spec.length === undefined ? size - 1 : Math.min(spec.offset + spec.length - 1, size - 1) };
+}
 
 /** Parses a Range header against a blob of `size` bytes (see the rule above). */
 export function parseRange(header: string | undefined | null, size: number): RangeResult {

@@ -1,6 +1,6 @@
 // What the routes need from wherever images live. The routes only see this interface, so an
 // object store (S3, R2) can stand behind the same API as the local folder of OCI image layouts.
-import type { ByteRange } from './range.ts';
+import type { ByteRange, RangeSpec } from './range.ts';
 import type { ReferrerDescriptor } from '../client/referrers.ts';
 
 /** A manifest or index as stored: its exact bytes (what the digest covers) and media type. */
@@ -31,6 +31,14 @@ export type NodePump = (out: PumpTarget) => Promise<boolean>;
 export type BlobBody = Uint8Array | StreamBody;
 export type StreamBody = ReadableStream<Uint8Array> & { [NODE_PUMP]?: NodePump };
 
+/** What a one-request read found: the blob's stat, and its bytes unless the condition held them back. */
+export interface BlobRead {
+  stat: BlobStat;
+  /** `range` of the blob (the whole blob when absent), or null: not modified since the date asked. */
+  body: BlobBody | null;
+  range?: ByteRange;
+}
+
 export interface RegistryStore {
   /** Every repository name, sorted. */
   repositories(): Promise<string[]>;
@@ -44,6 +52,15 @@ export interface RegistryStore {
   statBlob(name: string, digest: string): Promise<BlobStat | undefined>;
   /** The blob's bytes, or just `range` of them (inclusive); undefined when it has gone. */
   openBlob(name: string, digest: string, range?: ByteRange): Promise<BlobBody | undefined>;
+  /**
+   * Optional, for a store where a stat is a round trip of its own (R2: `get` with `range` and
+   * `onlyIf`): the stat and the bytes in one request. `range` is resolved against the blob's size
+   * by the store; with `modifiedSince`, the bytes come only when the blob was stored after it
+   * (whole seconds, If-Modified-Since), else `body` is null. Undefined when the blob is absent or
+   * the range starts past its end: the caller then answers by statBlob (a miss, or a 416 naming
+   * the size).
+   */
+  readBlob?(name: string, digest: string, options: { range?: RangeSpec; modifiedSince?: Date }): Promise<BlobRead | undefined>;
   /** Descriptors of the manifests whose `subject` is `digest` (registry/referrers.ts); absent: none. */
   referrers?(name: string, digest: string): Promise<ReferrerDescriptor[]>;
   /** Present when the store can be written to (used by the pull-through cache). */

@@ -12,7 +12,8 @@ import type { SerializedBundle } from '@sigstore/bundle';
 import { ImageLayout } from '../image/layout.ts';
 import { sha256Digest } from '../image/oci.ts';
 import { attestationArtifact, BUNDLE_ARTIFACT_TYPE, type ArtifactDescriptor } from '../trust/artifact.ts';
-import { blobKey, R2_PART_LIMITS, tagKey } from '../registry/r2-store.ts';
+import { createApp } from '../registry/app.ts';
+import { blobKey, R2_PART_LIMITS, R2Store, tagKey } from '../registry/r2-store.ts';
 import { assertBuildahCopies } from './helpers/buildah.ts';
 import { generatedSpecs, rangeHeader } from './helpers/byteranges.ts';
 import { registryConformance } from './helpers/conformance.ts';
@@ -88,6 +89,58 @@ describe('the Worker', () => {
     assert.equal(((await worker.bucket.head(blobKey(image.name, image.layer)))?.size), image.layerSize);
     const tag = await worker.bucket.get(tagKey(image.name, 'v1'));
     assert.equal(await tag?.text(), image.index);
+  });
+
+  test("a blob GET is one R2 get: its range and If-Modified-Since go to R2 (range, onlyIf), no head first; what only the size settles falls back to head", async () => {
+    const calls: string[] = [];
+    const bucket = new Proxy(worker.bucket, {
+      get(target, key) {
+        const value = Reflect.get(target, key) as unknown;
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          const options = args[1] as { range?: unknown; onlyIf?: unknown } | undefined;
+          calls.push(`${String(key)}${options?.range ? ' range' : ''}${options?.onlyIf ? ' onlyIf' : ''}`);
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const app = createApp({ store: new R2Store(bucket) });
+    const path = `http://r2/v2/${image.name}/blobs/${image.layer}`;
+    const lastModified = (await app.fetch(new Request(path, { method: 'HEAD' }))).headers.get('last-modified')!;
+    const size = layer.length;
+    const later = new Date(Date.parse(lastModified) + 1000).toUTCString();
+    const earlier = new Date(Date.parse(lastModified) - 1000).toUTCString();
+    const cases: { headers: Record<string, string>; status: number; bytes?: [number, number]; ops: string[] }[] = [
+      { headers: {}, status: 200, bytes: [0, size - 1], ops: ['get'] },
+      { headers: { Range: 'bytes=100-4195' }, status: 206, bytes: [100, 4195], ops: ['get range'] },
+      { headers: { Range: `bytes=${size - 7}-` }, status: 206, bytes: [size - 7, size - 1], ops: ['get range'] },
+      { headers: { Range: 'bytes=-33' }, status: 206, bytes: [size - 33, size - 1], ops: ['get range'] },
+      { headers: { Range: `bytes=5-${size * 3}` }, status: 206, bytes: [5, size - 1], ops: ['get range'] },
+      { headers: { 'If-Modified-Since': lastModified }, status: 304, ops: ['get onlyIf'] },
+      { headers: { 'If-Modified-Since': later, Range: 'bytes=0-9' }, status: 304, ops: ['get range onlyIf'] },
+      { headers: { 'If-Modified-Since': earlier, Range: 'bytes=0-9' }, status: 206, bytes: [0, 9], ops: ['get range onlyIf'] },
+      { headers: { 'If-Modified-Since': 'not a date' }, status: 200, bytes: [0, size - 1], ops: ['get'] },
+      { headers: { Range: `bytes=${size}-` }, status: 416, ops: ['get range', 'head'] },
+      { headers: { Range: `bytes=${size + 10}-${size + 20}` }, status: 416, ops: ['get range', 'head'] },
+      { headers: { Range: 'bytes=0-0,9-9' }, status: 206, ops: ['head', 'get range', 'get range'] },
+      { headers: { Range: 'bytes=0-9', 'If-Range': `"${image.layer}"` }, status: 206, bytes: [0, 9], ops: ['head', 'get range'] },
+      { headers: { 'If-None-Match': `"${image.layer}"` }, status: 304, ops: ['head'] },
+    ];
+    for (const { headers, status, bytes, ops } of cases) {
+      calls.length = 0;
+      const res = await app.fetch(new Request(path, { headers }));
+      const body = Buffer.from(await res.arrayBuffer());
+      const what = JSON.stringify(headers);
+      assert.equal(res.status, status, what);
+      assert.deepEqual(calls, ops, what);
+      assert.equal(res.headers.get('last-modified') ?? lastModified, lastModified, what);
+      if (status === 416) assert.equal(res.headers.get('content-range'), `bytes */${size}`, what);
+      if (status === 304) assert.equal(body.length, 0, what);
+      if (!bytes) continue;
+      assert.ok(body.equals(layer.subarray(bytes[0], bytes[1] + 1)), what);
+      assert.equal(res.headers.get('content-length'), String(body.length), what);
+      if (status === 206) assert.equal(res.headers.get('content-range'), `bytes ${bytes[0]}-${bytes[1]}/${size}`, what);
+    }
   });
 
   test('the referrers API lists what R2 holds (a store copied in with an attestation), filtered by artifactType', async () => {

@@ -205,6 +205,17 @@ export function registryConformance(target: () => ConformanceTarget, options: { 
       assert.equal((await get(blobPath(), { 'If-None-Match': '"sha256:nope"' }, 'HEAD')).status, 200);
       assert.equal((await get(blobPath(), { 'If-Modified-Since': new Date(Date.now() + 60_000).toUTCString() })).status, 304);
       assert.equal((await get(blobPath(), { 'If-Modified-Since': new Date(0).toUTCString() }, 'HEAD')).status, 200);
+      const full = await get(blobPath(), { 'If-Modified-Since': new Date(0).toUTCString() });
+      assert.equal(full.status, 200);
+      assert.ok(full.body.equals(target().layer));
+      const lastModified = (await get(blobPath(), {}, 'HEAD')).headers['last-modified'] as string;
+      const notModified = await get(blobPath(), { 'If-Modified-Since': lastModified, Range: 'bytes=0-9' });
+      assert.equal(notModified.status, 304);
+      assert.equal(notModified.body.length, 0);
+      assert.equal(notModified.headers['last-modified'], lastModified);
+      const modified = await get(blobPath(), { 'If-Modified-Since': new Date(Date.parse(lastModified) - 1000).toUTCString(), Range: 'bytes=0-9' });
+      assert.equal(modified.status, 206);
+      assert.ok(modified.body.equals(target().layer.subarray(0, 10)));
     });
   });
 
