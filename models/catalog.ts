@@ -120,9 +120,18 @@ export function parseCatalog(source: string, file = DEFAULT_CATALOG): { models: 
 
   const models: ModelEntry[] = [];
   const seen = new Map<string, number>();
+  const spellings = new Map<string, ModelEntry>(); // image -> its first entry
   for (const item of list.items as Node[]) {
     const entry = readEntry(item, nodeAt);
     if (!entry) continue;
+    // The Hub matches repository ids case-insensitively, and the image name is lower-cased: two
+    // spellings are one repository and one image, but would be two site pages.
+    const spelled = spellings.get(entry.image);
+    if (spelled && spelled.name !== entry.name) {
+      problems.push({ file, line: entry.line, column: entry.column, message: `"${entry.name}" is "${spelled.name}" (line ${spelled.line}) spelled differently: the Hub and the image name ignore case; spell it "${spelled.name}"` });
+      continue;
+    }
+    spellings.set(entry.image, spelled ?? entry);
     const key = `${entry.image}:${entry.tag}`;
     const first = seen.get(key);
     if (first !== undefined) {

@@ -111,10 +111,21 @@ describe('catalog schema', () => {
     assert.match(problems(`models: []\nextra: 1\n`)[0], /^m\.yaml:2:1: unknown key "extra"/);
   });
 
-  test('two entries with the same image name and tag are rejected, names compared lower-cased', () => {
-    const yaml = `models:\n  - name: GPT2\n    sha: ${SHA}\n  - name: gpt2\n    sha: ${SHA}\n    tag: latest\n  - name: gpt2\n    sha: ${SHA}\n    tag: v2\n`;
-    assert.deepEqual(problems(yaml), ['m.yaml:4:5: "gpt2" with tag "latest" is already listed at line 2']);
+  test('two entries with the same name and tag are rejected; one repository spelled in two cases is rejected whatever the tags', () => {
+    const same = `models:\n  - name: GPT2\n    sha: ${SHA}\n  - name: GPT2\n    sha: ${SHA}\n    tag: latest\n  - name: GPT2\n    sha: ${SHA}\n    tag: v2\n`;
+    assert.deepEqual(problems(same), ['m.yaml:4:5: "GPT2" with tag "latest" is already listed at line 2']);
     assert.equal(imageName('GPT2'), 'gpt2');
+    // Generated respellings of one name (each letter's case flipped by the bits of i), with and without another tag.
+    const name = 'CompVis/stable-diffusion-v1-4';
+    const letters = [...name].flatMap((c, at) => (/[a-z]/i.test(c) ? [at] : []));
+    for (let i = 1; i < 40; i++) {
+      const other = [...name].map((c, at) => (letters.indexOf(at) >= 0 && (i * 2654435761) % 97 % (letters.indexOf(at) + 2) === 0 ? (c === c.toLowerCase() ? c.toUpperCase() : c.toLowerCase()) : c)).join('');
+      if (other === name) continue;
+      for (const tag of ['latest', 'v2']) {
+        const yaml = `models:\n  - name: ${name}\n    sha: ${SHA}\n  - name: ${other}\n    sha: ${SHA}\n    tag: ${tag}\n`;
+        assert.deepEqual(problems(yaml), [`m.yaml:4:5: "${other}" is "${name}" (line 2) spelled differently: the Hub and the image name ignore case; spell it "${name}"`], yaml);
+      }
+    }
   });
 
   test('a top-level models list is required', () => {
