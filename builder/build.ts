@@ -65,9 +65,11 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
 
   const temp = await layout.tempBlobPath();
   const handle = await open(temp, 'wx');
+  const flusher = new BackgroundFlush(handle);
   let made;
   try {
-    made = await makeImage(options, { write: (bytes) => writeAll(handle, bytes) });
+    made = await makeImage(options, { write: (bytes) => flusher.wrote(writeAll(handle, bytes), bytes.length) });
+    await flusher.done();
     await handle.sync();
   } catch (error) {
     await handle.close();
@@ -138,6 +140,45 @@ export async function makeImage(options: Omit<BuildOptions, 'store' | 'tag'>, si
   } catch (error) {
     if (error instanceof SourceError) throw new BuildError(error.message);
     throw error;
+  }
+}
+
+/** Bytes written between two background flushes. */
+const FLUSH_EVERY = 32 * 1024 * 1024;
+
+/**
+ * The layer must be on disk before it is renamed into the layout (fsync), and one fsync of a
+ * whole layer at the end costs ~6% of a build. A `datasync` every FLUSH_EVERY bytes, one at a
+ * time on libuv's pool, writes the file back while the next chunks compress: the final fsync has
+ * only the tail left.
+ */
+class BackgroundFlush {
+  private since = 0;
+  private flushing: Promise<void> | undefined;
+  /** A flush's error: Linux reports a writeback error to one fsync only, so it is kept to throw. */
+  private failed: unknown;
+
+  constructor(private handle: import('node:fs/promises').FileHandle) {}
+
+  /** Counts `length` bytes once `write` is done; resolves when it is. */
+  async wrote(write: Promise<void>, length: number): Promise<void> {
+    await write;
+    this.since += length;
+    if (this.since < FLUSH_EVERY || this.flushing) return;
+    this.since = 0;
+    this.flushing = this.handle.datasync().then(
+      () => (this.flushing = undefined),
+      (error: unknown) => {
+        this.failed ??= error;
+        this.flushing = undefined;
+      },
+    );
+  }
+
+  /** Waits for the flush in flight; throws the first flush's error. */
+  async done(): Promise<void> {
+    await this.flushing;
+    if (this.failed !== undefined) throw this.failed;
   }
 }
 

@@ -11,13 +11,12 @@ import path from 'node:path';
 import { DEFAULT_CATALOG, DEFAULT_TAG, loadCatalog, type ModelEntry } from '../models/catalog.ts';
 import { buildImage, type BuildResult } from '../builder/build.ts';
 import { prefetchRule, type PrefetchRule } from '../builder/prefetch.ts';
-import { ContentCache } from '../sources/content-cache.ts';
-import { DEFAULT_CACHE, HuggingFaceSource } from '../sources/huggingface.ts';
+import { ContentCache, DEFAULT_CACHE } from '../sources/content-cache.ts';
 import { DEFAULT_STORE, ImageLayout } from '../image/layout.ts';
 import { MAX_MTIME } from '../image/tar.ts';
 import { MIN_PATCH_BYTES, parsePushTarget, Pusher, targetRepository, type PushResult } from '../client/push.ts';
 import { BUNDLE_ARTIFACT_TYPE } from '../trust/artifact.ts';
-import { attestImage, layoutSubject, type AttestSubject } from '../trust/attach.ts';
+import type { AttestSubject } from '../trust/attach.ts';
 import { FolderSource, type ModelSource } from '../sources/folder.ts';
 import { parseCommandArgs, UsageError } from './args.ts';
 import { formatBytes, progressReporter } from './progress.ts';
@@ -130,6 +129,8 @@ export async function buildCommand(args: string[]): Promise<number> {
       if (!sha) throw new UsageError(`${name}: --attest needs the Hub commit (--sha or the catalog's sha)`);
       const imageName = push ? `${target!.registry}/${push.repository}` : layout.image;
       const about = await subject();
+      // Signing (sigstore) loads in ~0.1 s: only for builds that attest.
+      const { attestImage } = await import('../trust/attach.ts');
       const { artifact, where } = await attestImage(into, about, { entry: { name, sha, tag }, imageName, signingKey, startedOn, push });
       console.log(`attested ${imageName}@${about.index.digest}: ${artifact.digest} (${where === 'tag' ? 'referrers tag' : where})`);
       return ', attested';
@@ -142,7 +143,7 @@ export async function buildCommand(args: string[]): Promise<number> {
       return { ...streamed.row, result: streamed.row.result + attested };
     }
     const result = await build(name, sha, tag, layout);
-    const fromStore = () => layoutSubject(layout, tag);
+    const fromStore = async () => (await import('../trust/attach.ts')).layoutSubject(layout, tag);
     if (!pusher) return { image: layout.image, digest: result.indexDigest, size: result.compressedSize, seconds: 0, result: `built${await attest(fromStore, layout)}` };
     const upload = progressReporter(`upload ${name}`);
     let pushed: PushResult;
@@ -162,7 +163,11 @@ export async function buildCommand(args: string[]): Promise<number> {
     let source: ModelSource;
     if (values.from) source = new FolderSource(values.from);
     else if (!sha) throw new UsageError(`${name} needs a --sha to fetch from Hugging Face`);
-    else source = new HuggingFaceSource(name, sha, { cache, onDownload: download.update });
+    else {
+      // @huggingface/hub loads in ~0.1 s: only for builds from the Hub.
+      const { HuggingFaceSource } = await import('../sources/huggingface.ts');
+      source = new HuggingFaceSource(name, sha, { cache, onDownload: download.update });
+    }
     const compress = progressReporter(`compress ${name}`);
     try {
       const result = await buildImage({ name, source, store: layout.store, tag, sha, epoch, prefetch, onProgress: compress.update });

@@ -8,7 +8,6 @@ import type { PrefetchRule } from '../builder/prefetch.ts';
 import { streamPush } from '../builder/stream-push.ts';
 import type { Pusher } from '../client/push.ts';
 import { FolderSource, type ModelSource } from '../sources/folder.ts';
-import { HuggingFaceSource } from '../sources/huggingface.ts';
 import type { AttestSubject } from '../trust/attach.ts';
 import { UsageError } from './args.ts';
 import { formatBytes, progressReporter } from './progress.ts';
@@ -50,6 +49,7 @@ export async function streamCommand(command: StreamCommand): Promise<{ row: { im
   const upload = progressReporter(`upload ${name}`);
   let uploaded = 0;
   let total = 0; // the model's size: the compressed layer is about as big, at most
+  const { HuggingFaceSource } = await import('../sources/huggingface.ts');
   const openSource = (): ModelSource => (from ? new FolderSource(from) : new HuggingFaceSource(name, sha!, { windowBytes: command.windowBytes, concurrency: HUB_CONNECTIONS, prefetch: command.prefetch, onDownload: download.update }));
   try {
     const pushed = await streamPush({

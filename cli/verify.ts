@@ -15,7 +15,8 @@ import { ANNOTATION, type ImageIndex, type ImageManifest } from '../image/oci.ts
 import { registryCredentials } from '../client/credentials.ts';
 import { parseImageReference, RegistryClient, RemoteError, type ImageReference } from '../client/remote.ts';
 import { ContentCache } from '../sources/content-cache.ts';
-import { DEFAULT_CACHE, HuggingFaceSource } from '../sources/huggingface.ts';
+import { DEFAULT_CACHE } from '../sources/content-cache.ts';
+import { HuggingFaceSource } from '../sources/huggingface.ts';
 import { checkProvenance, registryAttestations, type AttestationStore } from '../trust/check.ts';
 import { tocFileDigests, type ProvenanceExpectation } from '../trust/provenance.ts';
 import { publicKeyFromPem, type TrustPolicy } from '../trust/signing.ts';

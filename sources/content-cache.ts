@@ -8,6 +8,9 @@ import path from 'node:path';
 import { SourceError } from './folder.ts';
 import { isTransientNetworkError, withRetries } from '../client/retry.ts';
 
+/** The content cache folder when neither --cache nor DEPOT_CACHE says another. */
+export const DEFAULT_CACHE = '.depot/cache';
+
 /** What a file must be: sha256 of its bytes (LFS) or the git blob id (other files), and its size. */
 export interface ContentKey {
   algorithm: 'sha256' | 'git-sha1';

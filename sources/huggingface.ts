@@ -16,8 +16,6 @@ import { readFileChunks, SourceError, type ModelSource, type SourceFile } from '
 import { hubResolveUrl } from './hub-url.ts';
 import { hubSettings, isExcluded, type HubSettings } from '../models/repository.ts';
 
-export const DEFAULT_CACHE = '.depot/cache';
-
 /**
  * How long a Hub download may send nothing before it is dropped and resumed, in ms: undici's own
  * body timeout is 5 minutes, a stalled storage connection would hold the push that long.
