@@ -8,8 +8,8 @@ import { after, before, describe, test } from 'node:test';
 import { assertBuildahCopies } from './helpers/buildah.ts';
 import { makeTestImage, runTool, startTestRegistry, tempDir, tool, type TestImage, type TestRegistry } from './helpers/registry.ts';
 
-const skopeo = tool('/usr/bin/skopeo');
-const buildah = tool('/usr/bin/buildah');
+tool('/usr/bin/skopeo');
+tool('/usr/bin/buildah');
 const sha = sha256Digest;
 
 let image: TestImage;

@@ -5,7 +5,7 @@
 // rerun after a failure that does not stream the layer again.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { safetensors } from '../examples/safetensors.ts';

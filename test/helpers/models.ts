@@ -1,10 +1,26 @@
 // Model folders for tests, made on the spot.
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
+const made: string[] = [];
+// Each test file runs in a process of its own: its temp folders go when it exits (a folder a
+// test still has mounted or in use is left, not an error), so runs do not fill /tmp.
+process.once('exit', () => {
+  for (const dir of made) {
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 2 });
+    } catch {
+      // kept
+    }
+  }
+});
+
+/** A new folder under the OS temp folder, removed when the test process exits. */
 export function tempDir(prefix = 'depot-test-'): string {
-  return mkdtempSync(path.join(tmpdir(), prefix));
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
 }
 
 /** Write `files` (relative path -> content) under a new temp folder and return it. */

@@ -4,10 +4,9 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { LayoutStore } from '../../registry/fs-store.ts';
@@ -15,12 +14,14 @@ import type { ByteRange } from '../../registry/range.ts';
 import { startRegistry, type RegistryOptions, type RunningRegistry } from '../../registry/server.ts';
 
 import { ROOT } from './cli.ts';
+import { tempDir as tempFolder } from './models.ts';
 
 export { ROOT };
 const run = promisify(execFile);
 
+/** A new folder `depot-<prefix>-XXXXXX` under the OS temp folder, removed when the test process exits. */
 export async function tempDir(prefix: string): Promise<string> {
-  return mkdtemp(path.join(os.tmpdir(), `depot-${prefix}-`));
+  return tempFolder(`depot-${prefix}-`);
 }
 
 /** Deterministic pseudo-random bytes (a sha256 counter stream). */
