@@ -9,6 +9,8 @@ export interface Sink {
   /** Resolves true once `out` took the chunk, false once `out` closed or failed before that. */
   write(chunk: Uint8Array): Promise<boolean>;
   readonly gone: boolean;
+  /** Resolves (false) once `out` closed or failed. */
+  readonly closed: Promise<false>;
   /** Stops watching `out` (call when the pump is done). */
   release(): void;
 }
@@ -28,6 +30,7 @@ export function sinkOf(out: PumpTarget): Sink {
     get gone() {
       return gone || Boolean(out.destroyed);
     },
+    closed,
     write(chunk) {
       if (gone || out.destroyed) return Promise.resolve(false);
       const taken = new Promise<true>((resolve) => out.write(chunk, () => resolve(true)));
@@ -48,7 +51,10 @@ async function pumpWeb(stream: ReadableStream<Uint8Array>, out: PumpTarget): Pro
   try {
     for (;;) {
       if (sink.gone) return false;
-      const next = await reader.read();
+      // A client that leaves while the body waits on its source (a stalled upstream) cancels it
+      // at once, not when the source next sends or times out.
+      const next = await Promise.race([reader.read(), sink.closed]);
+      if (next === false) return false;
       if (next.done) return (done = true);
       if (!(await sink.write(next.value))) return false;
     }

@@ -24,13 +24,15 @@ const flipped = Buffer.from(blob);
 flipped[0] ^= 0xff;
 
 /** How the upstream answers a blob GET, by the repository name's second segment (`lies/<mode>[/<fresh name>]`). */
-type Mode = 'honest' | 'fresh' | 'ignoreslow' | 'chunked' | 'wrongchunked' | 'cutchunked' | 'endless' | 'gzip' | 'short206' | 'shortmulti' | 'endlessmulti' | 'corrupt' | 'bigtotal';
+type Mode = 'honest' | 'fresh' | 'ignoreslow' | 'stallrange' | 'chunked' | 'wrongchunked' | 'cutchunked' | 'endless' | 'gzip' | 'short206' | 'shortmulti' | 'endlessmulti' | 'corrupt' | 'bigtotal';
 const MODES: Mode[] = ['honest', 'chunked', 'wrongchunked', 'cutchunked', 'endless', 'gzip', 'short206', 'shortmulti', 'endlessmulti', 'corrupt'];
 const LYING = new Set<Mode>(['wrongchunked', 'cutchunked', 'endless', 'gzip', 'corrupt']);
 /** Bytes an endless answer wrote before its connection closed, per mode (the fill's bound shows here). */
 const endlessSent = new Map<string, number>();
 /** Blob GETs the upstream received without a Range header, per mode. */
 const wholeGets = new Map<string, number>();
+/** Ranged GETs of mode stallrange: whether the upstream has seen each one's connection close. */
+const stalledRanges: { closed: boolean }[] = [];
 
 function endless(res: ServerResponse, mode: string, status: number, headers: Record<string, string> = {}): void {
   res.writeHead(status, headers);
@@ -70,6 +72,17 @@ function lie(req: IncomingMessage, res: ServerResponse): void {
     let offset = 0;
     const timer = setInterval(() => (offset >= blob.length ? (clearInterval(timer), res.end()) : res.write(blob.subarray(offset, (offset += slice)))), 300);
     return void res.on('close', () => clearInterval(timer));
+  }
+  if (mode === 'stallrange') {
+    if (!range) return; // the background fill stalls as well, unanswered
+    // A 206 that sends its first KiB, then nothing: only the client leaving can end it early.
+    const seen = { closed: false };
+    stalledRanges.push(seen);
+    req.socket.once('close', () => (seen.closed = true));
+    const start = Number(range[1]);
+    const end = Number(range[2]);
+    res.writeHead(206, { 'Content-Range': `bytes ${start}-${end}/${blob.length}`, 'Content-Length': String(end - start + 1) });
+    return void res.write(blob.subarray(start, start + 1024));
   }
   if (range && !multi) {
     const start = Number(range[1]);
@@ -269,6 +282,22 @@ for (const kind of ['serve', 'worker'] as const) {
         assert.ok(res.complete && res.headers.etag, `${kind} open range ${start}: served verified`);
       }
       assert.equal(wholeGets.get('fresh'), 1, `${kind}: four open ranges, one upstream transfer of the blob`);
+    });
+
+    // serve only: workerd notices a client gone only when it next writes to it, so there a
+    // stalled relay is dropped by the client's idle bound on the upstream (30 s, DEPOT_IDLE_TIMEOUT_MS).
+    if (kind === 'serve') test('a client that leaves a relayed range whose upstream stalls: the upstream request is dropped at once, not after the idle timeout', async () => {
+      stalledRanges.length = 0;
+      const url = new URL(registry.url);
+      const socket = connect(Number(url.port), url.hostname, () => socket.write(`GET ${blobPath('stallrange')} HTTP/1.1\r\nHost: ${url.host}\r\nRange: bytes=0-9999\r\n\r\n`));
+      socket.on('error', () => {});
+      let received = 0;
+      socket.on('data', (c: Buffer) => (received += c.length));
+      await eventually(() => received > 1024 && stalledRanges.length === 1, 'the first KiB relayed');
+      assert.equal(stalledRanges[0].closed, false);
+      socket.destroy();
+      // The upstream idle timeout is 60 s: a close within 10 s is the client's leaving.
+      await eventually(() => stalledRanges[0].closed, 'the upstream range request closed', 10_000);
     });
 
     if (kind === 'serve') {

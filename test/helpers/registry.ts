@@ -138,11 +138,11 @@ export class HeldStore extends LayoutStore {
  * Polls `probe` (every 10 ms, up to 5 s) until it returns something truthy, and returns that; for
  * effects that follow a response asynchronously, such as its request-log line.
  */
-export async function eventually<T>(probe: () => T | undefined | false, what: string): Promise<T> {
+export async function eventually<T>(probe: () => T | undefined | false, what: string, limitMs = 5000): Promise<T> {
   for (let waited = 0; ; waited += 10) {
     const value = probe();
     if (value) return value;
-    if (waited >= 5000) throw new Error(`timed out waiting for ${what}`);
+    if (waited >= limitMs) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
 }
