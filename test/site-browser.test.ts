@@ -69,6 +69,8 @@ describe('homepage filter', () => {
     try {
       assert.equal(await visibleRows(page).count(), entries.length);
       const input = page.getByLabel('Filter models');
+      assert.equal(await input.isVisible(), true, 'the script shows the text filter');
+      assert.equal(await page.locator('#model-sort').isVisible(), true, 'and the sort <select>');
 
       await input.pressSequentially('Stable-Diffusion');
       const expected = entries.filter((e) => e.name.toLowerCase().includes('stable-diffusion')).length;
