@@ -5,6 +5,7 @@ import tailwind from '@astrojs/tailwind';
 import sitemap from '@astrojs/sitemap';
 import { siteConfig } from './site/lib/config.ts';
 import { catalogGuard } from './site/lib/catalog-guard.ts';
+import { indexedPages } from './site/lib/sitemap-filter.ts';
 
 const config = siteConfig();
 
@@ -19,5 +20,5 @@ export default defineConfig({
   build: { format: 'file', inlineStylesheets: 'always' },
   compressHTML: true,
   devToolbar: { enabled: false },
-  integrations: [catalogGuard(config.catalog, config.facts), tailwind({ applyBaseStyles: true }), sitemap()],
+  integrations: [catalogGuard(config.catalog, config.facts), tailwind({ applyBaseStyles: true }), sitemap({ filter: indexedPages(config.outDir) })],
 });

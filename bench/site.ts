@@ -4,7 +4,7 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { buildSite, homepageBytes, listFiles, makeTempDir, ROOT } from '../test/helpers/site.ts';
+import { buildSite, pageBytes, listFiles, makeTempDir, ROOT } from '../test/helpers/site.ts';
 import { generatedCatalog, realCatalogWithFacts } from '../test/helpers/site-catalog.ts';
 
 const TARGET_10K_MS = 120_000;
@@ -25,7 +25,7 @@ export async function benchSite(): Promise<void> {
     const realPages = (await listFiles(real.outDir)).filter((f) => f.endsWith('.html')).length;
     console.log(`site: real catalog        ${(real.ms / 1000).toFixed(1)} s, ${realPages} pages`);
 
-    const bytes = await homepageBytes(real.outDir);
+    const bytes = await pageBytes(real.outDir);
     console.log('site: homepage bytes      raw        gzip');
     const labels = { html: 'HTML (whole file)', css: 'CSS (inline + files)', js: 'JS (inline + files)', total: 'total (HTML + files)' };
     for (const [name, b] of Object.entries(bytes)) console.log(`  ${labels[name as keyof typeof labels].padEnd(22)}  ${kb(b.raw).padStart(10)} ${kb(b.gzip).padStart(10)}`);
@@ -35,13 +35,13 @@ export async function benchSite(): Promise<void> {
 
     const withFacts = await buildSite({ catalog: (await realCatalogWithFacts(path.join(ROOT, 'models/models.yaml'))).catalog, store: emptyStore, outDir: path.join(work, 'facts') });
     if (withFacts.code !== 0) throw new Error(`site build failed:\n${withFacts.stderr}`);
-    const withFactsBytes = await homepageBytes(withFacts.outDir);
+    const withFactsBytes = await pageBytes(withFacts.outDir);
     console.log(`site: homepage at the real catalog with facts: total gzip ${kb(withFactsBytes.total.gzip)} (target < ${kb(TARGET_TOTAL_GZIP)}) ${verdict(withFactsBytes.total.gzip < TARGET_TOTAL_GZIP)}`);
     await rm(withFacts.outDir, { recursive: true, force: true });
 
     const thousand = await buildSite({ catalog: (await generatedCatalog(1000)).catalog, store: emptyStore, outDir: path.join(work, 'thousand') });
     if (thousand.code !== 0) throw new Error(`site build failed:\n${thousand.stderr}`);
-    const thousandBytes = await homepageBytes(thousand.outDir);
+    const thousandBytes = await pageBytes(thousand.outDir);
     console.log(`site: homepage at 1,000 models: total gzip ${kb(thousandBytes.total.gzip)} (target < ${kb(TARGET_1K_GZIP)}) ${verdict(thousandBytes.total.gzip < TARGET_1K_GZIP)}`);
     await rm(thousand.outDir, { recursive: true, force: true });
 

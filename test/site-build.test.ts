@@ -6,7 +6,7 @@ import path from 'node:path';
 import { before, describe, test } from 'node:test';
 import { CatalogError, loadCatalog, type ModelEntry } from '../models/catalog.ts';
 import { readImageInfo } from '../builder/image-info.ts';
-import { buildSite, cachedSiteBuild, homepageBytes, listFiles, makeTempDir, resolveStatic, ROOT } from './helpers/site.ts';
+import { buildSite, cachedSiteBuild, pageBytes, listFiles, makeTempDir, resolveStatic, ROOT } from './helpers/site.ts';
 import { generatedCatalog, realCatalogWithFacts } from './helpers/site-catalog.ts';
 import { builtFixture, EMPTY_STORE, FIXTURE_DIFFUSERS, FIXTURE_FILES, FIXTURE_HOST } from './helpers/site-fixtures.ts';
 
@@ -126,10 +126,43 @@ describe('site build for the real catalog', () => {
     assert.ok(locs.has('https://depot.ai/'));
     for (const entry of entries) assert.ok(locs.has(`https://depot.ai/${entry.name}`), `sitemap lists ${entry.name}`);
     assert.ok(![...locs].some((l) => l.includes('404')));
+    // Pages marked noindex (sort pages, owner-less name pages) are not listed.
+    assert.ok(![...locs].some((l) => l.includes('/sort--')));
+    assert.equal(locs.size, new Set(entries.map((e) => e.image)).size + 1, 'the homepage and one page per image');
+  });
+
+  test('a sort page per order lists every model in that order in its HTML, marked noindex, within the homepage budget', async () => {
+    for (const key of ['name', 'size', 'downloads']) {
+      const html = await readFile(path.join(dist, `sort--${key}.html`), 'utf8');
+      assert.match(html, /<meta name="robots" content="noindex">/);
+      assert.equal([...html.matchAll(/<li data-name=/g)].length, entries.length);
+      assert.match(html, new RegExp(`<a href="/sort--${key}" aria-current="page"`));
+      const { total: { gzip } } = await pageBytes(dist, `sort--${key}.html`);
+      assert.ok(gzip < 60 * 1024, `sort--${key} is ${gzip} bytes gzip`);
+    }
+    const byName = [...(await readFile(path.join(dist, 'sort--name.html'), 'utf8')).matchAll(/<li data-name="([^"]*)"/g)].map((m) => decode(m[1]));
+    assert.deepEqual(byName, entries.map((e) => e.name.toLowerCase()).sort((a, b) => a.localeCompare(b)));
+  });
+
+  test('a page per repository name without its owner links to the models of that name, unless the name is a bare catalog name', async () => {
+    const bare = new Set(entries.filter((e) => !e.name.includes('/')).map((e) => e.name.toLowerCase()));
+    let pages = 0;
+    for (const entry of entries.filter((e) => e.name.includes('/'))) {
+      const repo = entry.name.split('/')[1];
+      const html = await readFile(pageFile(dist, repo), 'utf8');
+      if (bare.has(repo.toLowerCase())) {
+        assert.ok(!html.includes('noindex'), `/${repo} stays the bare-named model's page`);
+        continue;
+      }
+      pages++;
+      assert.match(html, /<meta name="robots" content="noindex">/, repo);
+      assert.ok(attrs(html, 'href').includes(`/${entry.name}`), `/${repo} links to /${entry.name}`);
+    }
+    assert.ok(pages > 50, `${pages} owner-less pages`);
   });
 
   test('the homepage ships under 5 KB of JavaScript and 60 KB in all (gzip)', async () => {
-    const { js: { gzip: js }, total: { gzip: total } } = await homepageBytes(dist);
+    const { js: { gzip: js }, total: { gzip: total } } = await pageBytes(dist);
     assert.ok(js < 5 * 1024, `JS is ${js} bytes gzip`);
     assert.ok(total < 60 * 1024, `homepage is ${total} bytes gzip`);
   });
@@ -153,7 +186,7 @@ describe('site build for the real catalog once facts are fetched', () => {
   test('the homepage stays under 60 KB gzip with every row’s facts', async () => {
     const { catalog, models } = await realCatalogWithFacts(REAL_CATALOG);
     const dist = await cachedSiteBuild({ catalog, store: EMPTY_STORE });
-    const { total: { gzip: total } } = await homepageBytes(dist);
+    const { total: { gzip: total } } = await pageBytes(dist);
     assert.ok(total < 60 * 1024, `homepage is ${total} bytes gzip`);
     const html = await readFile(path.join(dist, 'index.html'), 'utf8');
     const withFacts = models.filter((m) => m.task);
@@ -166,8 +199,12 @@ describe('site build for a catalog of 1,000 models', () => {
   test('the homepage lists all of them in under 200 KB gzip, with their facts for filtering', async () => {
     const { catalog, models } = await generatedCatalog(1000);
     const dist = await cachedSiteBuild({ catalog, store: EMPTY_STORE });
-    const { total: { gzip: total } } = await homepageBytes(dist);
+    const { total: { gzip: total } } = await pageBytes(dist);
     assert.ok(total < 200 * 1024, `homepage is ${total} bytes gzip`);
+    for (const key of ['name', 'size', 'downloads']) {
+      const { total: { gzip } } = await pageBytes(dist, `sort--${key}.html`);
+      assert.ok(gzip < 200 * 1024, `sort--${key} is ${gzip} bytes gzip`);
+    }
     const html = await readFile(path.join(dist, 'index.html'), 'utf8');
     const rows = [...html.matchAll(/<li data-name="[^"]*"([^>]*)>/g)];
     assert.equal(rows.length, 1000);

@@ -1,7 +1,8 @@
 // The model list's controls: the text filter (every word must appear in the owner/name,
 // case-insensitive; Escape clears), the task and library filters, and the sort order, which
-// reorders the rows themselves (the CSS fallback only changes their visual order). Shows the match
-// count and says when nothing matches.
+// reorders the rows themselves. The text filter and the sort <select> are hidden until this runs
+// (without JavaScript sorting is links to the sort pages). Shows the match count and says when
+// nothing matches.
 export function installFilter(): void {
   const input = document.getElementById('model-filter') as HTMLInputElement | null;
   const task = document.getElementById('model-task') as HTMLSelectElement | null;
@@ -13,7 +14,10 @@ export function installFilter(): void {
   if (!input || !task || !library || !sort || !list || !count || !empty) return;
   const rows = Array.from(list.querySelectorAll<HTMLElement>(':scope > li'));
   const total = rows.length;
-  const rank = (row: HTMLElement, key: string) => Number(row.style.getPropertyValue(`--${key[0]}`));
+  // data-order: the row's rank by name, size, downloads and in the catalog (the <select>'s values in that order).
+  const ORDERS = ['name', 'size', 'downloads', ''];
+  const ranks = new Map(rows.map((row) => [row, row.dataset.order!.split(' ').map(Number)]));
+  const rank = (row: HTMLElement, key: string) => ranks.get(row)![ORDERS.indexOf(key)];
 
   const apply = () => {
     const words = input.value.toLowerCase().split(/\s+/).filter(Boolean);
@@ -26,13 +30,13 @@ export function installFilter(): void {
       row.hidden = !match;
       if (match) shown++;
     }
-    const ordered = sort.value ? [...rows].sort((a, b) => rank(a, sort.value) - rank(b, sort.value)) : rows;
-    list.append(...ordered);
+    list.append(...[...rows].sort((a, b) => rank(a, sort.value) - rank(b, sort.value)));
     const filtered = words.length || task.value || library.value;
     count.textContent = filtered ? `${shown} of ${total} models` : `${total} models`;
     empty.hidden = shown > 0;
   };
 
+  for (const control of document.querySelectorAll<HTMLElement>('#model-controls [data-needs-script]')) control.hidden = false;
   input.addEventListener('input', apply);
   for (const select of [task, library, sort]) select.addEventListener('change', apply);
   input.addEventListener('keydown', (event) => {
@@ -42,5 +46,6 @@ export function installFilter(): void {
       apply();
     }
   });
-  if (input.value || task.value || library.value || sort.value) apply();
+  // A sort page's rows are already in its order; restored form state (Back) is applied.
+  if (input.value || task.value || library.value || !sort.options[sort.selectedIndex].defaultSelected) apply();
 }

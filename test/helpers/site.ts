@@ -197,9 +197,9 @@ interface Bytes {
 
 const measure = (text: Buffer | string): Bytes => ({ raw: Buffer.byteLength(text), gzip: gzipSync(text, { level: 9 }).length });
 
-/** Bytes of HTML, CSS and JS the homepage of a built site ships (inline scripts count as JS too). */
-export async function homepageBytes(dist: string): Promise<{ html: Bytes; css: Bytes; js: Bytes; total: Bytes }> {
-  const html = await readFile(path.join(dist, 'index.html'), 'utf8');
+/** Bytes of HTML, CSS and JS a page (`file`, default the homepage) of a built site ships (inline scripts count as JS too). */
+export async function pageBytes(dist: string, file = 'index.html'): Promise<{ html: Bytes; css: Bytes; js: Bytes; total: Bytes }> {
+  const html = await readFile(path.join(dist, file), 'utf8');
   const urls = [...html.matchAll(/\s(?:src|href)="(\/[^"]+\.(?:css|js))"/g)].map((m) => m[1]);
   const css: Buffer[] = [Buffer.from([...html.matchAll(/<style\b[^>]*>(.*?)<\/style>/gs)].map((m) => m[1]).join(''))];
   const js: Buffer[] = [Buffer.from([...html.matchAll(/<script\b[^>]*>(.*?)<\/script>/gs)].map((m) => m[1]).join(''))];

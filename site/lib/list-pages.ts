@@ -1,0 +1,81 @@
+// The model list's orders and the one-segment pages that work without JavaScript: a page per sort
+// order (its rows in that order in the DOM, so reading and Tab order follow what is seen) and a
+// page per repository name without its owner (the most common wrong URL), listing the catalog
+// models of that name.
+import type { ModelEntry } from '../../models/catalog.ts';
+import type { ModelFacts } from '../../models/facts.ts';
+
+export const SORT_KEYS = ['name', 'size', 'downloads'] as const;
+export type SortKey = (typeof SORT_KEYS)[number];
+
+export const SORT_LABELS: Record<SortKey, string> = { name: 'Name', size: 'Size (largest first)', downloads: 'Downloads (most first)' };
+
+/**
+ * The path of the page listing the models in `key` order: `/sort--size`. A catalog name can never
+ * be this path: `nameProblem` (models/catalog.ts) refuses "--" in a name, as the Hub does. (Model
+ * pages are not always two segments: bare legacy names such as `gpt2` are one.)
+ */
+export function sortPath(key: SortKey): string {
+  return `/sort--${key}`;
+}
+
+/** Each entry's position (0-based) in each sort order; entries without a value come last, ties in catalog order. */
+export function sortRanks(entries: ModelEntry[], facts: Record<string, ModelFacts>): Record<SortKey, number[]> {
+  const known = (e: ModelEntry) => facts[e.name];
+  const ranks = (key: (e: ModelEntry) => number | string | undefined, descending: boolean): number[] => {
+    const order = entries.map((e, i) => ({ i, v: key(e) }));
+    order.sort((a, b) => {
+      if (a.v === undefined || b.v === undefined) return a.v === b.v ? a.i - b.i : a.v === undefined ? 1 : -1;
+      const c = typeof a.v === 'string' ? a.v.localeCompare(b.v as string) : (a.v as number) - (b.v as number);
+      return (descending ? -c : c) || a.i - b.i;
+    });
+    const rank: number[] = [];
+    order.forEach(({ i }, position) => (rank[i] = position));
+    return rank;
+  };
+  return {
+    name: ranks((e) => e.name.toLowerCase(), false),
+    // A size is only the entry's when the facts were fetched for its sha.
+    size: ranks((e) => (known(e)?.sha === e.sha ? known(e)?.bytes : undefined), true),
+    downloads: ranks((e) => known(e)?.downloads, true),
+  };
+}
+
+// One-segment paths the site (or its host) already serves, compared lower-cased so that no two
+// files differ only in case: the homepage, the 404 page, the public files and the sitemap.
+const RESERVED = /^(index|404|robots\.txt|favicon\.svg|sitemap-[\w-]*\.xml)$/;
+
+export interface OwnerlessPage {
+  /** The repository name as a catalog entry spells it; the page lives at `/<repo>`. */
+  repo: string;
+  /** Catalog names (owner/repo) whose repository part is `repo`, case-insensitively, in catalog order. */
+  names: string[];
+}
+
+/**
+ * One page per repository name (each spelling in the catalog, deduplicated) of the `owner/repo`
+ * entries. Skipped, since the path is already another page: a name equal (case-insensitively) to
+ * a bare legacy catalog name (`/gpt2` is that model's page) or to a reserved path above. Sort
+ * pages cannot collide: a repository name never contains "--".
+ */
+export function ownerlessPages(entries: ModelEntry[]): OwnerlessPage[] {
+  const taken = new Set(entries.filter((e) => !e.name.includes('/')).map((e) => e.name.toLowerCase()));
+  const byRepo = new Map<string, string[]>();
+  for (const { name } of entries) {
+    const slash = name.indexOf('/');
+    if (slash < 0) continue;
+    const key = name.slice(slash + 1).toLowerCase();
+    const names = byRepo.get(key) ?? [];
+    if (!names.includes(name)) names.push(name);
+    byRepo.set(key, names);
+  }
+  const pages = new Map<string, OwnerlessPage>();
+  for (const [key, names] of byRepo) {
+    if (taken.has(key) || RESERVED.test(key)) continue;
+    for (const name of names) {
+      const repo = name.slice(name.indexOf('/') + 1);
+      if (!pages.has(repo)) pages.set(repo, { repo, names });
+    }
+  }
+  return [...pages.values()];
+}
