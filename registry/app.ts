@@ -10,12 +10,14 @@ import {
   nameUnknown,
   notFound,
   paginationInvalid,
+  preconditionFailed,
   rangeInvalid,
   RegistryError,
   unsupported,
 } from './errors.ts';
 import { isSha256Digest, normalizeName, parseReference, type Reference } from './names.ts';
 import { concatBodies, type Piece } from './pump.ts';
+import { dateHeader, ifRangeMatches, preconditions } from './conditional.ts';
 import { multipartByteranges, parseRange, singleRangeSpec } from './range.ts';
 import type { ReferrerDescriptor } from '../client/referrers.ts';
 import { referrersIndex } from './referrers.ts';
@@ -119,22 +121,6 @@ function rawPath(url: string): string {
   return url.slice(start, end);
 }
 
-function etagMatches(header: string | undefined, etag: string): boolean {
-  if (!header) return false;
-  if (header.trim() === '*') return true;
-  return header.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
-}
-
-/**
- * RFC 9110 §13.1.5, If-Range: an entity-tag matches by strong comparison (a weak tag never does);
- * an HTTP-date only when it is exactly the Last-Modified (`modified`, whole seconds). A later date
- * is no match: the client's copy is not known to be this one.
- */
-function ifRangeMatches(value: string, etag: string, modified: Date): boolean {
-  if (value.startsWith('"') || value.startsWith('W/')) return value === etag;
-  return Date.parse(value) === modified.getTime();
-}
-
 /** Whether a client that sent `accept` takes `mediaType` (no Accept header takes anything). */
 function accepts(accept: string | undefined, mediaType: string): boolean {
   if (!accept) return true;
@@ -156,6 +142,9 @@ export function blobHeaders(digest: string, extra: Headers = {}): Headers {
     ...extra,
   });
 }
+
+/** If-Modified-Since dates from this one on are evaluated by the app, not the store (2100-01-01). */
+const STORE_DATES_BEFORE = Date.UTC(2100, 0, 1);
 
 /** A stored blob's headers, Last-Modified in whole seconds (`modified`, what validators compare with). */
 function storedBlobHeaders(digest: string, stat: BlobStat): { headers: Headers; modified: Date } {
@@ -226,7 +215,9 @@ export function createApp({ store, upstream, sendStream }: AppOptions): Hono {
       'Cache-Control': reference.kind === 'digest' ? IMMUTABLE : MUTABLE,
       Vary: 'Accept',
     });
-    if (etagMatches(c.req.header('if-none-match'), etag)) return new Response(null, { status: 304, headers });
+    const precondition = preconditions((h) => c.req.header(h), etag);
+    if (precondition === 412) throw preconditionFailed(etag);
+    if (precondition === 304) return new Response(null, { status: 304, headers });
     headers['Content-Length'] = String(record.bytes.length);
     return new Response(head ? null : (record.bytes as BodyInit), { status: 200, headers });
   }
@@ -252,16 +243,12 @@ export function createApp({ store, upstream, sendStream }: AppOptions): Hono {
   async function serveBlob(c: Context, name: string, digest: string, stat: BlobStat, head: boolean): Promise<Response> {
     const etag = `"${digest}"`;
     const { headers, modified } = storedBlobHeaders(digest, stat);
-    const ifNoneMatch = c.req.header('if-none-match');
-    if (ifNoneMatch !== undefined) {
-      if (etagMatches(ifNoneMatch, etag)) return new Response(null, { status: 304, headers });
-    } else {
-      const since = Date.parse(c.req.header('if-modified-since') ?? '');
-      if (!Number.isNaN(since) && modified.getTime() <= since) return new Response(null, { status: 304, headers });
-    }
+    const precondition = preconditions((h) => c.req.header(h), etag, modified);
+    if (precondition === 412) throw preconditionFailed(etag);
+    if (precondition === 304) return new Response(null, { status: 304, headers });
     let rangeHeader = c.req.header('range');
     const ifRange = c.req.header('if-range');
-    if (rangeHeader && ifRange !== undefined && !ifRangeMatches(ifRange.trim(), etag, modified)) rangeHeader = undefined;
+    if (rangeHeader && ifRange !== undefined && !ifRangeMatches(ifRange, etag, modified)) rangeHeader = undefined;
     const range = parseRange(rangeHeader, stat.size);
     if (range.kind === 'unsatisfiable') throw rangeInvalid(rangeHeader ?? '', stat.size);
     let status = 200;
@@ -288,16 +275,18 @@ export function createApp({ store, upstream, sendStream }: AppOptions): Hono {
   }
 
   /**
-   * A GET that one store request answers (RegistryStore.readBlob): no If-None-Match or If-Range
-   * (decided on the stat), at most one range, If-Modified-Since passed to the store. Undefined:
-   * answer by the stat (absent, past the end, or a header only the size can settle).
+   * A GET that one store request answers (RegistryStore.readBlob): at most one range, and of the
+   * preconditions only If-Modified-Since, passed to the store when its date is one R2 takes
+   * (from 1970 to 2100; workerd refuses dates past 2189 and misreads those before 1970).
+   * Undefined: answer by the stat (absent, past the end, or what only the stat can settle).
    */
   async function readAtOnce(c: Context, name: string, digest: string): Promise<Response | undefined> {
-    if (c.req.header('if-none-match') !== undefined || c.req.header('if-range') !== undefined) return undefined;
+    if (['if-match', 'if-unmodified-since', 'if-none-match', 'if-range'].some((h) => c.req.header(h) !== undefined)) return undefined;
     const range = singleRangeSpec(c.req.header('range'));
     if (range === undefined) return undefined;
-    const since = Date.parse(c.req.header('if-modified-since') ?? '');
-    const read = await store.readBlob!(name, digest, { range: range ?? undefined, modifiedSince: Number.isNaN(since) ? undefined : new Date(since) });
+    const since = dateHeader(c.req.header('if-modified-since')); // not an HTTP-date: ignored (RFC 9110 §13.1.3)
+    if (since !== undefined && !(since >= 0 && since < STORE_DATES_BEFORE)) return undefined;
+    const read = await store.readBlob!(name, digest, { range: range ?? undefined, modifiedSince: since === undefined ? undefined : new Date(since) });
     if (!read) return undefined;
     const { headers } = storedBlobHeaders(digest, read.stat);
     if (read.body === null) return new Response(null, { status: 304, headers });

@@ -49,5 +49,8 @@ export const rangeInvalid = (range: string, size: number) =>
   new RegistryError(416, 'RANGE_INVALID', 'requested range not satisfiable', { range, size }, {
     'Content-Range': `bytes */${size}`,
   });
+/** RFC 9110 §15.5.13: an If-Match or If-Unmodified-Since that does not hold (the spec defines no code for it). */
+export const preconditionFailed = (etag: string) =>
+  new RegistryError(412, 'UNKNOWN', 'precondition failed: If-Match or If-Unmodified-Since does not hold', { etag });
 export const upstreamFailed = (detail: unknown) =>
   new RegistryError(502, 'UNKNOWN', 'upstream registry failed', detail);

@@ -127,7 +127,7 @@ const BLOB_PATH = /^\/v2\/(.+)\/blobs\/(sha256:[0-9a-f]{64})$/;
  */
 async function redirectBlob(request: Request, env: Env, store: R2Store): Promise<Response | undefined> {
   if (!env.PUBLIC_BLOB_URL || request.method !== 'GET') return undefined;
-  for (const h of ['range', 'if-none-match', 'if-modified-since']) if (request.headers.has(h)) return undefined;
+  for (const h of ['range', 'if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since']) if (request.headers.has(h)) return undefined;
   const m = BLOB_PATH.exec(new URL(request.url).pathname);
   if (!m) return undefined;
   const name = normalizeName(m[1]);

@@ -217,6 +217,75 @@ export function registryConformance(target: () => ConformanceTarget, options: { 
       assert.equal(modified.status, 206);
       assert.ok(modified.body.equals(target().layer.subarray(0, 10)));
     });
+
+    test('If-Modified-Since at any date, in each HTTP-date form; a value that is no HTTP-date is ignored (RFC 9110 §13.1.3)', async () => {
+      const lastModified = Date.parse((await get(blobPath(), {}, 'HEAD')).headers['last-modified'] as string);
+      const size = target().layer.length;
+      const asctime = (ms: number) => {
+        const d = new Date(ms).toUTCString().split(' '); // Sun, 06 Nov 1994 08:49:37 GMT
+        return `${d[0].slice(0, 3)} ${d[2]} ${String(Number(d[1])).padStart(2, ' ')} ${d[4]} ${d[3]}`;
+      };
+      const dates: [string, boolean][] = [
+        ...[0, 1000, 86_400_000, 365 * 86_400_000, Date.UTC(2263, 0, 1) - lastModified, Date.UTC(9999, 11, 31, 23, 59, 59) - lastModified].map((d): [string, boolean] => [new Date(lastModified + d).toUTCString(), true]),
+        [asctime(lastModified), true],
+        [asctime(lastModified - 1000), false],
+        ...[1000, 86_400_000, lastModified - Date.UTC(1969, 11, 31, 23, 59, 59), lastModified - Date.UTC(1900, 0, 1), lastModified - Date.UTC(1600, 0, 1)].map((d): [string, boolean] => [new Date(lastModified - d).toUTCString(), false]),
+      ];
+      for (const [date, notModified] of dates) {
+        for (const range of [undefined, 'bytes=0-9', `bytes=${size + 1}-`]) {
+          const res = await get(blobPath(), { 'If-Modified-Since': date, ...(range ? { Range: range } : {}) });
+          const expected = notModified ? 304 : range === undefined ? 200 : range === 'bytes=0-9' ? 206 : 416;
+          assert.equal(res.status, expected, `If-Modified-Since ${date}, Range ${range}`);
+          assert.equal(res.body.length, expected === 200 ? size : expected === 206 ? 10 : res.body.length, `If-Modified-Since ${date}, Range ${range}`);
+          assert.equal((await get(blobPath(), { 'If-Modified-Since': date, ...(range ? { Range: range } : {}) }, 'HEAD')).status, expected, `HEAD, If-Modified-Since ${date}, Range ${range}`);
+        }
+      }
+      for (const junk of [new Date(Date.UTC(275_000, 0, 1)).toUTCString() /* a 6-digit year */, '2099', '2099-01-01', 'Dec 2099', 'tomorrow 2099', new Date(lastModified + 86_400_000).toISOString(), 'Thu, 31 Feb 2099 00:00:00 GMT', 'Thu, 01 Jan 2099 25:00:00 GMT']) {
+        const res = await get(blobPath(), { 'If-Modified-Since': junk });
+        assert.equal(res.status, 200, `If-Modified-Since ${JSON.stringify(junk)} is no HTTP-date`);
+        assert.equal(res.body.length, size);
+      }
+      const isoRange = await get(blobPath(), { Range: 'bytes=0-9', 'If-Range': new Date(lastModified).toISOString() });
+      assert.equal(isoRange.status, 200, 'an If-Range date that is no HTTP-date never matches');
+    });
+
+    test('If-Match and If-Unmodified-Since (RFC 9110 §13.1.1, §13.1.4): 412 with error JSON when they do not hold', async () => {
+      const etag = `"${target().image.layer}"`;
+      const lastModified = Date.parse((await get(blobPath(), {}, 'HEAD')).headers['last-modified'] as string);
+      const cases: [Record<string, string>, number][] = [
+        [{ 'If-Match': etag }, 200],
+        [{ 'If-Match': '*' }, 200],
+        [{ 'If-Match': `"sha256:nope", ${etag}` }, 200],
+        [{ 'If-Match': '"sha256:nope"' }, 412],
+        [{ 'If-Match': `W/${etag}` }, 412], // strong comparison
+        [{ 'If-Match': '"sha256:nope"', Range: 'bytes=0-9' }, 412],
+        [{ 'If-Unmodified-Since': new Date(lastModified).toUTCString() }, 200],
+        [{ 'If-Unmodified-Since': new Date(lastModified + 86_400_000).toUTCString(), Range: 'bytes=0-9' }, 206],
+        [{ 'If-Unmodified-Since': new Date(lastModified - 1000).toUTCString() }, 412],
+        [{ 'If-Unmodified-Since': new Date(Date.UTC(1990, 0, 1)).toUTCString(), Range: 'bytes=0-9' }, 412],
+        [{ 'If-Unmodified-Since': '1990' }, 200], // not an HTTP-date: ignored
+        [{ 'If-Match': etag, 'If-Unmodified-Since': new Date(Date.UTC(1990, 0, 1)).toUTCString() }, 200], // If-Match decides
+      ];
+      for (const [headers, status] of cases) {
+        for (const method of ['GET', 'HEAD']) {
+          const res = await get(blobPath(), headers, method);
+          assert.equal(res.status, status, `${method} ${JSON.stringify(headers)}`);
+          if (status === 412 && method === 'GET') assert.equal(errorCode(res), 'UNKNOWN', JSON.stringify(headers));
+        }
+      }
+      const manifest = await get(`/v2/${target().image.name.toLowerCase()}/manifests/${target().image.manifest}`, { 'If-Match': '"sha256:nope"' });
+      assert.equal(manifest.status, 412, 'a manifest too');
+    });
+
+    test('a single range starting at the end, or past it, with a last byte: 416 naming the size', async () => {
+      const size = target().layer.length;
+      for (const header of [`bytes=${size}-${size + 5}`, `bytes=${size}-`, `bytes=${size + 1}-${size + 1}`, `bytes=${size}-9007199254740991`]) {
+        const res = await get(blobPath(), { Range: header });
+        assert.equal(res.status, 416, header);
+        assert.equal(res.headers['content-range'], `bytes */${size}`, header);
+        assert.equal(errorCode(res), 'RANGE_INVALID', header);
+      }
+    });
   });
 
   describe('several ranges (the stargz snapshotter asks for several chunks at once)', () => {
