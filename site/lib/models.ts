@@ -49,6 +49,7 @@ export async function modelPages(): Promise<ModelPage[]> {
 }
 
 const built = new Map<string, Promise<BuiltEntry>>();
+const entryKey = (entry: ModelEntry) => JSON.stringify([entry.name, entry.sha, entry.image, entry.tag]);
 
 /**
  * The image data of one catalog entry, from the registry when one is set, else the store: read
@@ -57,7 +58,7 @@ const built = new Map<string, Promise<BuiltEntry>>();
  * (`mismatch` says why); with `info`, the revision tag is resolved too (`revisionProblem`).
  */
 export function builtEntry(entry: ModelEntry): Promise<BuiltEntry> {
-  const key = JSON.stringify([entry.name, entry.sha, entry.image, entry.tag]);
+  const key = entryKey(entry);
   let found = built.get(key);
   if (!found) built.set(key, (found = readBuiltEntry(entry)));
   return found;
@@ -82,12 +83,12 @@ export function builtEntries(page: ModelPage): Promise<BuiltEntry[]> {
   return Promise.all(page.entries.map(builtEntry));
 }
 
-/** Why each entry's image is not that entry's, by entry (only the mismatched ones), read at most 8 at a time. */
-export async function entryMismatches(entries: ModelEntry[]): Promise<Map<ModelEntry, string>> {
-  const found = new Map<ModelEntry, string>();
+/** Reads every entry (at most 8 at a time), then tells why an entry's image is not that entry's (undefined when it is, or is not built). */
+export async function entryMismatches(entries: ModelEntry[]): Promise<(entry: ModelEntry) => string | undefined> {
+  const found = new Map<string, string>();
   await runConcurrently(entries, 8, async (entry) => {
     const { mismatch } = await builtEntry(entry);
-    if (mismatch) found.set(entry, mismatch);
+    if (mismatch) found.set(entryKey(entry), mismatch);
   });
-  return found;
+  return (entry) => found.get(entryKey(entry));
 }
