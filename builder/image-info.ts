@@ -73,6 +73,11 @@ export async function readImageInfo(store: string, image: string, tag: string): 
   }
 }
 
+/** The digest the store's `tag` of `image` points at (an index, or a lone manifest); undefined when it has no such tag. */
+export async function readTagDigest(store: string, image: string, tag: string): Promise<string | undefined> {
+  return (await new ImageLayout(store, image).resolveTag(tag))?.digest;
+}
+
 /** A client of the registry at `baseUrl` (`http(s)://host[:port][/prefix]`), each request ending by `deadlineMs` when given, and the repository of `image` there. */
 export function registryImage(baseUrl: string, image: string, deadlineMs?: number): { client: RegistryClient; repository: string } {
   const url = new URL(baseUrl);
@@ -91,4 +96,10 @@ export async function readRemoteImageInfo(baseUrl: string, image: string, tag: s
   const { manifest } = await client.imageManifest(repository, top.digest);
   const layer = manifest.layers[0];
   return describe(image, tag, { digest: top.digest, annotations: top.json.annotations }, layer, (offset, length) => client.readRange(repository, layer, offset, length));
+}
+
+/** The digest of the manifest a registry's `tag` of `image` serves (the bytes received, hashed); undefined when the registry has no such tag. */
+export async function readRemoteTagDigest(baseUrl: string, image: string, tag: string): Promise<string | undefined> {
+  const { client, repository } = registryImage(baseUrl, image);
+  return (await client.manifest(repository, tag, { optional: true }))?.digest;
 }

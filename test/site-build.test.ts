@@ -238,8 +238,14 @@ describe('site build with a built model and a custom registry host', () => {
     assert.deepEqual(info.files.map((f) => f.path).sort(), Object.keys(FIXTURE_FILES).sort());
     for (const file of info.files) {
       assert.ok(html.includes(`data-size="${file.size}"`), `${file.path}: size`);
-      const source = file.path === 'weights[0].bin' ? 'weights[[]0].bin' : file.path;
-      const line = /\s/.test(file.path) ? `COPY --link --from=${ref} ["/${source}", "."]` : `COPY --link --from=${ref} /${source} .`;
+      // buildah reads the path it matched as a pattern again: `weights[0].bin` would be `weights0.bin`.
+      if (file.path === 'weights[0].bin') {
+        assert.ok(!copies.some((c) => c.includes('/weights[[]0].bin')), 'no line buildah would get wrong');
+        const row = html.slice(html.indexOf('data-path="weights[0].bin"'));
+        assert.match(row.slice(0, row.indexOf('</li>')), /data-unnamed title="No COPY line: buildah reads the path it matched as a pattern, and this name read so does not match itself"/);
+        continue;
+      }
+      const line = /\s/.test(file.path) ? `COPY --link --from=${ref} ["/${file.path}", "."]` : `COPY --link --from=${ref} /${file.path} .`;
       assert.ok(copies.includes(line), `${file.path}: ${line}`);
     }
     const latest = html.slice(html.indexOf('id="tag-latest"'), html.indexOf('id="tag-v2"'));

@@ -2,8 +2,8 @@
 // repositories of each library (names as the Hub lists them; sizes scaled down).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { fileSets, setLines, type SizedFile } from '../site/lib/file-sets.ts';
-import { copyLine } from '../site/lib/dockerfile.ts';
+import { fileSets, namedPart, setLines, type SizedFile } from '../site/lib/file-sets.ts';
+import { copyLine, listing } from '../site/lib/dockerfile.ts';
 
 const repo = (spec: Record<string, number>): SizedFile[] => Object.entries(spec).map(([path, size]) => ({ path, size }));
 const byId = (files: SizedFile[], library?: string) => Object.fromEntries(fileSets(files, library).map((s) => [s.id, s.paths]));
@@ -113,5 +113,18 @@ describe('file sets per library', () => {
       'COPY --link --from=r ["/unet [[]v2]/config.json", "/unet [[]v2]/diffusion_pytorch_model.safetensors", "./unet [v2]/"]',
       'COPY --link --from=r /vae/config.json /vae/diffusion_pytorch_model.safetensors ./vae/',
     ]);
+  });
+
+  test('a path no COPY source names exactly in buildah and BuildKit is left out of the lines, with why', () => {
+    const files = repo({ 'model_index.json': 1, 'unet [v2]/config.json': 1, 'unet [v2]/diffusion_pytorch_model.safetensors': 9, 'vae/config.json': 1, 'vae/diffusion_pytorch_model.safetensors': 3, 'a\\b-Q4_K_M.gguf': 5, 'extra.ckpt': 50 });
+    const list = listing(files.map((f) => f.path));
+    const [diffusers] = fileSets(files);
+    const { named, left } = namedPart(diffusers, list);
+    assert.deepEqual(named.paths, ['model_index.json', 'vae/config.json', 'vae/diffusion_pytorch_model.safetensors']);
+    assert.deepEqual(left.map((l) => l.path), ['unet [v2]/config.json', 'unet [v2]/diffusion_pytorch_model.safetensors']);
+    assert.match(left[0].why, /buildah reads the path it matched as a pattern, and this name read so does not match itself/);
+    const gguf = fileSets(files).find((s) => s.id.startsWith('gguf-'))!;
+    assert.deepEqual(namedPart(gguf, list).named.paths, []);
+    assert.match(namedPart(gguf, list).left[0].why, /backslash/);
   });
 });

@@ -1,12 +1,26 @@
-// The site reads image data from a registry (as the publish workflow does) just as from the store.
+// The site reads image data from a registry (as the publish workflow does) just as from the store,
+// and offers no line for a tag whose image is not the catalog entry's, nor a revision tag that is
+// missing or holds another image (red team, issue 14).
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { readImageInfo, readRemoteImageInfo } from '../builder/image-info.ts';
+import { readImageInfo, readRemoteImageInfo, readRemoteTagDigest, readTagDigest } from '../builder/image-info.ts';
 import { pushLayout, startCncfRegistry, type CncfRegistry } from './helpers/registry.ts';
 import { buildSite, makeTempDir } from './helpers/site.ts';
 import { builtFixture, EMPTY_STORE, FIXTURE_HOST } from './helpers/site-fixtures.ts';
+
+const GPT2_SHA = '11c5a3d5811f50298f278a704980280950aedb10';
+const SD = 'runwayml/stable-diffusion-v1-5';
+
+function decode(text: string): string {
+  return text.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&#(\d+);/g, (_, n) => String.fromCodePoint(Number(n))).replace(/&amp;/g, '&');
+}
+
+/** Attribute values of `attr` in `html`, decoded. */
+function attrs(html: string, attr: string): string[] {
+  return [...html.matchAll(new RegExp(`\\s${attr}="([^"]*)"`, 'g'))].map((m) => decode(m[1]));
+}
 
 let cncf: CncfRegistry;
 let fixture: { catalog: string; store: string };
@@ -15,6 +29,7 @@ before(async () => {
   fixture = await builtFixture();
   cncf = await startCncfRegistry();
   await pushLayout(fixture.store, 'gpt2', 'latest', cncf.hostPort);
+  await pushLayout(fixture.store, 'gpt2', GPT2_SHA, cncf.hostPort);
 });
 after(() => cncf.stop());
 
@@ -24,6 +39,9 @@ test('image data read from the CNCF registry equals the store', async () => {
   assert.ok(fromStore && fromStore.files.length > 0);
   assert.deepEqual(fromRegistry, fromStore);
   assert.equal(await readRemoteImageInfo(cncf.url, 'gpt2', 'v2'), undefined, 'a tag the registry lacks is "not built"');
+  assert.equal(await readRemoteTagDigest(cncf.url, 'gpt2', GPT2_SHA), fromStore.indexDigest, 'the revision tag, as pushed');
+  assert.equal(await readTagDigest(fixture.store, 'gpt2', GPT2_SHA), fromStore.indexDigest, 'the store\'s revision tag');
+  assert.equal(await readRemoteTagDigest(cncf.url, 'gpt2', 'v2'), undefined);
 });
 
 test('the site built from the registry shows the same digests and file lists as from the store', async () => {
@@ -45,5 +63,46 @@ test('the site built from the registry shows the same digests and file lists as 
   const digest = (await readImageInfo(fixture.store, 'gpt2', 'latest'))!.indexDigest;
   assert.ok(fromRegistry.includes(digest), 'the page shows the index digest');
   assert.ok(fromRegistry.includes('model.safetensors'), 'the page lists the files');
+  assert.ok(attrs(fromRegistry, 'data-copy').includes(`COPY --link --from=${FIXTURE_HOST}/gpt2:${GPT2_SHA} / .`), 'the revision tag holds the same index: its line is offered');
   assert.equal(fromRegistry, fromStore);
+});
+
+test('a registry whose tags hold other images: no COPY line for them on the homepage or the model page', async () => {
+  // Under the prefix lies/: gpt2:latest honest, but gpt2:v2 and gpt2's revision tag hold the
+  // diffusers image, and the diffusers image's own revision tag is missing.
+  const target = `${cncf.hostPort}/lies`;
+  await pushLayout(fixture.store, 'gpt2', 'latest', target);
+  await pushLayout(fixture.store, SD, 'latest', target, `gpt2:${GPT2_SHA}`);
+  await pushLayout(fixture.store, SD, 'latest', target, 'gpt2:v2');
+  await pushLayout(fixture.store, SD, 'latest', target);
+  const outDir = await makeTempDir('depot-site-lies-');
+  const result = await buildSite({ catalog: fixture.catalog, store: EMPTY_STORE, registryHost: FIXTURE_HOST, registryUrl: `${cncf.url}/lies`, outDir });
+  assert.equal(result.code, 0, result.stderr);
+  const gpt2 = (await readImageInfo(fixture.store, 'gpt2', 'latest'))!.indexDigest;
+  const sd = (await readImageInfo(fixture.store, SD, 'latest'))!.indexDigest;
+
+  // The homepage: the gpt2:v2 row warns instead of offering a line; the honest rows keep theirs.
+  const home = await readFile(path.join(outDir, 'index.html'), 'utf8');
+  const rows = [...home.matchAll(/<li data-name="[^"]*"[^>]*>(.*?)<\/li>/gs)].map((m) => m[1]);
+  assert.equal(rows.length, 3);
+  assert.deepEqual(attrs(rows[0], 'data-copy'), [`COPY --link --from=${FIXTURE_HOST}/gpt2:latest / .`]);
+  assert.deepEqual(attrs(rows[1], 'data-copy'), [], 'gpt2:v2 holds another model\'s image: no copy button');
+  assert.match(attrs(rows[1], 'title')[0], new RegExp(`^Not offered: gpt2:v2 is labelled "https://huggingface.co/${SD}"`));
+  assert.ok(rows[1].includes('data-mismatch'));
+  assert.deepEqual(attrs(rows[2], 'data-copy'), [`COPY --link --from=${FIXTURE_HOST}/${SD}:latest / .`]);
+
+  // gpt2's page: no line at all for v2, and the revision tag (on the diffusers image) not offered.
+  const page = await readFile(path.join(outDir, 'gpt2.html'), 'utf8');
+  const v2 = page.slice(page.indexOf('id="tag-v2"'));
+  const latest = page.slice(0, page.indexOf('id="tag-v2"'));
+  assert.ok(page.indexOf('id="tag-v2"') > 0);
+  assert.deepEqual(attrs(v2, 'data-copy').filter((c) => c.startsWith('COPY')), [], 'the v2 section offers no COPY line');
+  assert.ok(!attrs(page, 'data-copy').includes(`COPY --link --from=${FIXTURE_HOST}/gpt2:${GPT2_SHA} / .`), 'no revision line');
+  assert.ok(decode(latest).includes(`Not offered: gpt2:${GPT2_SHA} holds ${sd}, not ${gpt2}.`));
+  assert.ok(attrs(latest, 'data-copy').includes(`COPY --link --from=${FIXTURE_HOST}/gpt2:latest / .`), 'the honest tag keeps its line');
+
+  // The diffusers page: its revision tag is missing.
+  const sdPage = decode(await readFile(path.join(outDir, `${SD}.html`), 'utf8'));
+  assert.ok(sdPage.includes(`Not offered: ${SD}:1d0c4ebf6ff58a5caecab40fa1406526bca4b5b9 is not there yet.`));
+  assert.ok(!sdPage.includes(`--from=${FIXTURE_HOST}/${SD}:1d0c4ebf6ff58a5caecab40fa1406526bca4b5b9`));
 });

@@ -123,6 +123,7 @@ describe('signed provenance', () => {
     const manifest = await source.readJson<{ config: { digest: string }; layers: { digest: string }[] }>(index.manifests[0].digest);
     for (const digest of [subject.digest, index.manifests[0].digest, manifest.config.digest, manifest.layers[0].digest]) await layout.writeBlob(await source.readBlob(digest));
     await layout.setTag('latest', subject);
+    await layout.setTag(sha, subject); // the revision tag on the same index: the page offers its line and checks the provenance
     const hostile = { invocationId: 'javascript:alert(document.domain)' };
     const forged = structuredClone(await signed({ ...hostile }));
     forged.dsseEnvelope!.signatures[0].sig = Buffer.from('not a signature').toString('base64');
@@ -188,6 +189,11 @@ describe('signed provenance', () => {
     const html = await readFile(path.join(dist, `${NAME}.html`), 'utf8');
     assert.match(html, /data-mismatch/);
     assert.doesNotMatch(html, new RegExp(`${indexDigest}|data-revision|data-provenance|data-path=`));
+    // The homepage row gets the same check (issue 14): a warning, no copy button.
+    const row = /<li data-name=[^>]*>(.*?)<\/li>/s.exec(await readFile(path.join(dist, 'index.html'), 'utf8'))?.[1] ?? '';
+    assert.match(row, /data-mismatch/);
+    assert.doesNotMatch(row, /data-copy=/);
+    assert.equal((site.stderr + site.stdout).match(/no image data shown/g)?.length, 1, 'read and checked once for the row and the page');
   });
 
   test('a run link is only a GitHub Actions run URL rebuilt from its parts', () => {

@@ -7,6 +7,7 @@
 // diffusers' `variant="fp16"` (per component folder of model_index.json), sentence-transformers'
 // modules.json with its numbered module folders, timm's hf-hub loader, and llama.cpp's one GGUF
 // file (or its `-00001-of-0000N` split) per quantisation.
+import { unnamed, type Listing } from './dockerfile.ts';
 
 export interface SizedFile {
   /** Path inside the image, without a leading '/'. */
@@ -153,6 +154,18 @@ function quantisationSets(files: SizedFile[]): FileSet[] {
 export function fileSets(files: SizedFile[], library?: string): FileSet[] {
   const sets = [...diffusersSets(files), ...sentenceTransformersSets(files), ...(files.some((f) => f.path === 'model_index.json') ? [] : transformersSets(files, library)), ...quantisationSets(files)];
   return sets.filter((set) => set.paths.length > 0 && set.paths.length < files.length);
+}
+
+/**
+ * A set split for its COPY lines: `named`, the set with only the paths a COPY source names exactly
+ * (dockerfile.ts `unnamed`, against the image's `list`), and `left`, the others with why.
+ */
+export function namedPart(set: FileSet, list: Listing): { named: FileSet; left: { path: string; why: string }[] } {
+  const left = set.paths.flatMap((path) => {
+    const why = unnamed(path, list);
+    return why ? [{ path, why }] : [];
+  });
+  return { named: { ...set, paths: set.paths.filter((p) => !left.some((l) => l.path === p)) }, left };
 }
 
 /** A set as COPY lines, one per folder, each into the same folder under the build's working directory. */

@@ -2,7 +2,8 @@
 import { loadCatalog, type ModelEntry } from '../../models/catalog.ts';
 import { loadFacts, type FactsFile } from '../../models/facts.ts';
 import { siteConfig } from './config.ts';
-import { entryImageProblem, readImageInfo, readRemoteImageInfo, type ImageInfo } from './image-info.ts';
+import { runConcurrently } from '../../client/retry.ts';
+import { entryImageProblem, readImageInfo, readRemoteImageInfo, readRemoteTagDigest, readTagDigest, revisionTagProblem, type ImageInfo } from './image-info.ts';
 
 export interface ModelPage {
   /** The Hugging Face name as first written in the catalog; the page lives at `/<name>`. */
@@ -17,6 +18,8 @@ export interface BuiltEntry {
   info: ImageInfo | undefined;
   /** Why the image the registry or store holds under the entry's tag is not the entry's (then `info` is undefined). */
   mismatch?: string;
+  /** With `info`: why the revision tag `<image>:<sha>` is not offered (missing, or another index than `info.indexDigest`); undefined when it holds the same index. */
+  revisionProblem?: string;
 }
 
 let catalog: Promise<ModelEntry[]> | undefined;
@@ -45,17 +48,47 @@ export async function modelPages(): Promise<ModelPage[]> {
   return [...pages.values()];
 }
 
-/** Image data for each entry of a page, from the registry when one is set, else the store (undefined where not built, or not labelled as the entry's repository and sha). */
-export async function builtEntries(page: ModelPage): Promise<BuiltEntry[]> {
+const built = new Map<string, Promise<BuiltEntry>>();
+const entryKey = (entry: ModelEntry) => JSON.stringify([entry.name, entry.sha, entry.image, entry.tag]);
+
+/**
+ * The image data of one catalog entry, from the registry when one is set, else the store: read
+ * once per build (the homepage row and the model page share it). `info` is undefined where the
+ * tag is not built, or where its image is not labelled as the entry's repository and sha
+ * (`mismatch` says why); with `info`, the revision tag is resolved too (`revisionProblem`).
+ */
+export function builtEntry(entry: ModelEntry): Promise<BuiltEntry> {
+  const key = entryKey(entry);
+  let found = built.get(key);
+  if (!found) built.set(key, (found = readBuiltEntry(entry)));
+  return found;
+}
+
+async function readBuiltEntry(entry: ModelEntry): Promise<BuiltEntry> {
   const { store, registryUrl } = siteConfig();
-  const read = (entry: ModelEntry) => (registryUrl ? readRemoteImageInfo(registryUrl, entry.image, entry.tag) : readImageInfo(store, entry.image, entry.tag));
-  return Promise.all(
-    page.entries.map(async (entry) => {
-      const info = await read(entry);
-      const problem = info && entryImageProblem(entry, info);
-      // Another model's (or revision's) image is never shown as this entry's.
-      if (problem) console.warn(`site: ${entry.name}: no image data shown: ${problem}`);
-      return problem ? { entry, info: undefined, mismatch: problem } : { entry, info };
-    }),
-  );
+  const info = await (registryUrl ? readRemoteImageInfo(registryUrl, entry.image, entry.tag) : readImageInfo(store, entry.image, entry.tag));
+  if (!info) return { entry, info };
+  const mismatch = entryImageProblem(entry, info);
+  // Another model's (or revision's) image is never shown as this entry's.
+  if (mismatch) {
+    console.warn(`site: ${entry.name}: no image data shown: ${mismatch}`);
+    return { entry, info: undefined, mismatch };
+  }
+  const revisionDigest = await (registryUrl ? readRemoteTagDigest(registryUrl, entry.image, entry.sha) : readTagDigest(store, entry.image, entry.sha));
+  return { entry, info, revisionProblem: revisionTagProblem(entry.image, entry.sha, info.indexDigest, revisionDigest) };
+}
+
+/** Image data for each entry of a page (see `builtEntry`). */
+export function builtEntries(page: ModelPage): Promise<BuiltEntry[]> {
+  return Promise.all(page.entries.map(builtEntry));
+}
+
+/** Reads every entry (at most 8 at a time), then tells why an entry's image is not that entry's (undefined when it is, or is not built). */
+export async function entryMismatches(entries: ModelEntry[]): Promise<(entry: ModelEntry) => string | undefined> {
+  const found = new Map<string, string>();
+  await runConcurrently(entries, 8, async (entry) => {
+    const { mismatch } = await builtEntry(entry);
+    if (mismatch) found.set(entryKey(entry), mismatch);
+  });
+  return (entry) => found.get(entryKey(entry));
 }

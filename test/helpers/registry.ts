@@ -273,14 +273,14 @@ export async function startCncfRegistry(options: { dir?: string; port?: number; 
   };
 }
 
-/** Copy an OCI layout image into a registry with skopeo (all platforms, digests preserved). */
-export async function pushLayout(store: string, name: string, tag: string, target: string): Promise<void> {
+/** Copy an OCI layout image into a registry with skopeo (all platforms, digests preserved), as `name:tag` there unless `as` (`name:tag`) says otherwise. */
+export async function pushLayout(store: string, name: string, tag: string, target: string, as = `${name}:${tag}`): Promise<void> {
   await runTool('/usr/bin/skopeo', [
     'copy',
     '--all',
     '--preserve-digests',
     '--dest-tls-verify=false',
     `oci:${path.join(store, ...name.split('/'))}:${tag}`,
-    `docker://${target}/${name}:${tag}`,
+    `docker://${target}/${as}`,
   ]);
 }

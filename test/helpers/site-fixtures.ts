@@ -76,10 +76,11 @@ const FIXTURE_REPOS = [
  * A catalog (gpt2 with two tags, one other model), its facts.json written by `depot-ai models
  * update` against the Hub stand-in serving FIXTURE_HUB, and a store in which gpt2:latest and
  * runwayml/stable-diffusion-v1-5:latest are built with `depot-ai build` from FIXTURE_FILES and
- * FIXTURE_DIFFUSERS. Paths are fixed so site builds over them can be cached.
+ * FIXTURE_DIFFUSERS (each also under its revision tag, the catalog's sha). Paths are fixed so
+ * site builds over them can be cached.
  */
 export async function builtFixture(): Promise<{ catalog: string; store: string }> {
-  const key = createHash('sha256').update(JSON.stringify([FIXTURE_CATALOG_TEXT, FIXTURE_FILES, FIXTURE_DIFFUSERS, FIXTURE_HUB])).digest('hex').slice(0, 12);
+  const key = createHash('sha256').update(JSON.stringify([FIXTURE_CATALOG_TEXT, FIXTURE_FILES, FIXTURE_DIFFUSERS, FIXTURE_HUB, 'with revision tags'])).digest('hex').slice(0, 12);
   const dir = path.join(os.tmpdir(), `depot-ai-site-fixture-${key}`);
   const catalog = path.join(dir, 'models.yaml');
   const store = path.join(dir, 'store');
