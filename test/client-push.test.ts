@@ -347,9 +347,17 @@ console.log((await pusher.uploadBlob('exit/b413', [Buffer.alloc(5 << 20, 7)])).d
     }
   });
 
-  test('an abort stops a PATCH in flight: rejects with its reason, no PUT, the session DELETEd', async () => {
+  /**
+   * An upload to a registry that never answers `stalled` (and answers POST after `postAfterMs`,
+   * none: never), aborted once `stalled` was sent: the methods the registry saw, and how long the
+   * upload took to reject with the abort's reason after it.
+   */
+  async function abortWhile(stalled: 'POST' | 'PATCH', postAfterMs?: number): Promise<{ methods: string[]; ms: number }> {
     const hostile = await startLyingServer((req, res) => {
-      if (req.method === 'POST') return void res.writeHead(202, { Location: '/v2/abort/blob/blobs/uploads/s1' }).end();
+      if (req.method === 'POST') {
+        if (postAfterMs !== undefined) setTimeout(() => res.writeHead(202, { Location: '/v2/abort/blob/blobs/uploads/s1' }).end(), postAfterMs);
+        return;
+      }
       if (req.method === 'PATCH') return; // never answered: the idle timeout (30 s) is far
       if (req.method === 'DELETE') return void res.writeHead(204).end();
       res.writeHead(200, { 'Content-Type': 'application/json' }).end('{}');
@@ -360,49 +368,31 @@ console.log((await pusher.uploadBlob('exit/b413', [Buffer.alloc(5 << 20, 7)])).d
       const reason = new Error('interrupted');
       const pushed = pusher.uploadBlob('abort/blob', [pseudoRandom('abort', 600_000)], { signal: controller.signal });
       pushed.catch(() => {});
-      for (const deadline = Date.now() + 30_000; !hostile.seen.some((r) => r.method === 'PATCH'); await new Promise((r) => setTimeout(r, 20))) {
-        assert.ok(Date.now() < deadline, 'the PATCH was sent');
+      for (const deadline = Date.now() + 30_000; !hostile.seen.some((r) => r.method === stalled); await new Promise((r) => setTimeout(r, 5))) {
+        assert.ok(Date.now() < deadline, `the ${stalled} was sent`);
       }
+      const aborted = Date.now();
       controller.abort(reason);
       await assert.rejects(pushed, (error) => error === reason);
-      const methods = hostile.seen.map((r) => r.method);
-      assert.equal(methods.filter((m) => m === 'PATCH').length, 1, methods.join());
-      assert.ok(!methods.includes('PUT'), methods.join());
-      assert.ok(methods.includes('DELETE'), methods.join());
+      return { methods: hostile.seen.map((r) => r.method), ms: Date.now() - aborted };
     } finally {
       await hostile.close();
     }
+  }
+
+  test('an abort stops a PATCH in flight: rejects with its reason, no PUT, the session DELETEd', async () => {
+    const { methods } = await abortWhile('PATCH', 0);
+    assert.equal(methods.filter((m) => m === 'PATCH').length, 1, methods.join());
+    assert.ok(!methods.includes('PUT'), methods.join());
+    assert.ok(methods.includes('DELETE'), methods.join());
   });
 
   test('an abort while the POST that opens the session is answered: the session it opened is DELETEd; a POST never answered is given up after the grace', async () => {
-    for (const answerAfterMs of [300, 1000, undefined]) {
-      const hostile = await startLyingServer((req, res) => {
-        if (req.method === 'POST') {
-          if (answerAfterMs !== undefined) setTimeout(() => res.writeHead(202, { Location: '/v2/abort/post/blobs/uploads/s1' }).end(), answerAfterMs);
-          return;
-        }
-        if (req.method === 'DELETE') return void res.writeHead(204).end();
-        res.writeHead(200, { 'Content-Type': 'application/json' }).end('{}');
-      });
-      try {
-        const pusher = await Pusher.connect(parsePushTarget(hostile.hostPort), { insecure: true, chunkSize: 256 * 1024 });
-        const controller = new AbortController();
-        const reason = new Error('interrupted');
-        const pushed = pusher.uploadBlob('abort/post', [pseudoRandom('abort', 600_000)], { signal: controller.signal });
-        pushed.catch(() => {});
-        for (const deadline = Date.now() + 30_000; !hostile.seen.some((r) => r.method === 'POST'); await new Promise((r) => setTimeout(r, 5))) {
-          assert.ok(Date.now() < deadline, 'the POST was sent');
-        }
-        const aborted = Date.now();
-        controller.abort(reason);
-        await assert.rejects(pushed, (error) => error === reason);
-        const methods = hostile.seen.map((r) => r.method);
-        assert.ok(!methods.includes('PATCH') && !methods.includes('PUT'), `${answerAfterMs}: ${methods.join()}`);
-        assert.equal(methods.includes('DELETE'), answerAfterMs !== undefined, `${answerAfterMs}: ${methods.join()}`);
-        if (answerAfterMs === undefined) assert.ok(Date.now() - aborted < 10_000, 'a POST never answered is not waited for past the grace');
-      } finally {
-        await hostile.close();
-      }
+    for (const postAfterMs of [300, 1000, undefined]) {
+      const { methods, ms } = await abortWhile('POST', postAfterMs);
+      assert.ok(!methods.includes('PATCH') && !methods.includes('PUT'), `${postAfterMs}: ${methods.join()}`);
+      assert.equal(methods.includes('DELETE'), postAfterMs !== undefined, `${postAfterMs}: ${methods.join()}`);
+      if (postAfterMs === undefined) assert.ok(ms < 10_000, 'a POST never answered is not waited for past the grace');
     }
   });
 
