@@ -52,6 +52,8 @@ export interface BuildResult {
  * (the stargz snapshotter hides the landmarks at the root only, so deeper copies are fine).
  */
 const RESERVED = new Set([NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK, TOC_TAR_NAME]);
+/** OCI layers mark deletions with entries named `.wh.<name>` (and `.wh..wh..opq`): no file may be named so. */
+const WHITEOUT_PREFIX = '.wh.';
 
 export function validateBuildInput(name: string, tag: string, sha?: string): void {
   const problem = nameProblem(name) ?? tagProblem(tag) ?? (sha === undefined ? undefined : shaProblem(sha));
@@ -199,6 +201,8 @@ export function withProgress(source: ModelSource, onProgress?: (done: number, to
       const files = await source.list();
       const reserved = files.find((f) => RESERVED.has(f.path));
       if (reserved) throw new SourceError(`${reserved.path} is reserved by the eStargz format at the top of a layer; rename it or move it into a folder`);
+      const whiteout = files.find((f) => f.path.split('/').some((part) => part.startsWith(WHITEOUT_PREFIX)));
+      if (whiteout) throw new SourceError(`${whiteout.path}: a name starting with "${WHITEOUT_PREFIX}" is a whiteout in an OCI layer (image-spec, layer.md): every client would delete a file instead of copying this one; rename it`);
       wrapped.files = files;
       wrapped.total = files.reduce((sum, f) => sum + f.size, 0);
       onProgress?.(0, wrapped.total);

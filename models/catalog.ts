@@ -57,6 +57,12 @@ export function isValidImageName(image: string): boolean {
   return image.length <= 255 && OCI_REPOSITORY.test(image);
 }
 
+/**
+ * One-segment paths the site serves itself (the homepage, the 404 page, public files, the
+ * sitemap, built assets), case-insensitive as some hosts are: a bare model name cannot be one.
+ */
+export const SITE_PATHS = /^(index|404|robots\.txt|favicon\.svg|sitemap[\w.-]*|_astro)$/i;
+
 /** Why `name` is not a valid Hugging Face repository id, or undefined when it is. */
 export function nameProblem(name: string): string | undefined {
   if (name.length === 0) return 'name must not be empty';
@@ -68,6 +74,7 @@ export function nameProblem(name: string): string | undefined {
     if (part.includes('--') || part.includes('..')) return `name "${name}" must not contain "--" or ".."`;
     if (/^[-.]|[-.]$/.test(part)) return `name "${name}" must not start or end a part with "-" or "."`;
   }
+  if (parts.length === 1 && SITE_PATHS.test(name)) return `name "${name}" is a path the site serves itself (a bare name's page is /${name}); Hub names without an owner are legacy ones such as gpt2: give the owner`;
   if (!isValidImageName(imageName(name))) return `name "${name}" does not make a valid image name ("${imageName(name)}")`;
   return undefined;
 }

@@ -100,6 +100,14 @@ describe('catalog schema', () => {
     }
   });
 
+  test("a bare name that is one of the site's own paths is refused, in any case; with an owner it is fine", () => {
+    for (const name of ['index', 'INDEX', '404', 'robots.txt', 'Favicon.svg', 'sitemap-index.xml', 'sitemap-0.xml', 'sitemap', '_astro']) {
+      assert.match(problems(entry(`name: ${name}\nsha: ${SHA}`))[0] ?? '', new RegExp(`name "${name.replace(/\./g, '\\.')}" is a path the site serves itself`), name);
+      assert.deepEqual(problems(entry(`name: someone/${name}\nsha: ${SHA}`)), [], `someone/${name}`);
+    }
+    for (const name of ['gpt2', 'index2', 'robots', 'my-404']) assert.deepEqual(problems(entry(`name: ${name}\nsha: ${SHA}`)), [], name);
+  });
+
   test('name and sha are required', () => {
     assert.deepEqual(problems(entry('name: gpt2')), ['m.yaml:2:5: model is missing "sha"']);
     assert.deepEqual(problems(entry(`sha: ${SHA}`)), ['m.yaml:2:5: model is missing "name"']);

@@ -126,3 +126,18 @@ describe('names that are not UTF-8 (finding 13)', () => {
     assert.deepEqual((await new FolderSource(dir).list()).map((f) => f.path).sort(), ['modèle/权重 ✓.bin', '😀.txt'].sort());
   });
 });
+
+describe('whiteout names (red team, issue 14 F3)', () => {
+  for (const path of ['.wh.ghost', 'sub/.wh..wh..opq', '.wh.dir/a.txt', 'a/b/.wh.x.bin']) {
+    test(`${path}: refused with one line naming it, nothing built`, async () => {
+      const run = await build('bad/whiteout', modelDir({ [path]: 'x', 'a.txt': 'a' }));
+      assertRefused(run, new RegExp(`${path.replace(/\./g, '\\.')}: a name starting with "\\.wh\\." is a whiteout in an OCI layer`));
+    });
+  }
+  test('".wh" without the dot, or ".wh." inside a name, is an ordinary file', async () => {
+    const run = await build('ok/wh', modelDir({ '.wh': 'x', 'x.wh.y': 'y', 'sub/a.wh.b': 'z' }));
+    assert.equal(run.status, 0, run.stderr);
+    const info = await readImageInfo(run.store, 'ok/wh', 'latest');
+    assert.deepEqual(info!.files.map((f) => f.path).sort(), ['.wh', 'sub/a.wh.b', 'x.wh.y']);
+  });
+});
