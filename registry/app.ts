@@ -233,7 +233,14 @@ export function createApp({ store, upstream, sendStream }: AppOptions): Hono {
       const ifRange = c.req.header('if-range');
       const range = ifRange === undefined || ifRange.trim() === `"${digest}"` ? c.req.header('range') : undefined;
       const reply = await upstream.blob(name, digest, { head, range });
-      if (reply && reply !== 'cached') return send(c, reply.status, reply.headers, head ? null : reply.body);
+      if (reply && reply !== 'cached') {
+        // The ETag is the digest whether cached or not; there is no Last-Modified before it is.
+        const precondition = reply.status < 300 ? preconditions((h) => c.req.header(h), `"${digest}"`) : undefined;
+        if (!precondition) return send(c, reply.status, reply.headers, head ? null : reply.body);
+        if (reply.body && !(reply.body instanceof Uint8Array)) await reply.body.cancel().catch(() => {});
+        if (precondition === 412) throw preconditionFailed(`"${digest}"`);
+        return new Response(null, { status: 304, headers: blobHeaders(digest) });
+      }
       if (reply === 'cached') stat = await store.statBlob(name, digest);
       if (!stat) throw blobUnknown(name, digest);
     }
@@ -304,9 +311,11 @@ export function createApp({ store, upstream, sendStream }: AppOptions): Hono {
   }
 
   async function tagsList(c: Context, name: string, head: boolean): Promise<Response> {
-    let tags: string[] | undefined;
-    if (await store.hasRepository(name)) tags = await store.tags(name);
-    else if (upstream) tags = await upstream.tags(name);
+    const cached = (await store.hasRepository(name)) ? await store.tags(name) : undefined;
+    // Through a pull-through, the upstream's tags and those cached (the upstream's list is the
+    // news: a tag pushed there since); the cache alone while the upstream fails.
+    const upstreamTags = upstream ? await upstream.tags(name).catch((error: unknown) => (cached ? undefined : Promise.reject(error))) : undefined;
+    const tags = upstreamTags ? [...new Set([...upstreamTags, ...(cached ?? [])])].sort() : cached;
     if (!tags) throw nameUnknown(name);
     const { items, link } = page(c, tags, `/v2/${name}/tags/list`);
     return json({ name, tags: items }, head, link ? { Link: link } : {});

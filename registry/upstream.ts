@@ -431,6 +431,17 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
       if (BLOB_ABSENT.has(res.status)) return undefined;
       if (!res.ok) fail(res.status, `blob ${name}@${digest}`);
       const length = res.headers.get('content-length');
+      // A HEAD with a Range gets the headers a GET would: the range resolved against the stated size.
+      const wanted = asked.range && length && /^\d+$/.test(length) ? parseRange(asked.range, Number(length)) : undefined;
+      if (wanted?.kind === 'unsatisfiable') throw rangeInvalid(asked.range!, Number(length));
+      if (wanted?.kind === 'ranges' && wanted.ranges.length === 1) {
+        const [{ start, end }] = wanted.ranges;
+        return { status: 206, headers: unverifiedHeaders(digest, { 'Content-Length': String(end - start + 1), 'Content-Range': `bytes ${start}-${end}/${length}` }), body: null };
+      }
+      if (wanted?.kind === 'ranges') {
+        const multipart = multipartByteranges(wanted.ranges, Number(length));
+        return { status: 206, headers: unverifiedHeaders(digest, { 'Content-Length': String(multipart.length), 'Content-Type': multipart.contentType }), body: null };
+      }
       return { status: 200, headers: unverifiedHeaders(digest, length ? { 'Content-Length': length } : {}), body: null };
     }
     // A Range in another unit is ignored (RFC 9110 §14.2): the whole blob.

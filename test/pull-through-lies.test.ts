@@ -284,6 +284,47 @@ for (const kind of ['serve', 'worker'] as const) {
       assert.equal(wholeGets.get('fresh'), 1, `${kind}: four open ranges, one upstream transfer of the blob`);
     });
 
+    test('preconditions on a miss, as once cached: If-Match not holding is 412, If-None-Match with the digest 304; a HEAD with a Range gets what the GET would', async () => {
+      const etag = `"${digest}"`;
+      const cases: [string, Record<string, string>, string, number][] = [
+        ['ifmatch', { 'If-Match': '"sha256:nope"' }, 'GET', 412],
+        ['ifmatchhead', { 'If-Match': '"sha256:nope"' }, 'HEAD', 412],
+        ['ifmatchrange', { 'If-Match': '"sha256:nope"', Range: 'bytes=0-9' }, 'GET', 412],
+        ['inm', { 'If-None-Match': etag }, 'GET', 304],
+        ['inmrange', { 'If-None-Match': etag, Range: 'bytes=0-9' }, 'GET', 304],
+        ['matching', { 'If-Match': etag }, 'GET', 200],
+      ];
+      for (const [fresh, headers, method, status] of cases) {
+        const miss = await fetchRaw(registry.url, blobPath('honest', fresh), headers, method);
+        assert.equal(miss.status, status, `${kind} miss ${method} ${JSON.stringify(headers)}`);
+        if (status === 200) assert.ok(miss.complete && miss.body.equals(blob));
+        if (status === 412) assert.match(miss.body.toString(), method === 'HEAD' ? /^$/ : /^\{"errors":\[/);
+        if (status === 304) assert.equal(miss.body.length, 0);
+        const whole = await fetchRaw(registry.url, blobPath('honest', fresh)); // now it is stored
+        assert.ok(whole.complete && whole.headers.etag, `${kind}: ${fresh} served verified`);
+        const stored = await fetchRaw(registry.url, blobPath('honest', fresh), headers, method);
+        assert.equal(stored.status, status, `${kind} cached ${method} ${JSON.stringify(headers)}`);
+      }
+      const size = blob.length;
+      const ranges: [string, number, string | undefined][] = [
+        ['bytes=0-9', 206, `bytes 0-9/${size}`],
+        ['bytes=-5', 206, `bytes ${size - 5}-${size - 1}/${size}`],
+        ['bytes=0-1,10-11', 206, undefined],
+        [`bytes=${size}-`, 416, `bytes */${size}`],
+        ['items=0-1', 200, undefined],
+      ];
+      for (const [range, status, contentRange] of ranges) {
+        const fresh = `headrange${ranges.findIndex((r) => r[0] === range) + 1}`.replace(/\d/g, (d) => 'abcdefghij'[Number(d)]);
+        const head = await fetchRaw(registry.url, blobPath('honest', fresh), { Range: range }, 'HEAD');
+        const get = await fetchRaw(registry.url, blobPath('honest', fresh), { Range: range });
+        assert.equal(head.status, status, `${kind} HEAD ${range}`);
+        assert.equal(get.status, status, `${kind} GET ${range}`);
+        assert.equal(head.headers['content-range'], contentRange, `${kind} HEAD ${range}`);
+        if (status === 206 && contentRange) assert.equal(head.headers['content-length'], get.headers['content-length'], `${kind} ${range}`);
+        if (status === 206 && !contentRange) assert.match(String(head.headers['content-type']), /^multipart\/byteranges; boundary=/);
+      }
+    });
+
     // serve only: workerd notices a client gone only when it next writes to it, so there a
     // stalled relay is dropped by the client's idle bound on the upstream (30 s, DEPOT_IDLE_TIMEOUT_MS).
     if (kind === 'serve') test('a client that leaves a relayed range whose upstream stalls: the upstream request is dropped at once, not after the idle timeout', async () => {

@@ -279,6 +279,19 @@ describe('pull-through: cached tags follow the upstream', () => {
     await rm(out, { recursive: true, force: true });
   });
 
+  test("the tag list through the pull-through: the upstream's tags with those cached, a tag pushed upstream since listed at once", async () => {
+    const tags = async (registry: TestRegistry, name: string) => {
+      const res = await raw(registry.url, `/v2/${name}/tags/list`);
+      assert.equal(res.status, 200, res.body.toString());
+      return JSON.parse(res.body.toString()).tags as string[];
+    };
+    const name = first.name.toLowerCase();
+    await tagDigest(holding, first.name, 'latest'); // the repository is now in the cache, with one tag
+    await pushLayout(first.store, first.name, first.tag, cncf.hostPort, `${name}:pushed-since`);
+    assert.deepEqual(await tags(holding, name), ['latest', 'pushed-since']);
+    assert.deepEqual(await tags(rechecking, local.name.toLowerCase()), ['v1'], 'a repository only the cache holds');
+  });
+
   test('a tag only the cache holds is served as it is', async () => {
     assert.equal(await tagDigest(rechecking, local.name, local.tag), local.index);
   });
@@ -311,9 +324,12 @@ describe('pull-through: cached tags follow the upstream', () => {
     assert.equal(await tagDigest(rechecking, name, asked), honest.index);
   });
 
-  test('with the upstream down, a cached tag is still served', async () => {
+  test('with the upstream down, a cached tag is still served, and the cached tag list', async () => {
     await cncf.stop();
     assert.equal(await tagDigest(rechecking, moved.name, 'latest'), moved.index);
+    const list = await raw(holding.url, `/v2/${first.name.toLowerCase()}/tags/list`);
+    assert.equal(list.status, 200, list.body.toString());
+    assert.deepEqual(JSON.parse(list.body.toString()).tags, ['latest']);
     assert.equal(await tagDigest(rechecking, local.name, local.tag), local.index);
   });
 });
