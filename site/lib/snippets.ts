@@ -22,6 +22,17 @@ export function copyFile(ref: string, path: string): string {
   return copyLine(ref, [path], '.');
 }
 
+/**
+ * `COPY --link --from=<ref> /<folder> ./<folder>/` — a folder's contents into `dest` (by default
+ * the same folder under the build's working directory). The source never ends in `/`: Docker's
+ * classic builder finds no file for a pattern source ending in `/` (`/q[?]dir/`: "no source files
+ * were specified"); without it all three builders copy the folder's contents alike.
+ */
+export function copyFolder(ref: string, folder: string, dest?: string): string {
+  const name = folder.replace(/\/+$/, '');
+  return copyLine(ref, [name], dest ?? `./${name}/`);
+}
+
 /** The Hugging Face tree of a model at its pinned revision. */
 export function sourceUrl(name: string, sha: string): string {
   return `https://huggingface.co/${name}/tree/${sha}`;
