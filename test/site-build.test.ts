@@ -284,7 +284,7 @@ describe('site build with a built model and a custom registry host', () => {
     const folder = sd.slice(sd.indexOf('data-folder="unet"'));
     assert.match(folder, /^data-folder="unet">\s*<details[^>]*>\s*<summary/);
     assert.ok(folder.includes(`data-size="${unet.reduce((sum, [, c]) => sum + Buffer.byteLength(c), 0)}"`), 'bytes under unet/');
-    assert.ok(attrs(sd, 'data-copy').includes(`COPY --link --from=${sdRef} /unet/ ./unet/`));
+    assert.ok(attrs(sd, 'data-copy').includes(`COPY --link --from=${sdRef} /unet ./unet/`));
     const gpt2 = await readFile(pageFile(dist, 'gpt2'), 'utf8');
     assert.ok(gpt2.includes('data-folder="deep/nested/dir"'), 'nested folders');
   });
