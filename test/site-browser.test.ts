@@ -279,7 +279,7 @@ describe('file sets and the file tree', () => {
       await page.keyboard.press('Tab');
       assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('aria-label')), 'Copy the line for the folder unet');
       await page.keyboard.press('Enter');
-      assert.equal(await clipboard(page), `COPY --link --from=${FIXTURE_HOST}/runwayml/stable-diffusion-v1-5:latest /unet/ ./unet/`);
+      assert.equal(await clipboard(page), `COPY --link --from=${FIXTURE_HOST}/runwayml/stable-diffusion-v1-5:latest /unet ./unet/`);
     } finally {
       await context.close();
     }
