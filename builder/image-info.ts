@@ -87,10 +87,11 @@ export function registryImage(baseUrl: string, image: string, deadlineMs?: numbe
 
 /**
  * From a registry at `baseUrl` (`http(s)://host[:port][/prefix]`): the index, one manifest and
- * the layer's footer and TOC, fetched with range requests. Undefined when the registry has no such tag.
+ * the layer's footer and TOC, fetched with range requests, each request ending by `deadlineMs`
+ * (ms) when given. Undefined when the registry has no such tag.
  */
-export async function readRemoteImageInfo(baseUrl: string, image: string, tag: string): Promise<ImageInfo | undefined> {
-  const { client, repository } = registryImage(baseUrl, image);
+export async function readRemoteImageInfo(baseUrl: string, image: string, tag: string, deadlineMs?: number): Promise<ImageInfo | undefined> {
+  const { client, repository } = registryImage(baseUrl, image, deadlineMs);
   const top = await client.manifest(repository, tag, { optional: true });
   if (!top) return undefined;
   const { manifest } = await client.imageManifest(repository, top.digest);
@@ -98,8 +99,8 @@ export async function readRemoteImageInfo(baseUrl: string, image: string, tag: s
   return describe(image, tag, { digest: top.digest, annotations: top.json.annotations }, layer, (offset, length) => client.readRange(repository, layer, offset, length));
 }
 
-/** The digest of the manifest a registry's `tag` of `image` serves (the bytes received, hashed); undefined when the registry has no such tag. */
-export async function readRemoteTagDigest(baseUrl: string, image: string, tag: string): Promise<string | undefined> {
-  const { client, repository } = registryImage(baseUrl, image);
+/** The digest of the manifest a registry's `tag` of `image` serves (the bytes received, hashed), the request ending by `deadlineMs` (ms) when given; undefined when the registry has no such tag. */
+export async function readRemoteTagDigest(baseUrl: string, image: string, tag: string, deadlineMs?: number): Promise<string | undefined> {
+  const { client, repository } = registryImage(baseUrl, image, deadlineMs);
   return (await client.manifest(repository, tag, { optional: true }))?.digest;
 }

@@ -139,6 +139,7 @@ describe('homepage task and library filters and sorting (1,000 models)', () => {
       assert.ok(images.length > 20 && images.length < 500);
       assert.deepEqual(await visibleNames(page), images.map((m) => m.name));
       assert.equal(await page.locator('#model-count').textContent(), `${images.length} of 1000 models`);
+      assert.ok(await page.locator('#model-count').isVisible(), 'with JavaScript the count stays, exact, under a filter');
 
       await page.selectOption('#model-library', 'diffusers');
       const both = images.filter((m) => m.library === 'diffusers');
@@ -196,7 +197,16 @@ describe('homepage task and library filters and sorting (1,000 models)', () => {
       assert.deepEqual(reached, ['model-task', 'model-library', 'Catalog order', 'Name', 'Size (largest first)', 'Downloads (most first)']);
       assert.equal(await page.getByRole('link', { name: 'Catalog order' }).getAttribute('aria-current'), 'page');
 
+      // The count cannot follow a CSS filter: it is hidden while a task or library is chosen.
+      const count = page.locator('#model-count');
+      assert.ok(await count.isVisible());
+      assert.equal(await count.textContent(), '1000 models');
+      await page.selectOption('#model-library', 'diffusers');
+      assert.equal(await count.isVisible(), false, 'no count under the library filter');
+      await page.selectOption('#model-library', '');
+      assert.ok(await count.isVisible(), 'the count again with no filter');
       await page.selectOption('#model-task', 'text-to-image');
+      assert.equal(await count.isVisible(), false, 'no count under the task filter');
       const images = bigModels.filter((m) => m.task === 'text-to-image');
       assert.deepEqual(await visibleNames(page), images.map((m) => m.name));
       await page.selectOption('#model-library', 'diffusers');
@@ -212,6 +222,7 @@ describe('homepage task and library filters and sorting (1,000 models)', () => {
         assert.equal(await page.getByRole('link', { name: label }).getAttribute('aria-current'), 'page');
         assert.equal(await page.getByRole('link', { name: 'Catalog order' }).getAttribute('aria-current'), null);
         assert.deepEqual(await visibleNames(page), expected, `${path}: DOM order`);
+        assert.ok(await page.locator('#model-count').isVisible(), `${path}: a sort is no filter, the count stays`);
         if (path === '/sort--size') assert.deepEqual(await tabbedRows(page, 4), expected.slice(0, 4), `${path}: Tab order`);
         // The task filter works on the sort page too.
         await page.selectOption('#model-task', 'text-to-image');
@@ -268,7 +279,7 @@ describe('file sets and the file tree', () => {
       await page.keyboard.press('Tab');
       assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('aria-label')), 'Copy the line for the folder unet');
       await page.keyboard.press('Enter');
-      assert.equal(await clipboard(page), `COPY --link --from=${FIXTURE_HOST}/runwayml/stable-diffusion-v1-5:latest /unet/ ./unet/`);
+      assert.equal(await clipboard(page), `COPY --link --from=${FIXTURE_HOST}/runwayml/stable-diffusion-v1-5:latest /unet ./unet/`);
     } finally {
       await context.close();
     }

@@ -1,11 +1,12 @@
 // The website build: one page per catalog entry, the homepage's list and snippets, no broken
 // internal links, the store's data on built models, and a broken catalog stopping the build.
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
 import { CatalogError, loadCatalog, type ModelEntry } from '../models/catalog.ts';
 import { readImageInfo } from '../builder/image-info.ts';
+import { depotAi } from './helpers/cli.ts';
 import { buildSite, cachedSiteBuild, pageBytes, listFiles, makeTempDir, resolveStatic, ROOT } from './helpers/site.ts';
 import { generatedCatalog, realCatalogWithFacts } from './helpers/site-catalog.ts';
 import { builtFixture, EMPTY_STORE, FIXTURE_DIFFUSERS, FIXTURE_FILES, FIXTURE_HOST } from './helpers/site-fixtures.ts';
@@ -284,7 +285,7 @@ describe('site build with a built model and a custom registry host', () => {
     const folder = sd.slice(sd.indexOf('data-folder="unet"'));
     assert.match(folder, /^data-folder="unet">\s*<details[^>]*>\s*<summary/);
     assert.ok(folder.includes(`data-size="${unet.reduce((sum, [, c]) => sum + Buffer.byteLength(c), 0)}"`), 'bytes under unet/');
-    assert.ok(attrs(sd, 'data-copy').includes(`COPY --link --from=${sdRef} /unet/ ./unet/`));
+    assert.ok(attrs(sd, 'data-copy').includes(`COPY --link --from=${sdRef} /unet ./unet/`));
     const gpt2 = await readFile(pageFile(dist, 'gpt2'), 'utf8');
     assert.ok(gpt2.includes('data-folder="deep/nested/dir"'), 'nested folders');
   });
@@ -330,6 +331,57 @@ describe('site build with a built model and a custom registry host', () => {
       for (const copy of copies) assert.ok(copy.includes(FIXTURE_HOST), `${page}: ${copy}`);
       assert.ok(!/--from=depot\.ai\//.test(decode(html.replace(/<[^>]+>/g, ''))), `${page}: no depot.ai snippet left`);
     }
+  });
+});
+
+describe('site build: facts of another revision, the homepage example image without config.json, names differing in case (issue 14)', () => {
+  const SHA = 'a'.repeat(40);
+  const FACTS_SHA = 'b'.repeat(40);
+  // The example image (the first catalog entry: runwayml/stable-diffusion-v1-5 is not in the
+  // catalog) has no config.json; its largest file no line names exactly (buildah's second reading).
+  const FILES: Record<string, string> = { 'model.safetensors': 'w'.repeat(5_000), 'tokenizer.json': '{}\n', 'weights[0].bin': 'x'.repeat(9_000), 'weights0.bin': '0\n' };
+  let dist: string;
+  let stderr: string;
+
+  before(async () => {
+    const dir = await makeTempDir('depot-site-rt14');
+    const source = path.join(dir, 'source');
+    await mkdir(source, { recursive: true });
+    for (const [file, content] of Object.entries(FILES)) await writeFile(path.join(source, file), content);
+    const store = path.join(dir, 'store');
+    const build = await depotAi(['build', 'acme/no-config', '--from', source, '--store', store, '--tag', 'latest', '--sha', SHA]);
+    assert.equal(build.status, 0, build.stderr);
+    const catalog = path.join(dir, 'models.yaml');
+    await writeFile(catalog, `models:\n  - name: acme/no-config\n    sha: ${SHA}\n  - name: Foo/Bar\n    sha: ${'c'.repeat(40)}\n  - name: x/bar\n    sha: ${'d'.repeat(40)}\n`);
+    // As `models update` shapes it, fetched when the Hub's head was another revision than the catalog pins.
+    const facts = { 'acme/no-config': { sha: FACTS_SHA, task: 'text-generation', library: 'transformers', gated: false, downloads: 10, likes: 1, files: 4, bytes: 14_000 } };
+    await writeFile(path.join(dir, 'facts.json'), JSON.stringify({ updated: '2026-11-23T04:00:00.000Z', models: facts }, null, 2) + '\n');
+    const result = await buildSite({ catalog, store, registryHost: FIXTURE_HOST, outDir: path.join(dir, 'dist') });
+    assert.equal(result.code, 0, result.stderr);
+    dist = result.outDir;
+    stderr = result.stderr;
+  });
+
+  test('facts fetched for another revision say which, next to the date', async () => {
+    const html = await readFile(pageFile(dist, 'acme/no-config'), 'utf8');
+    const text = decode(html.replace(/<[^>]+>/g, ''));
+    assert.ok(text.includes('From Hugging Face as of 2026-11-23 (as of revision bbbbbbb…; the catalog pins aaaaaaa…).'), text);
+    assert.ok(html.includes(`data-facts-revision="${FACTS_SHA}"`));
+  });
+
+  test('the homepage example names a file the example image holds and a line names exactly', async () => {
+    const text = decode((await readFile(path.join(dist, 'index.html'), 'utf8')).replace(/<[^>]+>/g, ''));
+    assert.ok(text.includes(`COPY --link --from=${FIXTURE_HOST}/acme/no-config / .`));
+    assert.ok(text.includes(`COPY --link --from=${FIXTURE_HOST}/acme/no-config /model.safetensors .`), 'the largest named file');
+    assert.ok(!text.includes('/config.json .') && !text.includes('weights'), 'not a file the image lacks, nor one no line names');
+  });
+
+  test('Foo/Bar and x/bar share one owner-less page, at the first spelling', async () => {
+    const files = await listFiles(dist);
+    assert.ok(files.includes('Bar.html') && !files.includes('bar.html'), files.join(' '));
+    const page = await readFile(path.join(dist, 'Bar.html'), 'utf8');
+    assert.deepEqual(attrs(page, 'href').filter((h) => /^\/(Foo|x)\//.test(h)), ['/Foo/Bar', '/x/bar']);
+    assert.doesNotMatch(stderr, /warn|error/i);
   });
 });
 

@@ -9,6 +9,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { copyLine, copySource, listing, unnamed } from '../site/lib/dockerfile.ts';
+import { copyFolder } from '../site/lib/snippets.ts';
 import { buildImage, pseudoRandom, startTestRegistry, tempDir, type TestRegistry } from './helpers/registry.ts';
 import { buildahRoot } from './helpers/site-buildah.ts';
 import { startDockerd, type Dockerd } from './helpers/site-docker.ts';
@@ -105,15 +106,23 @@ describe('real builds (buildah, BuildKit, the classic builder) copy exactly the 
   const generated = generatedNames('builders', 24, '\\-' + CONTROLS);
   const siblings = generated.map((n) => n.replace(/[[\]\\]/g, '').replace(/[*?]/g, 'x')).filter((n) => n && !generated.includes(n) && !fixed.includes(n));
   const all = [...new Set([...fixed, ...generated, ...siblings])];
-  const files = new Map(all.map((n) => [n, Buffer.from(`content of ${JSON.stringify(n)}\n`)]));
-  const list = listing(all);
+  // Folders with the same kinds of names (issue 14, F2: `?` or a control character in a folder
+  // name), each holding a file and a sub-folder: a folder line copies exactly its contents.
+  const folders = [...new Set(['q?dir', 'ctl\u0001dir', 'tab\tdir', 'nl\ndir', 'sp ace dir', 'star*dir', ...generatedNames('folders', 12, '-' + CONTROLS).map((n) => n.replace(/\.bin$/, '.d'))])].filter((n) => !all.includes(n));
+  const inFolder = (folder: string) => [`${folder}/in.txt`, `${folder}/sub/deep.txt`];
+  const files = new Map([...all, ...folders.flatMap(inFolder)].map((n) => [n, Buffer.from(`content of ${JSON.stringify(n)}\n`)]));
+  const list = listing([...files.keys()]);
   const named = all.filter((n) => !unnamed(n, list));
+  const namedFolders = folders.filter((n) => !unnamed(n, list));
 
   before(async () => {
     dir = await tempDir('site-dockerfile');
     const source = path.join(dir, 'source');
     await mkdir(source);
-    for (const [name, bytes] of files) await writeFile(path.join(source, name), bytes);
+    for (const [name, bytes] of files) {
+      await mkdir(path.dirname(path.join(source, name)), { recursive: true });
+      await writeFile(path.join(source, name), bytes);
+    }
     await buildImage('site/escapes', source, path.join(dir, 'store'));
     registry = await startTestRegistry({ store: path.join(dir, 'store') });
     dockerd = await startDockerd();
@@ -136,24 +145,37 @@ describe('real builds (buildah, BuildKit, the classic builder) copy exactly the 
     // Each other kind of character is named somewhere.
     for (const c of ['*', '?', ']', '$', "'", '"', ' ', 'ü', '字', '\n', '\t', '\u0001']) assert.ok(named.some((n) => n.includes(c)), `a named file holds ${JSON.stringify(c)}`);
     assert.ok(named.some((n) => n.startsWith('-')), 'a named file starts with a dash');
+    for (const c of ['?', '*', ' ', '\n', '\t', '\u0001']) assert.ok(namedFolders.some((n) => n.includes(c)), `a named folder holds ${JSON.stringify(c)}`);
+  });
+
+  test('a folder line: the source never ends in `/`, the destination is the same folder', () => {
+    assert.equal(copyFolder('r', 'q?dir'), 'COPY --link --from=r /q[?]dir ./q?dir/');
+    assert.equal(copyFolder('r', 'a/b/'), 'COPY --link --from=r /a/b ./a/b/');
+    for (const folder of namedFolders) assert.doesNotMatch(sources(copyFolder('r', folder))[0], /\/$/);
   });
 
   // The builders reject --link without a newer frontend (dockerd 20.10, buildah 1.28); the rest of each line is the site's, byte for byte.
-  const dockerfile = (ref: string) => ['FROM scratch', ...named.map((name, i) => copyLine(ref, [name], `/d${i}/`).replace('COPY --link ', 'COPY '))].join('\n') + '\n';
+  const dockerfile = (ref: string) =>
+    ['FROM scratch', ...named.map((name, i) => copyLine(ref, [name], `/d${i}/`)), ...namedFolders.map((folder, i) => copyFolder(ref, folder, `/f${i}/`))].map((l) => l.replace('COPY --link ', 'COPY ')).join('\n') + '\n';
   const assertExact = async (root: string) => {
     for (const [i, name] of named.entries()) {
       assert.deepEqual(await readdir(path.join(root, `d${i}`)), [name], JSON.stringify(name));
       assert.ok((await readFile(path.join(root, `d${i}`, name))).equals(files.get(name)!));
     }
+    for (const [i, folder] of namedFolders.entries()) {
+      assert.deepEqual((await readdir(path.join(root, `f${i}`))).sort(), ['in.txt', 'sub'], JSON.stringify(folder));
+      assert.deepEqual(await readdir(path.join(root, `f${i}`, 'sub')), ['deep.txt'], JSON.stringify(folder));
+      for (const [inside, rel] of inFolder(folder).map((p) => [p, p.slice(folder.length + 1)])) assert.ok((await readFile(path.join(root, `f${i}`, rel))).equals(files.get(inside)!), JSON.stringify(inside));
+    }
   };
 
   for (const buildkit of [true, false]) {
-    test(`${buildkit ? 'BuildKit' : 'the classic builder'}: one line per named file copies that file and no sibling`, { timeout: 300_000 }, async () => {
+    test(`${buildkit ? 'BuildKit' : 'the classic builder'}: one line per named file (or folder) copies that file (or the folder's contents) and no sibling`, { timeout: 300_000 }, async () => {
       await assertExact(await dockerd.buildRoot(dockerfile(`${registry.hostPort}/site/escapes:latest`), buildkit));
     });
   }
 
-  test('buildah: one line per named file copies that file and no sibling', { timeout: 300_000 }, async () => {
+  test('buildah: one line per named file (or folder) copies that file (or the folder\'s contents) and no sibling', { timeout: 300_000 }, async () => {
     const root = await buildahRoot(registry.hostPort, dockerfile(`${registry.hostPort}/site/escapes:latest`));
     try {
       await assertExact(root.path);

@@ -50,7 +50,58 @@ const GGUF = repo({
   'llama-2-7b.F16-00001-of-00002.gguf': 7000, 'llama-2-7b.F16-00002-of-00002.gguf': 6000,
 });
 
+// THUDM/chatglm2-6b: remote code (trust_remote_code), sharded .bin weights.
+const CHATGLM = repo({
+  'MODEL_LICENSE': 4, 'README.md': 8, 'config.json': 1, 'configuration_chatglm.py': 2, 'modeling_chatglm.py': 50, 'quantization.py': 15,
+  'pytorch_model-00001-of-00002.bin': 9000, 'pytorch_model-00002-of-00002.bin': 3000, 'pytorch_model.bin.index.json': 20, 'tokenization_chatglm.py': 10,
+  'tokenizer.model': 1000, 'tokenizer_config.json': 1,
+});
+
+// mosaicml/mpt-7b-instruct: remote code split over many modules the modeling file imports.
+const MPT = repo({
+  'README.md': 9, 'adapt_tokenizer.py': 2, 'attention.py': 17, 'blocks.py': 2, 'config.json': 1, 'configuration_mpt.py': 9, 'custom_embedding.py': 1,
+  'flash_attn_triton.py': 28, 'generation_config.json': 1, 'hf_prefixlm_converter.py': 27, 'meta_init_context.py': 3, 'modeling_mpt.py': 18, 'norm.py': 2,
+  'param_init_fns.py': 12, 'pytorch_model-00001-of-00002.bin': 9000, 'pytorch_model-00002-of-00002.bin': 4000, 'pytorch_model.bin.index.json': 16,
+  'special_tokens_map.json': 1, 'tokenizer.json': 2000, 'tokenizer_config.json': 1,
+});
+
+// stabilityai/stable-diffusion-xl-base-1.0: ONNX, OpenVINO and Flax copies beside the diffusers
+// weights, ONNX-only folders (vae_decoder/, vae_encoder/), and an onnx/ export folder.
+const SDXL = repo({
+  'README.md': 1, 'model_index.json': 1, 'sd_xl_base_1.0.safetensors': 6900, 'sd_xl_offset_example-lora_1.0.safetensors': 49,
+  'scheduler/scheduler_config.json': 1,
+  'text_encoder/config.json': 1, 'text_encoder/flax_model.msgpack': 492, 'text_encoder/model.fp16.safetensors': 246, 'text_encoder/model.onnx': 492, 'text_encoder/model.safetensors': 492, 'text_encoder/openvino_model.bin': 492, 'text_encoder/openvino_model.xml': 1,
+  'tokenizer/merges.txt': 525, 'tokenizer/special_tokens_map.json': 1, 'tokenizer/tokenizer_config.json': 1, 'tokenizer/vocab.json': 1060,
+  'unet/config.json': 1, 'unet/diffusion_flax_model.msgpack': 10270, 'unet/diffusion_pytorch_model.fp16.safetensors': 5140, 'unet/diffusion_pytorch_model.safetensors': 10270, 'unet/model.onnx': 7, 'unet/model.onnx_data': 10270, 'unet/openvino_model.bin': 10270, 'unet/openvino_model.xml': 1,
+  'vae/config.json': 1, 'vae/diffusion_flax_model.msgpack': 335, 'vae/diffusion_pytorch_model.fp16.safetensors': 167, 'vae/diffusion_pytorch_model.safetensors': 335,
+  'vae_decoder/config.json': 1, 'vae_decoder/model.onnx': 198, 'vae_decoder/openvino_model.bin': 198, 'vae_decoder/openvino_model.xml': 1,
+  'vae_encoder/config.json': 1, 'vae_encoder/model.onnx': 137, 'vae_encoder/openvino_model.bin': 137, 'vae_encoder/openvino_model.xml': 1,
+  'onnx/config.json': 1, 'onnx/model.onnx': 7, 'openvino/config.json': 1, 'coreml/config.json': 1, 'flax/config.json': 1,
+});
+
 describe('file sets per library', () => {
+  test('transformers with remote code: every top-level .py (configuration_, modeling_, tokenization_ and the modules they import)', () => {
+    assert.deepEqual(byId(CHATGLM), {
+      'transformers-pytorch': ['config.json', 'configuration_chatglm.py', 'modeling_chatglm.py', 'pytorch_model-00001-of-00002.bin', 'pytorch_model-00002-of-00002.bin', 'pytorch_model.bin.index.json', 'quantization.py', 'tokenization_chatglm.py', 'tokenizer.model', 'tokenizer_config.json'],
+    });
+    const mpt = byId(MPT)['transformers-pytorch'];
+    assert.deepEqual(mpt.filter((p) => p.endsWith('.py')), MPT.map((f) => f.path).filter((p) => p.endsWith('.py')));
+    assert.deepEqual(mpt.filter((p) => !p.endsWith('.py')), ['config.json', 'generation_config.json', 'pytorch_model-00001-of-00002.bin', 'pytorch_model-00002-of-00002.bin', 'pytorch_model.bin.index.json', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json']);
+    // timm loads no remote code; a .py below the top level is no transformers module.
+    assert.deepEqual(byId([...TIMM, { path: 'convert.py', size: 1 }], 'timm')['timm-safetensors'], ['config.json', 'model.safetensors']);
+    assert.ok(!byId([...BERT, { path: 'scripts/train.py', size: 1 }])['transformers-safetensors'].includes('scripts/train.py'));
+  });
+
+  test('diffusers: export folders (onnx/, openvino/, coreml/, flax/) and ONNX-only folders are no components', () => {
+    const sets = byId(SDXL);
+    const components = ['model_index.json', 'scheduler/scheduler_config.json', 'text_encoder/config.json', 'tokenizer/merges.txt', 'tokenizer/special_tokens_map.json', 'tokenizer/tokenizer_config.json', 'tokenizer/vocab.json', 'unet/config.json', 'vae/config.json'];
+    assert.deepEqual(sets['diffusers-fp16'], [...components, 'text_encoder/model.fp16.safetensors', 'unet/diffusion_pytorch_model.fp16.safetensors', 'vae/diffusion_pytorch_model.fp16.safetensors'].sort());
+    assert.deepEqual(sets['diffusers'], [...components, 'text_encoder/model.safetensors', 'unet/diffusion_pytorch_model.safetensors', 'vae/diffusion_pytorch_model.safetensors'].sort());
+    // A folder of exported weights is one only while it has no weights diffusers loads.
+    const withTorch = byId([...SDXL, { path: 'vae_decoder/diffusion_pytorch_model.safetensors', size: 5 }])['diffusers'];
+    assert.ok(withTorch.includes('vae_decoder/config.json') && withTorch.includes('vae_decoder/diffusion_pytorch_model.safetensors'));
+  });
+
   test('transformers: config, tokenizer and safetensors only, none of the five other copies', () => {
     assert.deepEqual(byId(BERT), { 'transformers-safetensors': ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'vocab.txt'] });
   });

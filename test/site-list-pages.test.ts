@@ -15,7 +15,7 @@ test('no catalog name can be a sort page: the catalog refuses "--", in a bare na
   }
 });
 
-test('owner-less pages: one per spelling, listing every owner of the name; never a bare catalog name or a reserved path', () => {
+test('owner-less pages: one per name compared lower-cased (at its first spelling), listing every owner of the name; never a bare catalog name or a reserved path', () => {
   const entries = [
     entry('gpt2'),
     entry('openai-community/gpt2'),
@@ -30,7 +30,19 @@ test('owner-less pages: one per spelling, listing every owner of the name; never
   const pages = ownerlessPages(entries);
   assert.deepEqual(pages, [
     { repo: 'stable-diffusion-v1-5', names: ['runwayml/stable-diffusion-v1-5', 'Other/Stable-Diffusion-v1-5'] },
-    { repo: 'Stable-Diffusion-v1-5', names: ['runwayml/stable-diffusion-v1-5', 'Other/Stable-Diffusion-v1-5'] },
     { repo: 'index-models', names: ['org/index-models'] },
   ]);
+});
+
+test('owner-less pages never differ only in case (they would be one file on a case-insensitive host): generated spellings', () => {
+  const repos = ['Bar', 'bar', 'BAR', 'Model-X', 'model-x', 'mODEL-x', 'ünï', 'ÜNÏ', 'Solo'];
+  const owners = ['Foo', 'x', 'acme', 'Org-9'];
+  const entries = repos.map((repo, i) => entry(`${owners[i % owners.length]}/${repo}`));
+  const pages = ownerlessPages(entries);
+  const paths = pages.map((p) => p.repo.toLowerCase());
+  assert.equal(new Set(paths).size, paths.length, `distinct lower-cased: ${pages.map((p) => p.repo)}`);
+  assert.deepEqual(pages.map((p) => p.repo), ['Bar', 'Model-X', 'ünï', 'Solo']);
+  // Every owner/repo entry is listed on the page of its name.
+  for (const e of entries) assert.ok(pages.find((p) => p.repo.toLowerCase() === e.name.split('/')[1].toLowerCase())!.names.includes(e.name), e.name);
+  assert.deepEqual(ownerlessPages([entry('Foo/Bar'), entry('x/bar')]), [{ repo: 'Bar', names: ['Foo/Bar', 'x/bar'] }]);
 });

@@ -1,11 +1,13 @@
 // The site reads image data from a registry (as the publish workflow does) just as from the store,
 // and offers no line for a tag whose image is not the catalog entry's, nor a revision tag that is
-// missing or holds another image (red team, issue 14).
+// missing or holds another image (red team, issue 14), and builds every page in bounded time when
+// the registry trickles its answers (issue 14, F8).
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { readImageInfo, readRemoteImageInfo, readRemoteTagDigest, readTagDigest } from '../builder/image-info.ts';
+import { startLyingServer } from './helpers/lying-server.ts';
 import { pushLayout, startCncfRegistry, type CncfRegistry } from './helpers/registry.ts';
 import { buildSite, makeTempDir } from './helpers/site.ts';
 import { builtFixture, EMPTY_STORE, FIXTURE_HOST } from './helpers/site-fixtures.ts';
@@ -105,4 +107,37 @@ test('a registry whose tags hold other images: no COPY line for them on the home
   const sdPage = decode(await readFile(path.join(outDir, `${SD}.html`), 'utf8'));
   assert.ok(sdPage.includes(`Not offered: ${SD}:1d0c4ebf6ff58a5caecab40fa1406526bca4b5b9 is not there yet.`));
   assert.ok(!sdPage.includes(`--from=${FIXTURE_HOST}/${SD}:1d0c4ebf6ff58a5caecab40fa1406526bca4b5b9`));
+});
+
+test('a registry that trickles its answers: every page built without image data once the deadline passes, one warning line per model', { timeout: 120_000 }, async () => {
+  // Headers at once, then one byte of body every 300 ms: never idle long enough for the idle timeout.
+  const timers = new Set<NodeJS.Timeout>();
+  const liar = await startLyingServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/vnd.oci.image.index.v1+json', 'content-length': '100000' });
+    const timer = setInterval(() => res.write('{'), 300);
+    timers.add(timer);
+    res.on('close', () => (clearInterval(timer), timers.delete(timer)));
+  });
+  const saved = process.env.DEPOT_SITE_REGISTRY_DEADLINE_S;
+  process.env.DEPOT_SITE_REGISTRY_DEADLINE_S = '2';
+  try {
+    const outDir = await makeTempDir('depot-site-trickle-');
+    const result = await buildSite({ catalog: fixture.catalog, store: fixture.store, registryHost: FIXTURE_HOST, registryUrl: liar.url, outDir });
+    assert.equal(result.code, 0, result.stderr);
+    const warnings = (result.stderr + result.stdout).split('\n').filter((l) => l.includes('no image data shown'));
+    assert.deepEqual(warnings.map((l) => l.replace(/^.*?site: /, 'site: ')).sort(), [
+      "site: gpt2: no image data shown: the registry's answers took more than 2 s in all (DEPOT_SITE_REGISTRY_DEADLINE_S)",
+      "site: gpt2: no image data shown: the registry's answers took more than 2 s in all (DEPOT_SITE_REGISTRY_DEADLINE_S)",
+      `site: ${SD}: no image data shown: the registry's answers took more than 2 s in all (DEPOT_SITE_REGISTRY_DEADLINE_S)`,
+    ]);
+    const page = await readFile(path.join(outDir, 'gpt2.html'), 'utf8');
+    const digest = (await readImageInfo(fixture.store, 'gpt2', 'latest'))!.indexDigest;
+    assert.ok(!page.includes(digest) && !page.includes('model.safetensors'), 'no image data on the page');
+    assert.ok(liar.seen.some((s) => s.url.includes('/manifests/')), 'the build did ask the registry');
+  } finally {
+    if (saved === undefined) delete process.env.DEPOT_SITE_REGISTRY_DEADLINE_S;
+    else process.env.DEPOT_SITE_REGISTRY_DEADLINE_S = saved;
+    for (const timer of timers) clearInterval(timer);
+    await liar.close();
+  }
 });

@@ -22,6 +22,8 @@ export interface SiteConfig {
   provenanceIdentity: string | undefined;
   /** Milliseconds all registry reads for one model's provenance may take together (DEPOT_PROVENANCE_DEADLINE_S, default 60 s): then it is skipped. */
   provenanceDeadlineMs: number;
+  /** Milliseconds all registry reads for one model's image data (index, manifest, TOC, revision tag) may take together (DEPOT_SITE_REGISTRY_DEADLINE_S, default 60 s): then its page is built without image data. */
+  registryDeadlineMs: number;
 }
 
 export function siteConfig(env: NodeJS.ProcessEnv = process.env): SiteConfig {
@@ -35,16 +37,17 @@ export function siteConfig(env: NodeJS.ProcessEnv = process.env): SiteConfig {
     registryUrl: env.DEPOT_REGISTRY_URL || undefined,
     provenanceKey: env.DEPOT_PROVENANCE_KEY || undefined,
     provenanceIdentity: env.DEPOT_PROVENANCE_IDENTITY || undefined,
-    provenanceDeadlineMs: deadlineMs(env.DEPOT_PROVENANCE_DEADLINE_S),
+    provenanceDeadlineMs: deadlineMs('DEPOT_PROVENANCE_DEADLINE_S', env.DEPOT_PROVENANCE_DEADLINE_S),
+    registryDeadlineMs: deadlineMs('DEPOT_SITE_REGISTRY_DEADLINE_S', env.DEPOT_SITE_REGISTRY_DEADLINE_S),
   };
 }
 
-const DEFAULT_PROVENANCE_DEADLINE_S = 60;
+const DEFAULT_DEADLINE_S = 60;
 
-/** Seconds (a positive number, at most what a timer holds) to milliseconds; the default when unset. */
-function deadlineMs(raw: string | undefined): number {
-  if (raw === undefined || raw === '') return DEFAULT_PROVENANCE_DEADLINE_S * 1000;
+/** The variable `name`'s seconds (a positive number, at most what a timer holds) to milliseconds; the default when unset. */
+function deadlineMs(name: string, raw: string | undefined): number {
+  if (raw === undefined || raw === '') return DEFAULT_DEADLINE_S * 1000;
   const seconds = Number(raw);
-  if (!(seconds > 0 && seconds <= 2_147_483)) throw new Error(`DEPOT_PROVENANCE_DEADLINE_S must be a number of seconds from 0 to 2147483, not "${raw}"`);
+  if (!(seconds > 0 && seconds <= 2_147_483)) throw new Error(`${name} must be a number of seconds from 0 to 2147483, not "${raw}"`);
   return seconds * 1000;
 }

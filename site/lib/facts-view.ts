@@ -18,3 +18,11 @@ export function formatParameters(n: number): string {
 export function licenseFile(files: SizedFile[]): string | undefined {
   return files.map((f) => f.path).filter((p) => /^(license|licence|copying)(\.(md|txt|rst))?$/i.test(p)).sort()[0];
 }
+
+/**
+ * Where the facts were fetched for another revision than the catalog pins (40-hex shas):
+ * `as of revision abc1234…; the catalog pins def5678…`. Undefined when they are the same.
+ */
+export function factsRevisionNote(factsSha: string, pinned: string): string | undefined {
+  return factsSha === pinned ? undefined : `as of revision ${factsSha.slice(0, 7)}…; the catalog pins ${pinned.slice(0, 7)}…`;
+}

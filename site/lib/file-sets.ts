@@ -85,11 +85,16 @@ function configAndTokenizer(files: SizedFile[], dir: string, extra: Set<string> 
   return files.filter((f) => dirname(f.path) === dir && (CONFIG.has(basename(f.path)) || TOKENIZER.has(basename(f.path)) || extra.has(basename(f.path))));
 }
 
-/** transformers (and timm, which reads the same names): config, tokenizer, one copy of the weights. */
+/**
+ * transformers (and timm, which reads the same names): config, tokenizer, one copy of the weights.
+ * transformers also gets every top-level `*.py`: a remote-code model (`trust_remote_code=True`)
+ * loads its configuration_*.py, modeling_*.py and tokenization_*.py from the repository, and they
+ * import sibling modules whose names only their source tells (the site sees file names only).
+ */
 function transformersSets(files: SizedFile[], library: string | undefined): FileSet[] {
   if (!files.some((f) => f.path === 'config.json')) return [];
   const timm = library === 'timm';
-  const base = timm ? files.filter((f) => f.path === 'config.json') : configAndTokenizer(files, '');
+  const base = timm ? files.filter((f) => f.path === 'config.json') : [...configAndTokenizer(files, ''), ...files.filter((f) => /^[^/]+\.py$/.test(f.path))];
   const { found } = firstWeights(files, '', ['model']);
   if (!found.length) return [];
   const format = found[0].path.endsWith('.bin') ? 'PyTorch .bin' : 'safetensors';
@@ -97,11 +102,25 @@ function transformersSets(files: SizedFile[], library: string | undefined): File
   return [makeSet(`${name}-${format === 'safetensors' ? 'safetensors' : 'pytorch'}`, `${name} (${format})`, [...base, ...found])];
 }
 
-/** diffusers: model_index.json and, per component folder, its configs and one copy of its weights. */
+/** Top-level folders of exported copies (ONNX, OpenVINO, Core ML, Flax/JAX, TensorFlow), never a diffusers pipeline component. */
+const EXPORT_FOLDER = /^(onnx|openvino|coreml|core_ml|flax|jax|tf|tflite|mlx)([_-].*)?$/i;
+/** Weights only an exporter's runtime loads (`model.onnx`, `openvino_model.xml`, `*.mlmodel`, `*.msgpack`...). */
+const EXPORT_WEIGHTS = /(\.onnx|\.onnx_data|openvino_model\.(xml|bin)|\.mlmodel|\.mlpackage\/.*|\.msgpack|\.tflite|\.pb)$/;
+
+/**
+ * diffusers: model_index.json and, per component folder, its configs and one copy of its weights.
+ * The components are the top-level folders, less the exported copies: folders named for an
+ * export format, and folders whose only weights are exported ones (SDXL's `vae_decoder/` with
+ * its model.onnx). model_index.json, which lists the components, is not read: the site sees the
+ * image's file names and sizes only (its eStargz TOC), never a file's contents.
+ */
 function diffusersSets(files: SizedFile[]): FileSet[] {
   const index = files.find((f) => f.path === 'model_index.json');
   if (!index) return [];
-  const folders = [...new Set(files.filter((f) => f.path.split('/').length === 2).map((f) => dirname(f.path)))].sort();
+  const exported = (folder: string) =>
+    EXPORT_FOLDER.test(folder) ||
+    (files.some((f) => f.path.startsWith(folder + '/') && EXPORT_WEIGHTS.test(f.path)) && !firstWeights(files, folder, ['diffusion_pytorch_model', 'model']).found.length);
+  const folders = [...new Set(files.filter((f) => f.path.split('/').length === 2).map((f) => dirname(f.path)))].filter((folder) => !exported(folder)).sort();
   const pick = (variant?: string) => {
     const chosen: SizedFile[] = [index];
     let usedVariant = false;

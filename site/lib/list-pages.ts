@@ -53,10 +53,12 @@ export interface OwnerlessPage {
 }
 
 /**
- * One page per repository name (each spelling in the catalog, deduplicated) of the `owner/repo`
- * entries. Skipped, since the path is already another page: a name equal (case-insensitively) to
- * a bare legacy catalog name (`/gpt2` is that model's page) or to a reserved path above. Sort
- * pages cannot collide: a repository name never contains "--".
+ * One page per repository name of the `owner/repo` entries, compared lower-cased: `Foo/Bar` and
+ * `x/bar` share one page, at the spelling first written in the catalog (`/Bar`), listing both.
+ * Two paths that differ only in case would be one file on a case-insensitive host or file system,
+ * one page overwriting the other. Skipped, since the path is already another page: a name equal
+ * (case-insensitively) to a bare legacy catalog name (`/gpt2` is that model's page) or to a
+ * reserved path above. Sort pages cannot collide: a repository name never contains "--".
  */
 export function ownerlessPages(entries: ModelEntry[]): OwnerlessPage[] {
   const taken = new Set(entries.filter((e) => !e.name.includes('/')).map((e) => e.name.toLowerCase()));
@@ -69,13 +71,7 @@ export function ownerlessPages(entries: ModelEntry[]): OwnerlessPage[] {
     if (!names.includes(name)) names.push(name);
     byRepo.set(key, names);
   }
-  const pages = new Map<string, OwnerlessPage>();
-  for (const [key, names] of byRepo) {
-    if (taken.has(key) || RESERVED.test(key)) continue;
-    for (const name of names) {
-      const repo = name.slice(name.indexOf('/') + 1);
-      if (!pages.has(repo)) pages.set(repo, { repo, names });
-    }
-  }
-  return [...pages.values()];
+  return [...byRepo]
+    .filter(([key]) => !taken.has(key) && !RESERVED.test(key))
+    .map(([, names]) => ({ repo: names[0].slice(names[0].indexOf('/') + 1), names }));
 }

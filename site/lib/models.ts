@@ -3,6 +3,7 @@ import { loadCatalog, type ModelEntry } from '../../models/catalog.ts';
 import { loadFacts, type FactsFile } from '../../models/facts.ts';
 import { siteConfig } from './config.ts';
 import { runConcurrently } from '../../client/retry.ts';
+import { DeadlineError, within } from './deadline.ts';
 import { entryImageProblem, readImageInfo, readRemoteImageInfo, readRemoteTagDigest, readTagDigest, revisionTagProblem, type ImageInfo } from './image-info.ts';
 
 export interface ModelPage {
@@ -64,9 +65,33 @@ export function builtEntry(entry: ModelEntry): Promise<BuiltEntry> {
   return found;
 }
 
+/**
+ * Reads from a registry end by one deadline per entry (DEPOT_SITE_REGISTRY_DEADLINE_S): a registry
+ * that trickles its answers would otherwise keep the build running for as long as it likes. Past
+ * it the entry's page is built without image data, and one warning line says why.
+ */
 async function readBuiltEntry(entry: ModelEntry): Promise<BuiltEntry> {
+  const { registryUrl, registryDeadlineMs } = siteConfig();
+  if (!registryUrl) return readEntry(entry, () => undefined);
+  const until = Date.now() + registryDeadlineMs;
+  // Each read's requests get the time left when the read starts (so none outlives the build by more
+  // than the deadline); `within` ends them all together by it.
+  const left = () => Math.max(1, until - Date.now());
+  const late = `the registry's answers took more than ${registryDeadlineMs / 1000} s in all (DEPOT_SITE_REGISTRY_DEADLINE_S)`;
+  try {
+    return await within(readEntry(entry, left), registryDeadlineMs, late);
+  } catch (error) {
+    // A request that failed at the deadline (the transport's own timer) is the deadline too.
+    if (!(error instanceof DeadlineError) && Date.now() < until) throw error;
+    console.warn(`site: ${entry.name}: no image data shown: ${late}`);
+    return { entry, info: undefined };
+  }
+}
+
+/** `readBuiltEntry` from the registry (each request ending by `deadlineMs()`, when there is one) or the store. */
+async function readEntry(entry: ModelEntry, deadlineMs: () => number | undefined): Promise<BuiltEntry> {
   const { store, registryUrl } = siteConfig();
-  const info = await (registryUrl ? readRemoteImageInfo(registryUrl, entry.image, entry.tag) : readImageInfo(store, entry.image, entry.tag));
+  const info = await (registryUrl ? readRemoteImageInfo(registryUrl, entry.image, entry.tag, deadlineMs()) : readImageInfo(store, entry.image, entry.tag));
   if (!info) return { entry, info };
   const mismatch = entryImageProblem(entry, info);
   // Another model's (or revision's) image is never shown as this entry's.
@@ -74,7 +99,7 @@ async function readBuiltEntry(entry: ModelEntry): Promise<BuiltEntry> {
     console.warn(`site: ${entry.name}: no image data shown: ${mismatch}`);
     return { entry, info: undefined, mismatch };
   }
-  const revisionDigest = await (registryUrl ? readRemoteTagDigest(registryUrl, entry.image, entry.sha) : readTagDigest(store, entry.image, entry.sha));
+  const revisionDigest = await (registryUrl ? readRemoteTagDigest(registryUrl, entry.image, entry.sha, deadlineMs()) : readTagDigest(store, entry.image, entry.sha));
   return { entry, info, revisionProblem: revisionTagProblem(entry.image, entry.sha, info.indexDigest, revisionDigest) };
 }
 

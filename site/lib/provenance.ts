@@ -9,6 +9,7 @@ import { registryImage, type ImageInfo } from '../../builder/image-info.ts';
 import { checkProvenance, registryAttestations, storeAttestations } from '../../trust/check.ts';
 import { publicKeyFromPem, type TrustPolicy } from '../../trust/signing.ts';
 import type { SiteConfig } from './config.ts';
+import { within } from './deadline.ts';
 
 export interface PageProvenance {
   /** The builder id (the workflow at its ref), shown as text. */
@@ -41,10 +42,8 @@ export async function pageProvenance(config: SiteConfig, entry: { name: string; 
   const signer = await trustPolicy(config);
   if (!signer) return undefined;
   const files = async () => Object.fromEntries(image.files.flatMap((f) => (f.digest ? [[f.path, f.digest]] : [])));
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`the registry's answers took more than ${config.provenanceDeadlineMs / 1000} s in all`)), config.provenanceDeadlineMs)));
   try {
-    const check = await Promise.race([checkProvenance(attestations(config, entry.image), { indexDigest: image.indexDigest, name: entry.name, revision: entry.sha }, signer, files), late]);
+    const check = await within(checkProvenance(attestations(config, entry.image), { indexDigest: image.indexDigest, name: entry.name, revision: entry.sha }, signer, files), config.provenanceDeadlineMs, `the registry's answers took more than ${config.provenanceDeadlineMs / 1000} s in all`);
     if ('verified' in check) {
       const { builderId, invocationId, commit, finishedOn } = check.verified;
       return { builderId, runUrl: invocationId && actionsRunUrl(invocationId), commit, finishedOn: Number.isNaN(Date.parse(finishedOn)) ? '' : new Date(finishedOn).toISOString() };
@@ -52,8 +51,6 @@ export async function pageProvenance(config: SiteConfig, entry: { name: string; 
     if ('rejected' in check) console.warn(`site: ${entry.name}: no provenance shown: ${check.rejected}`);
   } catch (error) {
     console.warn(`site: ${entry.name}: no provenance shown: ${(error as Error).message}`);
-  } finally {
-    clearTimeout(timer);
   }
   return undefined;
 }

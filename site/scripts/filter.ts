@@ -2,7 +2,8 @@
 // case-insensitive; Escape clears), the task and library filters, and the sort order, which
 // reorders the rows themselves. The text filter and the sort <select> are hidden until this runs
 // (without JavaScript sorting is links to the sort pages). Shows the match count and says when
-// nothing matches.
+// nothing matches; marks #model-controls with data-script so the no-JS rule hiding the count
+// under a filter (ModelList.astro) no longer applies.
 export function installFilter(): void {
   const input = document.getElementById('model-filter') as HTMLInputElement | null;
   const task = document.getElementById('model-task') as HTMLSelectElement | null;
@@ -37,6 +38,8 @@ export function installFilter(): void {
   };
 
   for (const control of document.querySelectorAll<HTMLElement>('#model-controls [data-needs-script]')) control.hidden = false;
+  // The count stays exact from here on: the no-JS rule that hides it under a filter stops applying.
+  document.getElementById('model-controls')?.setAttribute('data-script', '');
   input.addEventListener('input', apply);
   for (const select of [task, library, sort]) select.addEventListener('change', apply);
   input.addEventListener('keydown', (event) => {

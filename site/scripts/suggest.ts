@@ -1,7 +1,21 @@
 // The 404 page's suggestions: the catalog names nearest to the path that was asked for (edit
 // distance, case-insensitive, on the full name and on the name without its owner).
+
+/** At most this many characters of the path are compared: a Hub name (owner/name) is at most 96 + 1 + 96. */
+export const MAX_COMPARED = 200;
+
+/**
+ * The part of a requested path compared with the names: its first two segments (a model page is
+ * /owner/name; a copied Hub URL goes on with /blob/main/…), lower-cased, at most MAX_COMPARED
+ * characters. Each comparison costs its length times a name's, so a path of megabytes would
+ * otherwise take seconds per name.
+ */
+export function comparedPart(wanted: string): string {
+  return wanted.slice(0, 4 * MAX_COMPARED).toLowerCase().split('/').filter(Boolean).slice(0, 2).join('/').slice(0, MAX_COMPARED);
+}
+
 export function nearestNames(wanted: string, names: string[], count = 5): string[] {
-  const target = wanted.toLowerCase().replace(/^\/+|\/+$/g, '');
+  const target = comparedPart(wanted);
   if (!target) return [];
   const score = (name: string) => {
     const lower = name.toLowerCase();
