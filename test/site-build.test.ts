@@ -80,7 +80,7 @@ describe('site build for the real catalog', () => {
     assert.ok(text.includes('COPY --link --from=depot.ai/runwayml/stable-diffusion-v1-5 / .'));
     assert.ok(text.includes('COPY --link --from=depot.ai/runwayml/stable-diffusion-v1-5 /v1-5-pruned.ckpt .'));
     assert.match(html, /class="shiki/, 'the Dockerfile is highlighted by shiki');
-    for (const words of ['One layer', 'FROM scratch', 'SOURCE_DATE_EPOCH=0', 'eStargz', 'models/models.yaml', 'pull request']) {
+    for (const words of ['One layer', 'FROM scratch', 'SOURCE_DATE_EPOCH=0', 'eStargz', 'models/models.yaml', 'pull request', 'with Docker 20.10 or buildah 1.28, drop --link']) {
       assert.ok(text.includes(words), words);
     }
     for (const id of ['models', 'how-it-works', 'add-a-model']) assert.ok(html.includes(`id="${id}"`), id);

@@ -2,7 +2,7 @@
 // order (its rows in that order in the DOM, so reading and Tab order follow what is seen) and a
 // page per repository name without its owner (the most common wrong URL), listing the catalog
 // models of that name.
-import type { ModelEntry } from '../../models/catalog.ts';
+import { SITE_PATHS, type ModelEntry } from '../../models/catalog.ts';
 import type { ModelFacts } from '../../models/facts.ts';
 
 export const SORT_KEYS = ['name', 'size', 'downloads'] as const;
@@ -41,10 +41,6 @@ export function sortRanks(entries: ModelEntry[], facts: Record<string, ModelFact
   };
 }
 
-// One-segment paths the site (or its host) already serves, compared lower-cased so that no two
-// files differ only in case: the homepage, the 404 page, the public files and the sitemap.
-const RESERVED = /^(index|404|robots\.txt|favicon\.svg|sitemap-[\w-]*\.xml)$/;
-
 export interface OwnerlessPage {
   /** The repository name as a catalog entry spells it; the page lives at `/<repo>`. */
   repo: string;
@@ -58,7 +54,7 @@ export interface OwnerlessPage {
  * Two paths that differ only in case would be one file on a case-insensitive host or file system,
  * one page overwriting the other. Skipped, since the path is already another page: a name equal
  * (case-insensitively) to a bare legacy catalog name (`/gpt2` is that model's page) or to a
- * reserved path above. Sort pages cannot collide: a repository name never contains "--".
+ * path the site serves itself (SITE_PATHS, which bare catalog names may not take either). Sort pages cannot collide: a repository name never contains "--".
  */
 export function ownerlessPages(entries: ModelEntry[]): OwnerlessPage[] {
   const taken = new Set(entries.filter((e) => !e.name.includes('/')).map((e) => e.name.toLowerCase()));
@@ -72,6 +68,6 @@ export function ownerlessPages(entries: ModelEntry[]): OwnerlessPage[] {
     byRepo.set(key, names);
   }
   return [...byRepo]
-    .filter(([key]) => !taken.has(key) && !RESERVED.test(key))
+    .filter(([key]) => !taken.has(key) && !SITE_PATHS.test(key))
     .map(([, names]) => ({ repo: names[0].slice(names[0].indexOf('/') + 1), names }));
 }
