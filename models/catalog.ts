@@ -59,9 +59,11 @@ export function isValidImageName(image: string): boolean {
 
 /**
  * One-segment paths the site serves itself (the homepage, the 404 page, public files, the
- * sitemap, built assets), case-insensitive as some hosts are: a bare model name cannot be one.
+ * sitemap, built assets and modules), case-insensitive as some hosts are: a bare model name
+ * cannot be one. Nor can a name ending in .html: `/<name>` is served from `<name>.html`, so
+ * `/x.html` is the page of the name `x`, whatever page `x.html` has.
  */
-export const SITE_PATHS = /^(index|404|robots\.txt|favicon\.svg|sitemap[\w.-]*|_astro)$/i;
+export const SITE_PATHS = /^(index|404|robots\.txt|favicon\.svg|sitemap[\w.-]*|_astro|[\w.-]*\.html|[\w.-]*\.mjs)$/i;
 
 /** Why `name` is not a valid Hugging Face repository id, or undefined when it is. */
 export function nameProblem(name: string): string | undefined {

@@ -101,7 +101,7 @@ describe('catalog schema', () => {
   });
 
   test("a bare name that is one of the site's own paths is refused, in any case; with an owner it is fine", () => {
-    for (const name of ['index', 'INDEX', '404', 'robots.txt', 'Favicon.svg', 'sitemap-index.xml', 'sitemap-0.xml', 'sitemap']) {
+    for (const name of ['index', 'INDEX', '404', 'robots.txt', 'Favicon.svg', 'sitemap-index.xml', 'sitemap-0.xml', 'sitemap', 'index.html', '404.HTML', 'gpt2.html', 'content-modules.mjs']) {
       assert.match(problems(entry(`name: ${name}\nsha: ${SHA}`))[0] ?? '', new RegExp(`name "${name.replace(/\./g, '\\.')}" is a path the site serves itself`), name);
       assert.deepEqual(problems(entry(`name: someone/${name}\nsha: ${SHA}`)), [], `someone/${name}`);
     }

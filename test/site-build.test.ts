@@ -349,10 +349,11 @@ describe('site build: facts of another revision, the homepage example image with
     await mkdir(source, { recursive: true });
     for (const [file, content] of Object.entries(FILES)) await writeFile(path.join(source, file), content);
     const store = path.join(dir, 'store');
-    const build = await depotAi(['build', 'acme/no-config', '--from', source, '--store', store, '--tag', 'latest', '--sha', SHA]);
+    // Published as :v1 only (no :latest): the homepage example must name that tag.
+    const build = await depotAi(['build', 'acme/no-config', '--from', source, '--store', store, '--tag', 'v1', '--sha', SHA]);
     assert.equal(build.status, 0, build.stderr);
     const catalog = path.join(dir, 'models.yaml');
-    await writeFile(catalog, `models:\n  - name: acme/no-config\n    sha: ${SHA}\n  - name: Foo/Bar\n    sha: ${'c'.repeat(40)}\n  - name: x/bar\n    sha: ${'d'.repeat(40)}\n`);
+    await writeFile(catalog, `models:\n  - name: acme/no-config\n    sha: ${SHA}\n    tag: v1\n  - name: Foo/Bar\n    sha: ${'c'.repeat(40)}\n  - name: x/bar\n    sha: ${'d'.repeat(40)}\n`);
     // As `models update` shapes it, fetched when the Hub's head was another revision than the catalog pins.
     const facts = { 'acme/no-config': { sha: FACTS_SHA, task: 'text-generation', library: 'transformers', gated: false, downloads: 10, likes: 1, files: 4, bytes: 14_000 } };
     await writeFile(path.join(dir, 'facts.json'), JSON.stringify({ updated: '2026-11-23T04:00:00.000Z', models: facts }, null, 2) + '\n');
@@ -369,10 +370,10 @@ describe('site build: facts of another revision, the homepage example image with
     assert.ok(html.includes(`data-facts-revision="${FACTS_SHA}"`));
   });
 
-  test('the homepage example names a file the example image holds and a line names exactly', async () => {
+  test("the homepage example names the entry's tag and a file the example image holds and a line names exactly", async () => {
     const text = decode((await readFile(path.join(dist, 'index.html'), 'utf8')).replace(/<[^>]+>/g, ''));
-    assert.ok(text.includes(`COPY --link --from=${FIXTURE_HOST}/acme/no-config / .`));
-    assert.ok(text.includes(`COPY --link --from=${FIXTURE_HOST}/acme/no-config /model.safetensors .`), 'the largest named file');
+    assert.ok(text.includes(`COPY --link --from=${FIXTURE_HOST}/acme/no-config:v1 / .`), text);
+    assert.ok(text.includes(`COPY --link --from=${FIXTURE_HOST}/acme/no-config:v1 /model.safetensors .`), 'the largest named file');
     assert.ok(!text.includes('/config.json .') && !text.includes('weights'), 'not a file the image lacks, nor one no line names');
   });
 

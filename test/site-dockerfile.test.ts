@@ -141,6 +141,9 @@ describe('real builds (buildah, BuildKit, the classic builder) copy exactly the 
     assert.match(unnamed('w[0].bin', list)!, /does not match itself/);
     // A sibling the name, read as a pattern, matches: `star*.bin` beside `starx.bin`.
     assert.match(unnamed('star*.bin', listing(['star*.bin', 'starx.bin']))!, /also matches starx\.bin/);
+    // Whiteout names (an image built before the builder refused them): no line, whatever the level.
+    for (const name of ['.wh.ghost', 'sub/.wh..wh..opq', '.wh.dir/a.txt']) assert.match(unnamed(name, listing([name]))!, /whiteout/, name);
+    for (const name of ['.wh', 'x.wh.y']) assert.equal(unnamed(name, listing([name])), undefined, name);
     assert.match(unnamed('nl\nx.bin', listing(['nl\nx.bin', 'nlxx.bin']))!, /control character .* also matches nlxx\.bin/);
     // Each other kind of character is named somewhere.
     for (const c of ['*', '?', ']', '$', "'", '"', ' ', 'ü', '字', '\n', '\t', '\u0001']) assert.ok(named.some((n) => n.includes(c)), `a named file holds ${JSON.stringify(c)}`);

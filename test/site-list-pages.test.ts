@@ -23,7 +23,7 @@ test('owner-less pages: one per name compared lower-cased (at its first spelling
     entry('runwayml/stable-diffusion-v1-5'),
     entry('runwayml/stable-diffusion-v1-5', 'fp16'),
     entry('Other/Stable-Diffusion-v1-5'),
-    ...['index', '404', 'robots.txt', 'favicon.svg', 'sitemap-index.xml', 'sitemap-0.xml', 'Index'].map((repo) => entry(`org/${repo}`)),
+    ...['index', '404', 'robots.txt', 'favicon.svg', 'sitemap-index.xml', 'sitemap-0.xml', 'Index', 'index.html', 'gpt2.html', 'content-modules.mjs', 'Page.HTML'].map((repo) => entry(`org/${repo}`)),
     entry('org/index-models'),
   ];
   for (const e of entries) assert.equal(nameProblem(e.name), undefined, e.name);

@@ -113,6 +113,8 @@ function matched(pattern: string, list: Listing): string[] | undefined {
  * (see `listing`).
  */
 export function unnamed(path: string, list: Listing): string | undefined {
+  // The builder refuses such names now; an image built before may still hold them.
+  if (path.split('/').some((part) => part.startsWith('.wh.'))) return 'a name starting with ".wh." is a whiteout in an OCI layer: builders delete a file for it instead of copying it';
   if (path.includes('\\')) return 'its name holds a backslash, which buildah reads as an escape in the path it matched, so no COPY source names exactly it';
   const name = path.replace(/^\/+/, '');
   if (LITERAL.test(name)) return undefined; // it matches only itself
