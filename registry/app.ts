@@ -234,12 +234,15 @@ export function createApp({ store, upstream, sendStream }: AppOptions): Hono {
       const range = ifRange === undefined || ifRange.trim() === `"${digest}"` ? c.req.header('range') : undefined;
       const reply = await upstream.blob(name, digest, { head, range });
       if (reply && reply !== 'cached') {
-        // The ETag is the digest whether cached or not; there is no Last-Modified before it is.
-        const precondition = reply.status < 300 ? preconditions((h) => c.req.header(h), `"${digest}"`) : undefined;
+        // The ETag is the digest whether cached or not; a date only when the reply carries the
+        // stored blob's (the Worker's fill, answered from R2), none while unverified.
+        const lastModified = dateHeader(reply.headers['Last-Modified'] ?? reply.headers['last-modified']);
+        const modified = lastModified === undefined ? undefined : new Date(lastModified);
+        const precondition = reply.status < 300 ? preconditions((h) => c.req.header(h), `"${digest}"`, modified) : undefined;
         if (!precondition) return send(c, reply.status, reply.headers, head ? null : reply.body);
         if (reply.body && !(reply.body instanceof Uint8Array)) await reply.body.cancel().catch(() => {});
         if (precondition === 412) throw preconditionFailed(`"${digest}"`);
-        return new Response(null, { status: 304, headers: blobHeaders(digest) });
+        return new Response(null, { status: 304, headers: blobHeaders(digest, modified ? { 'Last-Modified': modified.toUTCString() } : {}) });
       }
       if (reply === 'cached') stat = await store.statBlob(name, digest);
       if (!stat) throw blobUnknown(name, digest);

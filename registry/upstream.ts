@@ -14,12 +14,14 @@ import { blobHeaders, type BlobReply, type BlobRequest, type PullThrough } from 
 import { rangeInvalid, RegistryError, upstreamFailed } from './errors.ts';
 import { multipartByteranges, parseRange, type ByteRange } from './range.ts';
 import { concatBodies, type Piece } from './pump.ts';
-import type { Reference } from './names.ts';
+import { isTag, type Reference } from './names.ts';
 import type { ReferrerDescriptor } from '../client/referrers.ts';
 import { manifestMediaType, type ManifestRecord, type RegistryStore } from './store.ts';
 
 /** The largest tag list read from the upstream. */
 const MAX_TAG_LIST = 4 * 1024 * 1024;
+/** Pages of an upstream tag list followed at most. */
+const MAX_TAG_PAGES = 1000;
 export const DEFAULT_TAG_TTL_MS = 5 * 60_000;
 
 export interface PullThroughOptions {
@@ -521,23 +523,61 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
     fail(502, `blob ${name}@${digest}`);
   }
 
-  async function tags(name: string): Promise<string[] | undefined> {
-    const res = await request('GET', `${name}/tags/list`, { accept: () => true });
-    if (ABSENT.has(res.status)) {
-      await res.body?.cancel().catch(() => {});
-      return undefined;
+  /** Tag lists being fetched, by repository: concurrent asks share one (each list can be 4 MiB). */
+  const tagLists = new Map<string, Promise<string[] | undefined>>();
+
+  /**
+   * The upstream's tags of `name`, every page (following `Link: <…>; rel="next"` on the upstream's
+   * own origin, at most MAX_TAG_PAGES, MAX_TAG_LIST bytes in all), valid tags only, sorted;
+   * undefined when it does not know the repository.
+   */
+  function tags(name: string): Promise<string[] | undefined> {
+    let listing = tagLists.get(name);
+    if (!listing) {
+      listing = listTags(name).finally(() => tagLists.delete(name));
+      tagLists.set(name, listing);
     }
-    if (!res.ok) {
-      await res.body?.cancel().catch(() => {});
-      fail(res.status, `tags of ${name}`);
+    return listing;
+  }
+
+  async function listTags(name: string): Promise<string[] | undefined> {
+    const found = new Set<string>();
+    let next: string | undefined = `${name}/tags/list`;
+    let budget = MAX_TAG_LIST;
+    for (let page = 0; next; page++) {
+      if (page === MAX_TAG_PAGES) fail(502, `tags of ${name}: more than ${MAX_TAG_PAGES} pages`);
+      const res = await request('GET', next, { accept: () => true });
+      if (ABSENT.has(res.status) && page === 0) {
+        await res.body?.cancel().catch(() => {});
+        return undefined;
+      }
+      if (!res.ok) {
+        await res.body?.cancel().catch(() => {});
+        fail(res.status, `tags of ${name}`);
+      }
+      let body: { tags?: unknown };
+      try {
+        const bytes = await readBounded(res, budget, `the tag list of ${name}`);
+        budget -= bytes.length;
+        body = JSON.parse(bytes.toString('utf8'));
+      } catch (error) {
+        throw upstreamFailed({ upstream: base, what: `tags of ${name}`, error: (error as Error).message });
+      }
+      // Names a registry could not hold are dropped (control characters, markup, paths...).
+      if (Array.isArray(body?.tags)) for (const t of body.tags) if (typeof t === 'string' && isTag(t)) found.add(t);
+      next = nextPage(res.headers.get('link'), name);
     }
-    let body: { tags?: unknown };
-    try {
-      body = JSON.parse((await readBounded(res, MAX_TAG_LIST, `the tag list of ${name}`)).toString('utf8'));
-    } catch (error) {
-      throw upstreamFailed({ upstream: base, what: `tags of ${name}`, error: (error as Error).message });
-    }
-    return Array.isArray(body?.tags) ? body.tags.filter((t): t is string => typeof t === 'string').sort() : [];
+    return [...found].sort();
+  }
+
+  /** The `rel="next"` path of a tag list page, when it stays on the upstream and on this list. */
+  function nextPage(link: string | null, name: string): string | undefined {
+    const target = /<([^>]*)>\s*;\s*rel="?next"?/i.exec(link ?? '')?.[1];
+    if (!target) return undefined;
+    const url = new URL(target, client.transport.url(`${name}/tags/list`));
+    const expected = new URL(client.transport.url(`${name}/tags/list`));
+    if (url.origin !== expected.origin || url.pathname !== expected.pathname) return undefined;
+    return `${name}/tags/list${url.search}`;
   }
 
   /**

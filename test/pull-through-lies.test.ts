@@ -49,7 +49,24 @@ function endless(res: ServerResponse, mode: string, status: number, headers: Rec
   go();
 }
 
+/** Tags of `lies/paged`: 250 valid ones served 100 a page (relative Link), and names no registry could hold. */
+const PAGED_TAGS = Array.from({ length: 250 }, (_, i) => `t${String(i).padStart(3, '0')}`);
+const BAD_TAGS = ['\u0000nul', '-bad', '../../../etc/passwd', '<script>alert(1)</script>', 'a b', 'x'.repeat(5000)];
+
+function pagedTags(req: IncomingMessage, res: ServerResponse): void {
+  const url = new URL(req.url!, 'http://x');
+  const last = url.searchParams.get('last');
+  const rest = PAGED_TAGS.filter((t) => last === null || t > last);
+  const page = rest.slice(0, 100);
+  const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+  if (rest.length > 100) headers.Link = `</v2/lies/paged/tags/list?n=100&last=${page[page.length - 1]}>; rel="next"`;
+  // The last page points to another origin: never followed.
+  else headers.Link = '<http://127.0.0.1:1/v2/lies/paged/tags/list?last=zzz>; rel="next"';
+  res.writeHead(200, headers).end(JSON.stringify({ name: 'lies/paged', tags: last === null ? [...page, ...BAD_TAGS, page[0]] : page }));
+}
+
 function lie(req: IncomingMessage, res: ServerResponse): void {
+  if ((req.url ?? '').startsWith('/v2/lies/paged/tags/list')) return pagedTags(req, res);
   const m = /^\/v2\/lies\/([a-z0-9]+)(?:\/[a-z]+)?\/(blobs|manifests)\/(.+)$/.exec(req.url ?? '');
   if (!m) return void res.writeHead(req.url === '/v2/' ? 200 : 404).end();
   const mode = m[1] as Mode;
@@ -322,6 +339,34 @@ for (const kind of ['serve', 'worker'] as const) {
         assert.equal(head.headers['content-range'], contentRange, `${kind} HEAD ${range}`);
         if (status === 206 && contentRange) assert.equal(head.headers['content-length'], get.headers['content-length'], `${kind} ${range}`);
         if (status === 206 && !contentRange) assert.match(String(head.headers['content-type']), /^multipart\/byteranges; boundary=/);
+      }
+    });
+
+    test("an upstream tag list of several pages is read whole, on the upstream's origin only, names no registry could hold dropped; concurrent lists share one read", async () => {
+      const lists = await Promise.all([0, 1, 2].map(() => fetchRaw(registry.url, '/v2/lies/paged/tags/list')));
+      for (const list of lists) {
+        assert.equal(list.status, 200, list.body.toString());
+        assert.deepEqual(JSON.parse(list.body.toString()).tags, PAGED_TAGS, kind);
+      }
+      const page = await fetchRaw(registry.url, '/v2/lies/paged/tags/list?n=100&last=t099');
+      assert.deepEqual(JSON.parse(page.body.toString()).tags, PAGED_TAGS.slice(100, 200));
+      assert.match(String(page.headers.link), /last=t199>; rel="next"/);
+    });
+
+    test('a request joining a fill in progress gets the date preconditions of the stored blob', async () => {
+      const first = fetchRaw(registry.url, blobPath('ignoreslow', 'dates')); // ~3 s to fill
+      await new Promise((r) => setTimeout(r, 300));
+      const [since, unmodified] = await Promise.all([
+        fetchRaw(registry.url, blobPath('ignoreslow', 'dates'), { 'If-Modified-Since': new Date(Date.UTC(2099, 0, 1)).toUTCString() }),
+        fetchRaw(registry.url, blobPath('ignoreslow', 'dates'), { 'If-Unmodified-Since': new Date(Date.UTC(1990, 0, 1)).toUTCString() }),
+      ]);
+      assert.ok((await first).complete);
+      // Each is either answered as the stored blob (304, 412) or, when it came in before anything was
+      // stored, as an unverified relay without a date (200); never a date-carrying 200.
+      for (const [res, status] of [[since, 304], [unmodified, 412]] as const) {
+        assert.ok(res.status === status || (res.status === 200 && res.headers['last-modified'] === undefined), `${kind}: ${res.status} ${JSON.stringify(res.headers)}`);
+        const again = await fetchRaw(registry.url, blobPath('ignoreslow', 'dates'), status === 304 ? { 'If-Modified-Since': new Date(Date.UTC(2099, 0, 1)).toUTCString() } : { 'If-Unmodified-Since': new Date(Date.UTC(1990, 0, 1)).toUTCString() });
+        assert.equal(again.status, status, kind);
       }
     });
 
