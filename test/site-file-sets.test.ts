@@ -132,7 +132,49 @@ describe('file sets per library', () => {
   });
 
   test('sentence-transformers: modules.json, its configs, the pooling module and one copy of the weights', () => {
-    assert.deepEqual(byId(MINILM)['sentence-transformers'], ['1_Pooling/config.json', 'config.json', 'config_sentence_transformers.json', 'model.safetensors', 'modules.json', 'sentence_bert_config.json', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json', 'vocab.txt']);
+    // train_script.py too: names alone cannot tell a training script from remote code (a few KB).
+    assert.deepEqual(byId(MINILM)['sentence-transformers'], ['1_Pooling/config.json', 'config.json', 'config_sentence_transformers.json', 'model.safetensors', 'modules.json', 'sentence_bert_config.json', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json', 'train_script.py', 'vocab.txt']);
+  });
+
+  test('sentence-transformers: a remote-code embedding model\'s top-level code (trust_remote_code)', () => {
+    // nomic-ai/nomic-embed-text-v1: one module of its own beside the weights.
+    const NOMIC = repo({
+      '.gitattributes': 1, '1_Pooling/config.json': 1, 'README.md': 10, 'config.json': 1, 'config_sentence_transformers.json': 1, 'configuration_hf_nomic_bert.py': 3, 'model.safetensors': 547,
+      'modules.json': 1, 'onnx/model.onnx': 547, 'onnx/model_quantized.onnx': 138, 'pytorch_model.bin': 547, 'sentence_bert_config.json': 1, 'special_tokens_map.json': 1, 'tokenizer.json': 711, 'tokenizer_config.json': 1, 'vocab.txt': 231,
+    });
+    assert.deepEqual(byId(NOMIC)['sentence-transformers'], ['1_Pooling/config.json', 'config.json', 'config_sentence_transformers.json', 'configuration_hf_nomic_bert.py', 'model.safetensors', 'modules.json', 'sentence_bert_config.json', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json', 'vocab.txt']);
+    // nvidia/NV-Embed-v2: configuration_nvembed.py and modeling_nvembed.py beside sharded weights.
+    const NV_EMBED = repo({
+      'README.md': 10, 'config.json': 1, 'config_sentence_transformers.json': 1, 'configuration_nvembed.py': 3, 'instructions.json': 2, 'model-00001-of-00002.safetensors': 5000, 'model-00002-of-00002.safetensors': 3000,
+      'model.safetensors.index.json': 2, 'modeling_nvembed.py': 20, 'modules.json': 1, 'sentence_bert_config.json': 1, 'special_tokens_map.json': 1, 'tokenizer.json': 1800, 'tokenizer.model': 493, 'tokenizer_config.json': 1,
+    });
+    assert.deepEqual(byId(NV_EMBED)['sentence-transformers'], ['config.json', 'config_sentence_transformers.json', 'configuration_nvembed.py', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json', 'modeling_nvembed.py', 'modules.json', 'sentence_bert_config.json', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer.model', 'tokenizer_config.json']);
+  });
+
+  test('every set of a repository with code of its own holds that code, whatever its module names', () => {
+    // The kind, over generated names: top-level modules (remote code, a custom pipeline.py) and
+    // diffusers components' modules (a custom unet/my_unet_model.py).
+    for (const stem of ['pipeline', 'modeling_x', 'configuration_some_model', 'helpers', 'a.b']) {
+      const code = `${stem}.py`;
+      const st = fileSets([...MINILM, { path: code, size: 1 }]);
+      assert.ok(st.length > 0 && st.every((set) => set.paths.includes(code)), `sentence-transformers sets hold ${code}`);
+      const component = `unet/${stem}.py`;
+      const sd = fileSets([...SD, { path: code, size: 1 }, { path: component, size: 1 }]);
+      assert.deepEqual(sd.map((set) => set.id), ['diffusers-fp16', 'diffusers']);
+      for (const set of sd) assert.ok(set.paths.includes(code) && set.paths.includes(component), `${set.id} holds ${code} and ${component}`);
+    }
+  });
+
+  test('diffusers: a custom pipeline.py and a custom component\'s module come with the components', () => {
+    // A community pipeline repository: its own pipeline.py, and a unet whose class lives in unet/my_unet_model.py.
+    const CUSTOM = repo({
+      'README.md': 1, 'model_index.json': 1, 'pipeline.py': 4, 'sd-custom.ckpt': 4000, 'scheduler/scheduler_config.json': 1,
+      'text_encoder/config.json': 1, 'text_encoder/model.safetensors': 492, 'tokenizer/tokenizer.json': 2,
+      'unet/config.json': 1, 'unet/diffusion_pytorch_model.safetensors': 3440, 'unet/my_unet_model.py': 5, 'vae/config.json': 1, 'vae/diffusion_pytorch_model.safetensors': 335,
+    });
+    assert.deepEqual(byId(CUSTOM), {
+      diffusers: ['model_index.json', 'pipeline.py', 'scheduler/scheduler_config.json', 'text_encoder/config.json', 'text_encoder/model.safetensors', 'tokenizer/tokenizer.json', 'unet/config.json', 'unet/diffusion_pytorch_model.safetensors', 'unet/my_unet_model.py', 'vae/config.json', 'vae/diffusion_pytorch_model.safetensors'],
+    });
   });
 
   test('timm: config.json and model.safetensors, when the Hub says the library is timm', () => {

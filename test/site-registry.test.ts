@@ -1,16 +1,17 @@
 // The site reads image data from a registry (as the publish workflow does) just as from the store,
 // and offers no line for a tag whose image is not the catalog entry's, nor a revision tag that is
 // missing or holds another image (red team, issue 14), and builds every page in bounded time when
-// the registry trickles its answers (issue 14, F8).
+// the registry trickles its answers (issue 14, F8), its entries read side by side (F-A).
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { readImageInfo, readRemoteImageInfo, readRemoteTagDigest, readTagDigest } from '../builder/image-info.ts';
 import { startLyingServer } from './helpers/lying-server.ts';
 import { pushLayout, startCncfRegistry, type CncfRegistry } from './helpers/registry.ts';
 import { buildSite, makeTempDir } from './helpers/site.ts';
-import { builtFixture, EMPTY_STORE, FIXTURE_HOST } from './helpers/site-fixtures.ts';
+import { builtFixture, EMPTY_STORE, FIXTURE_CATALOG_TEXT, FIXTURE_HOST } from './helpers/site-fixtures.ts';
 
 const GPT2_SHA = '11c5a3d5811f50298f278a704980280950aedb10';
 const SD = 'runwayml/stable-diffusion-v1-5';
@@ -109,31 +110,44 @@ test('a registry whose tags hold other images: no COPY line for them on the home
   assert.ok(!sdPage.includes(`--from=${FIXTURE_HOST}/${SD}:1d0c4ebf6ff58a5caecab40fa1406526bca4b5b9`));
 });
 
-test('a registry that trickles its answers: every page built without image data once the deadline passes, one warning line per model', { timeout: 120_000 }, async () => {
+test('a registry that trickles its answers: the entries are read at most 8 at a time, all ahead of their pages; every page built without image data, one warning line per entry', { timeout: 120_000 }, async () => {
   // Headers at once, then one byte of body every 300 ms: never idle long enough for the idle timeout.
   const timers = new Set<NodeJS.Timeout>();
+  let open = 0;
+  let mostOpen = 0;
+  const events: ('start' | 'end')[] = [];
   const liar = await startLyingServer((_req, res) => {
+    mostOpen = Math.max(mostOpen, ++open);
+    events.push('start');
     res.writeHead(200, { 'content-type': 'application/vnd.oci.image.index.v1+json', 'content-length': '100000' });
     const timer = setInterval(() => res.write('{'), 300);
     timers.add(timer);
-    res.on('close', () => (clearInterval(timer), timers.delete(timer)));
+    res.on('close', () => (open--, events.push('end'), clearInterval(timer), timers.delete(timer)));
   });
+  // The fixture's three entries and seven more (ten pages' worth): read one after another (as Astro
+  // renders the pages) they would take 10 x 2 s; eight at a time, about 2 x 2 s.
+  const extra = Array.from({ length: 7 }, (_, i) => `rt/trickle-${i}`);
+  const dir = await makeTempDir('depot-site-trickle-catalog-');
+  const catalog = path.join(dir, 'models.yaml');
+  await writeFile(catalog, FIXTURE_CATALOG_TEXT + extra.map((name) => `  - name: ${name}\n    sha: ${GPT2_SHA}\n    tag: latest\n`).join(''));
   const saved = process.env.DEPOT_SITE_REGISTRY_DEADLINE_S;
   process.env.DEPOT_SITE_REGISTRY_DEADLINE_S = '2';
   try {
     const outDir = await makeTempDir('depot-site-trickle-');
-    const result = await buildSite({ catalog: fixture.catalog, store: fixture.store, registryHost: FIXTURE_HOST, registryUrl: liar.url, outDir });
+    const result = await buildSite({ catalog, store: fixture.store, registryHost: FIXTURE_HOST, registryUrl: liar.url, outDir });
     assert.equal(result.code, 0, result.stderr);
     const warnings = (result.stderr + result.stdout).split('\n').filter((l) => l.includes('no image data shown'));
-    assert.deepEqual(warnings.map((l) => l.replace(/^.*?site: /, 'site: ')).sort(), [
-      "site: gpt2: no image data shown: the registry's answers took more than 2 s in all (DEPOT_SITE_REGISTRY_DEADLINE_S)",
-      "site: gpt2: no image data shown: the registry's answers took more than 2 s in all (DEPOT_SITE_REGISTRY_DEADLINE_S)",
-      `site: ${SD}: no image data shown: the registry's answers took more than 2 s in all (DEPOT_SITE_REGISTRY_DEADLINE_S)`,
-    ]);
+    const late = "no image data shown: the registry's answers took more than 2 s in all (DEPOT_SITE_REGISTRY_DEADLINE_S)";
+    assert.deepEqual(warnings.map((l) => l.replace(/^.*?site: /, 'site: ')).sort(), ['gpt2', 'gpt2', SD, ...extra].map((name) => `site: ${name}: ${late}`).sort());
+    // The first read of the build started eight at once, not one page's after another's.
+    assert.deepEqual(events.slice(0, 8), Array(8).fill('start'), `the first eight reads start before any ends (${events.join(' ')})`);
+    assert.equal(mostOpen, 8, 'at most 8 reads in flight');
+    const manifests = liar.seen.filter((s) => s.url.includes('/manifests/'));
+    assert.equal(manifests.length, 10, 'one manifest read per entry, shared by the homepage and the pages');
     const page = await readFile(path.join(outDir, 'gpt2.html'), 'utf8');
     const digest = (await readImageInfo(fixture.store, 'gpt2', 'latest'))!.indexDigest;
     assert.ok(!page.includes(digest) && !page.includes('model.safetensors'), 'no image data on the page');
-    assert.ok(liar.seen.some((s) => s.url.includes('/manifests/')), 'the build did ask the registry');
+    for (const name of extra) assert.ok(existsSync(path.join(outDir, `${name}.html`)), `${name}'s page is built`);
   } finally {
     if (saved === undefined) delete process.env.DEPOT_SITE_REGISTRY_DEADLINE_S;
     else process.env.DEPOT_SITE_REGISTRY_DEADLINE_S = saved;

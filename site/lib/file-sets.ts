@@ -39,6 +39,13 @@ const CONFIG = new Set(['config.json', 'generation_config.json']);
 const basename = (p: string) => p.slice(p.lastIndexOf('/') + 1);
 const dirname = (p: string) => (p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '');
 
+/**
+ * The repository's own Python code at its top level: with trust_remote_code (transformers,
+ * sentence-transformers) or a custom pipeline (diffusers' `pipeline.py`) the library imports it,
+ * and those modules import siblings whose names only their source tells (the site sees names only).
+ */
+const topLevelCode = (files: SizedFile[]) => files.filter((f) => /^[^/]+\.py$/.test(f.path));
+
 const WEIGHTS = /\.(safetensors|bin|pt|pth|ckpt|h5|msgpack|ot|onnx|onnx_data|gguf)$/;
 
 /**
@@ -87,14 +94,13 @@ function configAndTokenizer(files: SizedFile[], dir: string, extra: Set<string> 
 
 /**
  * transformers (and timm, which reads the same names): config, tokenizer, one copy of the weights.
- * transformers also gets every top-level `*.py`: a remote-code model (`trust_remote_code=True`)
- * loads its configuration_*.py, modeling_*.py and tokenization_*.py from the repository, and they
- * import sibling modules whose names only their source tells (the site sees file names only).
+ * transformers also gets the top-level code (`topLevelCode`): a remote-code model loads its
+ * configuration_*.py, modeling_*.py and tokenization_*.py from the repository.
  */
 function transformersSets(files: SizedFile[], library: string | undefined): FileSet[] {
   if (!files.some((f) => f.path === 'config.json')) return [];
   const timm = library === 'timm';
-  const base = timm ? files.filter((f) => f.path === 'config.json') : [...configAndTokenizer(files, ''), ...files.filter((f) => /^[^/]+\.py$/.test(f.path))];
+  const base = timm ? files.filter((f) => f.path === 'config.json') : [...configAndTokenizer(files, ''), ...topLevelCode(files)];
   const { found } = firstWeights(files, '', ['model']);
   if (!found.length) return [];
   const format = found[0].path.endsWith('.bin') ? 'PyTorch .bin' : 'safetensors';
@@ -108,7 +114,8 @@ const EXPORT_FOLDER = /^(onnx|openvino|coreml|core_ml|flax|jax|tf|tflite|mlx)([_
 const EXPORT_WEIGHTS = /(\.onnx|\.onnx_data|openvino_model\.(xml|bin)|\.mlmodel|\.mlpackage\/.*|\.msgpack|\.tflite|\.pb)$/;
 
 /**
- * diffusers: model_index.json and, per component folder, its configs and one copy of its weights.
+ * diffusers: model_index.json, the top-level code (a custom `pipeline.py`) and, per component
+ * folder, its configs, its code (a custom component's `my_unet_model.py`) and one copy of its weights.
  * The components are the top-level folders, less the exported copies: folders named for an
  * export format, and folders whose only weights are exported ones (SDXL's `vae_decoder/` with
  * its model.onnx). model_index.json, which lists the components, is not read: the site sees the
@@ -122,10 +129,10 @@ function diffusersSets(files: SizedFile[]): FileSet[] {
     (files.some((f) => f.path.startsWith(folder + '/') && EXPORT_WEIGHTS.test(f.path)) && !firstWeights(files, folder, ['diffusion_pytorch_model', 'model']).found.length);
   const folders = [...new Set(files.filter((f) => f.path.split('/').length === 2).map((f) => dirname(f.path)))].filter((folder) => !exported(folder)).sort();
   const pick = (variant?: string) => {
-    const chosen: SizedFile[] = [index];
+    const chosen: SizedFile[] = [index, ...topLevelCode(files)];
     let usedVariant = false;
     for (const folder of folders) {
-      const configs = files.filter((f) => dirname(f.path) === folder && /\.(json|txt|model)$/.test(f.path) && !/\.index(\.\w+)?\.json$/.test(f.path));
+      const configs = files.filter((f) => dirname(f.path) === folder && /\.(json|txt|model|py)$/.test(f.path) && !/\.index(\.\w+)?\.json$/.test(f.path));
       const { found, variant: isVariant } = firstWeights(files, folder, ['diffusion_pytorch_model', 'model'], variant);
       usedVariant ||= isVariant;
       chosen.push(...configs, ...found);
@@ -137,11 +144,14 @@ function diffusersSets(files: SizedFile[]): FileSet[] {
   return [...(fp16.usedVariant ? [makeSet('diffusers-fp16', 'diffusers (fp16 variant)', fp16.chosen)] : []), makeSet('diffusers', 'diffusers', full.chosen)];
 }
 
-/** sentence-transformers: modules.json, its configs, the transformer's files and the numbered module folders. */
+/**
+ * sentence-transformers: modules.json, its configs, the transformer's files, the top-level code (a
+ * remote-code embedding model's configuration_*.py, modeling_*.py) and the numbered module folders.
+ */
 function sentenceTransformersSets(files: SizedFile[]): FileSet[] {
   if (!files.some((f) => f.path === 'modules.json')) return [];
   const extra = new Set(['modules.json', 'config_sentence_transformers.json', 'sentence_bert_config.json']);
-  const chosen = [...configAndTokenizer(files, '', extra), ...firstWeights(files, '', ['model']).found];
+  const chosen = [...configAndTokenizer(files, '', extra), ...topLevelCode(files), ...firstWeights(files, '', ['model']).found];
   const modules = [...new Set(files.map((f) => dirname(f.path)).filter((d) => /^\d+_\w+$/.test(d)))];
   for (const folder of modules) {
     chosen.push(...files.filter((f) => dirname(f.path) === folder && !WEIGHTS.test(f.path)), ...firstWeights(files, folder, ['model']).found);

@@ -2,7 +2,6 @@
 import { loadCatalog, type ModelEntry } from '../../models/catalog.ts';
 import { loadFacts, type FactsFile } from '../../models/facts.ts';
 import { siteConfig } from './config.ts';
-import { runConcurrently } from '../../client/retry.ts';
 import { DeadlineError, within } from './deadline.ts';
 import { entryImageProblem, readImageInfo, readRemoteImageInfo, readRemoteTagDigest, readTagDigest, revisionTagProblem, type ImageInfo } from './image-info.ts';
 
@@ -51,18 +50,50 @@ export async function modelPages(): Promise<ModelPage[]> {
 
 const built = new Map<string, Promise<BuiltEntry>>();
 const entryKey = (entry: ModelEntry) => JSON.stringify([entry.name, entry.sha, entry.image, entry.tag]);
+/** Entry reads in flight at most: Astro renders pages one at a time, so the reads run ahead of them. */
+const READS_IN_FLIGHT = 8;
+let queuedAll: Promise<void> | undefined;
+let inFlight = 0;
+const waiting: (() => void)[] = [];
 
 /**
  * The image data of one catalog entry, from the registry when one is set, else the store: read
  * once per build (the homepage row and the model page share it). `info` is undefined where the
  * tag is not built, or where its image is not labelled as the entry's repository and sha
  * (`mismatch` says why); with `info`, the revision tag is resolved too (`revisionProblem`).
+ * The first call queues the reads of every catalog entry, in catalog order, at most 8 in flight:
+ * awaited page after page, a registry that trickles would cost each entry its whole deadline in
+ * turn (models x DEPOT_SITE_REGISTRY_DEADLINE_S); this way it costs about ceil(models / 8) x it.
  */
-export function builtEntry(entry: ModelEntry): Promise<BuiltEntry> {
+export async function builtEntry(entry: ModelEntry): Promise<BuiltEntry> {
+  queuedAll ??= catalogEntries().then((entries) => entries.forEach(queued));
+  await queuedAll;
+  return queued(entry);
+}
+
+/** The memoized read of `entry`, queued behind the reads in flight when it is the first ask. */
+function queued(entry: ModelEntry): Promise<BuiltEntry> {
   const key = entryKey(entry);
   let found = built.get(key);
-  if (!found) built.set(key, (found = readBuiltEntry(entry)));
+  if (!found) {
+    built.set(key, (found = inTurn(() => readBuiltEntry(entry))));
+    // Read ahead of its page: a failure is the page's to report when it awaits it, not an unhandled rejection now.
+    found.catch(() => undefined);
+  }
   return found;
+}
+
+/** `work()` once fewer than READS_IN_FLIGHT others run (each read's deadline starts then, not while it waits). */
+async function inTurn<T>(work: () => Promise<T>): Promise<T> {
+  if (inFlight < READS_IN_FLIGHT) inFlight++;
+  else await new Promise<void>((resolve) => waiting.push(resolve)); // the slot is handed over as it is
+  try {
+    return await work();
+  } finally {
+    const next = waiting.shift();
+    if (next) next();
+    else inFlight--;
+  }
 }
 
 /**
@@ -108,12 +139,9 @@ export function builtEntries(page: ModelPage): Promise<BuiltEntry[]> {
   return Promise.all(page.entries.map(builtEntry));
 }
 
-/** Reads every entry (at most 8 at a time), then tells why an entry's image is not that entry's (undefined when it is, or is not built). */
+/** Reads every entry (at most 8 at a time, see `builtEntry`), then tells why an entry's image is not that entry's (undefined when it is, or is not built). */
 export async function entryMismatches(entries: ModelEntry[]): Promise<(entry: ModelEntry) => string | undefined> {
   const found = new Map<string, string>();
-  await runConcurrently(entries, 8, async (entry) => {
-    const { mismatch } = await builtEntry(entry);
-    if (mismatch) found.set(entryKey(entry), mismatch);
-  });
+  for (const { entry, mismatch } of await Promise.all(entries.map(builtEntry))) if (mismatch) found.set(entryKey(entry), mismatch);
   return (entry) => found.get(entryKey(entry));
 }
