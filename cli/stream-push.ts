@@ -49,8 +49,9 @@ export async function streamCommand(command: StreamCommand): Promise<{ row: { im
   const upload = progressReporter(`upload ${name}`);
   let uploaded = 0;
   let total = 0; // the model's size: the compressed layer is about as big, at most
-  const { HuggingFaceSource } = await import('../sources/huggingface.ts');
-  const openSource = (): ModelSource => (from ? new FolderSource(from) : new HuggingFaceSource(name, sha!, { windowBytes: command.windowBytes, concurrency: HUB_CONNECTIONS, prefetch: command.prefetch, onDownload: download.update }));
+  // @huggingface/hub loads in ~0.1 s: only for pushes from the Hub.
+  const hub = from ? undefined : (await import('../sources/huggingface.ts')).HuggingFaceSource;
+  const openSource = (): ModelSource => (hub ? new hub(name, sha!, { windowBytes: command.windowBytes, concurrency: HUB_CONNECTIONS, prefetch: command.prefetch, onDownload: download.update }) : new FolderSource(from!));
   try {
     const pushed = await streamPush({
       name,

@@ -574,9 +574,9 @@ export function createPullThrough(store: RegistryStore, upstreamUrl: string, opt
   function nextPage(link: string | null, name: string): string | undefined {
     const target = /<([^>]*)>\s*;\s*rel="?next"?/i.exec(link ?? '')?.[1];
     if (!target) return undefined;
-    const url = new URL(target, client.transport.url(`${name}/tags/list`));
-    const expected = new URL(client.transport.url(`${name}/tags/list`));
-    if (url.origin !== expected.origin || url.pathname !== expected.pathname) return undefined;
+    const list = new URL(client.transport.url(`${name}/tags/list`));
+    const url = new URL(target, list);
+    if (url.origin !== list.origin || url.pathname !== list.pathname) return undefined;
     return `${name}/tags/list${url.search}`;
   }
 
